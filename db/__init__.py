@@ -1,0 +1,1 @@
+"""narrwatch's SQL store: models, sessions and Alembic migrations (SQLite and PostgreSQL)."""

@@ -1,0 +1,410 @@
+"""The SQL store: the source of truth. Qdrant only holds a projection of ``passages``.
+
+Times are stored as UTC and always come back timezone-aware (``UTCDateTime``), on SQLite as on
+PostgreSQL. Constraint names follow one naming convention so Alembic's batch mode on SQLite and plain
+ALTERs on PostgreSQL produce the same schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        # SQLite has no time zones: keep naive UTC there.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# --- feeds --------------------------------------------------------------------------------------
+
+
+class Feed(Base):
+    """One feed of one outlet, synced from feeds.yaml, with its fetch state and health."""
+
+    __tablename__ = "feeds"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    outlet: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(Text)
+    country: Mapped[str] = mapped_column(String(8))
+    languages: Mapped[list[Any]] = mapped_column(default=list)
+    group: Mapped[str] = mapped_column(String(100), default="default")
+    state_affiliated: Mapped[bool] = mapped_column(Boolean, default=False)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    full_text: Mapped[bool] = mapped_column(Boolean, default=False)
+    poll_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    in_config: Mapped[bool] = mapped_column(Boolean, default=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # conditional GET and change detection
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    body_hash: Mapped[str | None] = mapped_column(String(64))
+    # entry keys: FreshRSS-style degradation from GUIDs to links when a feed's GUIDs are unusable
+    guid_unreliable: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # schedule and health
+    next_poll_at: Mapped[dt.datetime | None]
+    poll_interval_s: Mapped[int | None] = mapped_column(Integer)
+    mean_item_gap_s: Mapped[float | None] = mapped_column(Float)
+    last_attempt_at: Mapped[dt.datetime | None]
+    last_success_at: Mapped[dt.datetime | None]
+    last_new_item_at: Mapped[dt.datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    retry_after_until: Mapped[dt.datetime | None]
+    items_total: Mapped[int] = mapped_column(Integer, default=0)
+    undated_items_total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FeedFetch(Base):
+    """One attempt to poll a feed: the health log behind `narrwatch feeds health`."""
+
+    __tablename__ = "feed_fetches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[str] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[dt.datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(20))  # new | unchanged | not_modified | error
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    n_entries: Mapped[int] = mapped_column(Integer, default=0)
+    n_new: Mapped[int] = mapped_column(Integer, default=0)
+    n_undated: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- articles -----------------------------------------------------------------------------------
+
+
+class Article(Base):
+    """Every article once. ``canonical_url`` is the dedup key; ``point_ns`` the stable vector id seed."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    canonical_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    feed_id: Mapped[str] = mapped_column(ForeignKey("feeds.id"), index=True)
+    outlet: Mapped[str] = mapped_column(String(100), index=True)
+    country: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str | None] = mapped_column(String(16))
+    language_detector: Mapped[str | None] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(Text)
+    title_key: Mapped[str] = mapped_column(String(64), index=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    text_source: Mapped[str] = mapped_column(String(40), default="feed")  # feed | trafilatura-<ver>
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[dt.datetime] = mapped_column(index=True)
+    published_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    fetched_at: Mapped[dt.datetime]
+    story_key: Mapped[str] = mapped_column(String(64), index=True)  # groups copies across outlets
+
+    sightings: Mapped[list[ArticleSighting]] = relationship(back_populates="article")
+
+    __table_args__ = (Index("ix_articles_outlet_title_key", "outlet", "title_key"),)
+
+
+class ArticleSighting(Base):
+    """Every time an entry pointed at a stored article: its feed, entry key and the URL as seen."""
+
+    __tablename__ = "article_sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    feed_id: Mapped[str] = mapped_column(ForeignKey("feeds.id"))
+    entry_key: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text, default="")
+    matched_by: Mapped[str] = mapped_column(String(20))  # new | entry_key | canonical_url | title
+    seen_at: Mapped[dt.datetime]
+
+    article: Mapped[Article] = relationship(back_populates="sightings")
+
+    __table_args__ = (UniqueConstraint("feed_id", "entry_key"),)
+
+
+class Tombstone(Base):
+    """An article removed by retention: its URL is never stored again, its points are deleted."""
+
+    __tablename__ = "tombstones"
+
+    canonical_url: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    article_id: Mapped[int] = mapped_column(Integer)
+    deleted_at: Mapped[dt.datetime]
+    reason: Mapped[str] = mapped_column(String(40), default="retention")
+
+
+# --- vectors ------------------------------------------------------------------------------------
+
+
+class Passage(Base):
+    """A passage of an article as embedded for one collection (model + dimension).
+
+    ``point_id`` is fixed at first insert and never recomputed; the row is the outbox entry for the
+    Qdrant point.
+    """
+
+    __tablename__ = "passages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    collection: Mapped[str] = mapped_column(String(200))
+    idx: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    point_id: Mapped[str] = mapped_column(String(36))
+
+    __table_args__ = (
+        UniqueConstraint("article_id", "collection", "idx"),
+        UniqueConstraint("collection", "point_id"),
+    )
+
+
+class ArticleEmbedding(Base):
+    """Marks an article embedded in a collection, written only after Qdrant acknowledged the upsert."""
+
+    __tablename__ = "article_embeddings"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    collection: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n_passages: Mapped[int] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(Text)
+    backend: Mapped[str] = mapped_column(String(20))
+    model_fingerprint: Mapped[str] = mapped_column(String(64))
+    embedded_at: Mapped[dt.datetime]
+
+
+# --- narratives and matches ---------------------------------------------------------------------
+
+
+class NarrativeVersion(Base):
+    """A seed narrative as it was when used: editing a seed file creates a new version."""
+
+    __tablename__ = "narrative_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    narrative_id: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    definition: Mapped[dict[str, Any]] = mapped_column()
+    source_file: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        UniqueConstraint("narrative_id", "version"),
+        UniqueConstraint("narrative_id", "content_hash"),
+    )
+
+
+class Match(Base):
+    """An article matched to a seed, with the evidence and everything needed to reproduce it."""
+
+    __tablename__ = "matches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    narrative_id: Mapped[str] = mapped_column(String(100), index=True)
+    narrative_version_id: Mapped[int] = mapped_column(ForeignKey("narrative_versions.id"))
+    collection: Mapped[str] = mapped_column(String(200))
+    model_name: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    level: Mapped[str] = mapped_column(String(10))  # suggest | confirm
+    evidence_text: Mapped[str] = mapped_column(Text)
+    evidence_idx: Mapped[int] = mapped_column(Integer)
+    evidence_score: Mapped[float] = mapped_column(Float)
+    evidence_language: Mapped[str | None] = mapped_column(String(16))
+    lexical_score: Mapped[float] = mapped_column(Float, default=0.0)
+    threshold_suggest: Mapped[float] = mapped_column(Float)
+    threshold_confirm: Mapped[float] = mapped_column(Float)
+    published_at: Mapped[dt.datetime] = mapped_column(index=True)
+    matched_at: Mapped[dt.datetime]
+
+    __table_args__ = (UniqueConstraint("article_id", "narrative_id", "collection"),)
+
+
+class Verdict(Base):
+    """An analyst's verdict on a match. Keyed by article and seed so it outlives a recomputed match."""
+
+    __tablename__ = "verdicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    narrative_id: Mapped[str] = mapped_column(String(100), index=True)
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"))
+    verdict: Mapped[str] = mapped_column(String(10))  # confirm | reject
+    score: Mapped[float] = mapped_column(Float)
+    collection: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (UniqueConstraint("article_id", "narrative_id", "collection"),)
+
+
+class Calibration(Base):
+    """Thresholds calibrated from verdicts for one seed and collection."""
+
+    __tablename__ = "calibrations"
+
+    narrative_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(200), primary_key=True)
+    suggest: Mapped[float] = mapped_column(Float)
+    confirm: Mapped[float] = mapped_column(Float)
+    target_precision: Mapped[float] = mapped_column(Float)
+    n_verdicts: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime]
+
+
+# --- clusters -----------------------------------------------------------------------------------
+
+
+class Cluster(Base):
+    """An emerging story among unmatched articles. Ids are stable; a merged cluster keeps the older id."""
+
+    __tablename__ = "clusters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="live")  # live | merged | promoted
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    centroid: Mapped[list[Any]] = mapped_column(default=list)
+    label: Mapped[str] = mapped_column(Text, default="")
+    representative_title: Mapped[str] = mapped_column(Text, default="")
+    representative_article_id: Mapped[int | None] = mapped_column(Integer)
+    first_seen_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+
+
+class ClusterMember(Base):
+    __tablename__ = "cluster_members"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    collection: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), index=True)
+    similarity: Mapped[float] = mapped_column(Float)
+    published_at: Mapped[dt.datetime]
+
+
+# --- rising detection ---------------------------------------------------------------------------
+
+
+class DailyCount(Base):
+    """Per day and subject (seed or cluster), overall and per country and language."""
+
+    __tablename__ = "daily_counts"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # narrative | cluster
+    subject_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(10), primary_key=True)  # all | country | language
+    dimension_value: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n_articles: Mapped[int] = mapped_column(Integer)
+    n_stories: Mapped[int] = mapped_column(Integer)
+    n_outlets: Mapped[int] = mapped_column(Integer)
+
+
+class RisingFlag(Base):
+    """A subject that rose on a day, with the statistic behind the flag."""
+
+    __tablename__ = "rising_flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    subject_kind: Mapped[str] = mapped_column(String(10))
+    subject_id: Mapped[str] = mapped_column(String(100))
+    dimension: Mapped[str] = mapped_column(String(10))
+    dimension_value: Mapped[str] = mapped_column(String(16))
+    statistic: Mapped[str] = mapped_column(String(40))
+    rate_ratio: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+    baseline: Mapped[float] = mapped_column(Float)
+    n_outlets: Mapped[int] = mapped_column(Integer)
+    n_articles: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    top_articles: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        UniqueConstraint("day", "subject_kind", "subject_id", "dimension", "dimension_value"),
+    )
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+class PipelineRun(Base):
+    """One run of one step, from the CLI or a DAG task: what `narrwatch status` shows."""
+
+    __tablename__ = "pipeline_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step: Mapped[str] = mapped_column(String(40), index=True)
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(String(10))  # running | ok | failed
+    window_start: Mapped[dt.datetime | None]
+    window_end: Mapped[dt.datetime | None]
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)

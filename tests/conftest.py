@@ -1,0 +1,66 @@
+"""Shared fixtures.
+
+Every test that touches the SQL store takes ``ctx`` (or ``settings`` + ``ctx``) and carries the ``db``
+marker; ``.ci/run`` runs those again with ``NARRWATCH_TEST_DATABASE_URL`` pointing at PostgreSQL.
+Qdrant runs in ``:memory:`` mode unless a test asks for a path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from db.models import Base
+from narrwatch.config import Settings
+from narrwatch.context import AppContext
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("NARRWATCH_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ONNX exports are made once per test session, not once per test."""
+    shared = os.environ.get("NARRWATCH_TEST_MODELS_DIR")
+    if shared:
+        Path(shared).mkdir(parents=True, exist_ok=True)
+        return Path(shared)
+    return tmp_path_factory.mktemp("models")
+
+
+def _reset_schema(ctx: AppContext) -> None:
+    if ctx.engine.dialect.name == "postgresql":
+        with ctx.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    Base.metadata.create_all(ctx.engine)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_cache_dir: Path) -> Settings:
+    data_dir = tmp_path / "var"
+    return Settings(
+        data_dir=data_dir,
+        database_url=PG_URL or f"sqlite:///{data_dir / 'test.db'}",
+        qdrant_path=Path(":memory:"),
+        models_dir=model_cache_dir,
+        feeds_file=REPO / "feeds.yaml",
+        narratives_dir=REPO / "narratives",
+        allow_private_networks=True,
+        fetch_per_host_delay_s=0.0,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[AppContext]:
+    context = AppContext.from_settings(settings)
+    _reset_schema(context)
+    try:
+        yield context
+    finally:
+        context.close()
