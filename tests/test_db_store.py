@@ -1,0 +1,77 @@
+"""The SQL store: migrations from empty, no drift, round trips, upserts and UTC times.
+
+Runs on SQLite here and again on PostgreSQL in CI (NARRWATCH_TEST_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from db import migrate
+from db.models import Base, Feed, PipelineRun
+from db.session import dialect_insert
+from narrwatch.context import AppContext
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def empty_ctx(ctx: AppContext) -> AppContext:
+    """The `ctx` fixture's database, emptied so migrations start from nothing."""
+    if ctx.engine.dialect.name == "postgresql":
+        with ctx.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    else:
+        Base.metadata.drop_all(ctx.engine)
+    return ctx
+
+
+def test_migrations_create_every_table_and_match_the_models(empty_ctx: AppContext) -> None:
+    url = empty_ctx.settings.resolved_database_url
+    migrate.upgrade(url)
+    tables = set(inspect(empty_ctx.engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    migrate.check(url)  # raises on drift between models and migrations
+
+
+def test_downgrade_to_base_and_upgrade_again(empty_ctx: AppContext) -> None:
+    url = empty_ctx.settings.resolved_database_url
+    migrate.upgrade(url)
+    migrate.downgrade(url, "base")
+    assert not set(Base.metadata.tables) & set(inspect(empty_ctx.engine).get_table_names())
+    migrate.upgrade(url)
+    migrate.check(url)
+
+
+def test_upsert_does_nothing_on_conflict(ctx: AppContext) -> None:
+    row = {"id": "f1", "outlet": "o", "name": "F", "url": "http://x/rss", "country": "RS"}
+    for _ in range(3):
+        with ctx.transaction() as session:
+            stmt = dialect_insert(session, Feed).values(**row).on_conflict_do_nothing()
+            session.execute(stmt)
+    with ctx.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Feed)) == 1
+
+
+def test_times_come_back_aware_utc(ctx: AppContext) -> None:
+    belgrade = dt.timezone(dt.timedelta(hours=1))
+    started = dt.datetime(2026, 3, 1, 10, 30, tzinfo=belgrade)
+    with ctx.transaction() as session:
+        session.add(PipelineRun(step="poll", started_at=started, status="ok", summary={}))
+    with ctx.transaction() as session:
+        stored = session.scalars(select(PipelineRun)).one().started_at
+    assert stored.tzinfo is not None
+    assert stored == started
+    assert stored.utcoffset() == dt.timedelta(0)
+
+
+def test_naive_times_are_refused(ctx: AppContext) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        with ctx.transaction() as session:
+            session.add(
+                PipelineRun(step="poll", started_at=dt.datetime(2026, 1, 1), status="ok", summary={})
+            )
