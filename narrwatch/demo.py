@@ -254,25 +254,27 @@ def demo_settings(data_dir: Path, feeds_file: Path) -> Any:
 
 
 def run_demo(data_dir: Path, *, fresh: bool = False, echo: Callable[[str], Any] = print) -> DemoResult:
-    from db.migrate import upgrade
-    from narrwatch import pipeline
-    from narrwatch.context import AppContext
-
+    """`narrwatch demo` / `make demo`: the demo in its own data folder under the default settings."""
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
+    return run_demo_with(demo_settings(data_dir, data_dir / "feeds.yaml"), echo)
+
+
+def run_demo_with(settings: Any, echo: Callable[[str], Any] = print) -> DemoResult:
+    """Serve the demo feeds, migrate the store named by ``settings`` and replay every day."""
+    from db.migrate import upgrade
+    from narrwatch.context import AppContext
+
     data = load_demo_data()
-    feeds_file = data_dir / "feeds.yaml"
     server = DemoFeedServer(data)
     with server.running() as base_url:
-        write_feeds_file(data, base_url, feeds_file)
-        settings = demo_settings(data_dir, feeds_file)
+        write_feeds_file(data, base_url, Path(settings.feeds_file))
         upgrade(settings.resolved_database_url)
         ctx = AppContext.from_settings(settings)
         try:
-            result = replay(ctx, server, data, echo)
+            return replay(ctx, server, data, echo)
         finally:
             ctx.close()
-    return result
 
 
 def replay(ctx: Any, server: DemoFeedServer, data: DemoData, echo: Callable[[str], Any]) -> DemoResult:
