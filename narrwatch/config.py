@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     qdrant_path: Path | None = Field(
         None, description="Folder of Qdrant local mode. Default: <data_dir>/qdrant. ':memory:' for tests."
     )
+    qdrant_lock_timeout_s: float = Field(
+        600.0,
+        ge=0,
+        description="Qdrant local mode allows one process at a time: a second process waits this long "
+        "for the lock on the local folder, then fails with an error naming the holder. 0 = fail at once.",
+    )
     feeds_file: Path = Field(Path("feeds.yaml"), description="The outlets to poll.")
     narratives_dir: Path = Field(Path("narratives"), description="Seed narrative YAML files.")
     reports_dir: Path | None = Field(None, description="Where daily reports go. Default: <data_dir>/reports.")
@@ -83,9 +89,7 @@ class Settings(BaseSettings):
         description="Token budget of one encoder batch: batches are sized by token length so short "
         "passages run in large batches and long ones do not blow memory.",
     )
-    embedding_threads: int = Field(
-        0, ge=0, description="Intra-op threads for the encoder; 0 = one per core."
-    )
+    embedding_threads: int = Field(0, ge=0, description="Intra-op threads for the encoder; 0 = one per core.")
     embedding_query_prompt: str = Field(
         "", description="Prefix for seed texts (e.g. 'query: ' for multilingual-e5 models)."
     )
@@ -107,8 +111,10 @@ class Settings(BaseSettings):
     )
     fetch_connect_timeout_s: float = Field(10.0, gt=0, description="TCP+TLS connect timeout.")
     fetch_deadline_s: float = Field(
-        30.0, gt=0, description="Total deadline for one fetch, redirects included: a slow-drip server "
-        "cannot hold a worker longer than this."
+        30.0,
+        gt=0,
+        description="Total deadline for one fetch, redirects included: a slow-drip server "
+        "cannot hold a worker longer than this.",
     )
     fetch_max_body_bytes: int = Field(
         15 * 1024 * 1024,
@@ -128,11 +134,20 @@ class Settings(BaseSettings):
         8, ge=1, description="Feeds fetched at once by one poll; hosts are still limited one at a time."
     )
     parse_timeout_s: float = Field(
-        10.0, gt=0, description="Time budget of feedparser in its child process (its author regex is "
-        "quadratic on hostile input)."
+        10.0,
+        gt=0,
+        description="Time budget of feedparser in its child process (its author regex is "
+        "quadratic on hostile input).",
     )
     parse_max_entries: int = Field(
         2000, gt=0, description="Entries kept from one feed document (Media Cloud uses 2,000)."
+    )
+    parse_max_memory_mb: int = Field(
+        1024,
+        ge=128,
+        description="Address-space cap of the parser's child process: a document that explodes in memory "
+        "fails there with MemoryError instead of exhausting the machine. A 10,000-item feed peaks near "
+        "60 MB; the cap leaves room for the 15 MiB body limit.",
     )
 
     # --- polling schedule ----------------------------------------------------------------------
@@ -146,19 +161,30 @@ class Settings(BaseSettings):
         6 * 3600, gt=0, description="Never let a quiet feed wait longer than 6 h."
     )
     poll_max_backoff_s: int = Field(
-        24 * 3600, gt=0, description="Cap on failure backoff: a broken feed is retried at least daily, "
-        "never dropped."
+        24 * 3600,
+        gt=0,
+        description="Cap on failure backoff: a broken feed is retried at least daily, never dropped.",
     )
     silent_factor: float = Field(
-        4.0, gt=1, description="A feed is 'silent' when no new item arrived for this many times its "
-        "usual gap between items."
+        4.0,
+        gt=1,
+        description="A feed is 'silent' when no new item arrived for this many times its "
+        "usual gap between items.",
     )
     dedup_title_window_days: int = Field(
-        7, ge=0, description="Same normalised title from one outlet within this window is one article "
-        "(Media Cloud uses 7 days)."
+        7,
+        ge=0,
+        description="Same normalised title from one outlet within this window is one article "
+        "(Media Cloud uses 7 days).",
     )
     full_text_default: bool = Field(
         False, description="Fetch article pages for full text unless a feed says otherwise."
+    )
+    full_text_max_per_feed: int = Field(
+        30,
+        ge=0,
+        description="Article pages fetched per feed and poll: with the per-host delay, a first poll of a "
+        "full-text feed would otherwise hold its worker for minutes. Entries beyond it keep the feed's text.",
     )
 
     # --- matching ------------------------------------------------------------------------------
@@ -188,8 +214,10 @@ class Settings(BaseSettings):
         28, ge=7, description="Trailing window of the baseline: four of each weekday."
     )
     rising_min_outlets: int = Field(
-        3, ge=1, description="Minimum distinct outlets on the day for a flag: one outlet's campaign is "
-        "not a rising narrative."
+        3,
+        ge=1,
+        description="Minimum distinct outlets on the day for a flag: one outlet's campaign is "
+        "not a rising narrative.",
     )
     rising_alpha: float = Field(
         0.001,
@@ -204,6 +232,162 @@ class Settings(BaseSettings):
 
     # --- report --------------------------------------------------------------------------------
     report_top_articles: int = Field(5, ge=1, description="Articles shown under each rising item.")
+    report_trend_days: int = Field(
+        30,
+        ge=7,
+        le=366,
+        description="Days shown in each rising item's trend chart (Media Cloud-style "
+        "attention over time: long enough to see the baseline, short enough to read day by day).",
+    )
+    report_changes_days: int = Field(
+        7,
+        ge=1,
+        description="Seed versions created within this many days are listed as changed, so a "
+        "reader knows which flags may come from an edited seed rather than from the news.",
+    )
+    report_max_clusters: int = Field(
+        10,
+        ge=1,
+        description="Emerging clusters listed (most outlets first): a morning reader checks "
+        "a handful of leads, not every live cluster.",
+    )
+
+    # --- notification (optional; off unless a connection id is set) -----------------------------
+    notify_email_conn_id: str | None = Field(
+        None,
+        description="Airflow Connection id of an SMTP server; set it (and notify_email_to) to "
+        "email the daily Markdown summary. Unset = no email. Credentials stay in the Connection.",
+    )
+    notify_email_to: str | None = Field(
+        None, description="Comma-separated recipients of the daily summary email."
+    )
+    notify_email_from: str | None = Field(
+        None, description="Sender of the summary email; unset = the SMTP Connection's from_email."
+    )
+    notify_slack_conn_id: str | None = Field(
+        None,
+        description="Airflow Connection id of a Slack Incoming Webhook (the webhook URL lives in "
+        "the Connection, never in narrwatch settings). Unset = no Slack message.",
+    )
+
+    # --- orchestration (Airflow) -----------------------------------------------------------------
+    # Read by narrwatch/schedule.py when the dag-processor parses the DAG files: change a value in
+    # the environment and the DAGs follow at the next parse, no code change. Times are UTC.
+    ingest_default_schedule: str = Field(
+        "*/15 * * * *",
+        description="Cron (or @preset) of the ingest DAG of a feeds.yaml group that sets no schedule. "
+        "Each run polls only the feeds that are due, so this is how often due-ness is checked, not how "
+        "often a feed is fetched (that adapts between poll_min_interval_s and poll_max_interval_s).",
+    )
+    ingest_shards: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Poll tasks per ingest run (dynamic task mapping over shards of a group's feeds). "
+        "They run in parallel up to pool_feed_http_slots; 2 keeps a 2-core machine responsive.",
+    )
+    process_schedule: str = Field(
+        "0 * * * *",
+        description="The process DAG (embed -> match -> cluster) runs whenever ingest stored new "
+        "articles, and also on this cron so a backlog left by a failed run is picked up even when no "
+        "new article arrives. Empty: only after new articles.",
+    )
+    daily_report_time: str = Field(
+        "06:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="HH:MM (UTC) at which the daily DAG flags rising items for the previous UTC day and "
+        "writes its report: late enough that the day's articles were polled and processed.",
+    )
+    maintenance_schedule: str = Field(
+        "30 2 * * *",
+        description="Cron of the maintenance DAG (retention, vector reconcile, recomputing matches of "
+        "edited seeds). Daily and before daily_report_time so the report counts recomputed matches.",
+    )
+    pool_feed_http: str = Field(
+        "narrwatch_feed_http", description="Airflow pool of the poll tasks (outbound HTTP)."
+    )
+    pool_feed_http_slots: int = Field(
+        4,
+        ge=1,
+        description="Poll tasks running at once across all groups. Each already fetches "
+        "fetch_concurrency feeds in parallel, so the total is slots x fetch_concurrency connections.",
+    )
+    pool_vectors: str = Field(
+        "narrwatch_vectors",
+        description="Airflow pool of every task that opens the vector store or loads the model (embed, "
+        "match, cluster, retention, reconcile, recompute).",
+    )
+    pool_vectors_slots: int = Field(
+        2,
+        ge=1,
+        description="Vector tasks running at once with a Qdrant server. Without qdrant_url the pool has "
+        "1 slot whatever this says: Qdrant local mode allows one process at a time.",
+    )
+    task_retries: int = Field(
+        3, ge=0, description="Retries of a failed task: outlasts a database or Qdrant restart."
+    )
+    task_retry_delay_s: int = Field(60, ge=1, description="Wait before the first retry.")
+    task_retry_exponential_backoff: float = Field(
+        2.0,
+        ge=0,
+        description="Multiplier of the retry delay per retry (Airflow's retry_exponential_backoff); "
+        "0 keeps the delay constant.",
+    )
+    task_max_retry_delay_s: int = Field(1800, ge=1, description="Cap on the delay between retries (30 min).")
+    timeout_poll_s: int = Field(
+        1200,
+        ge=1,
+        description="execution_timeout of one poll shard. A feed's fetch is cut at fetch_deadline_s, so "
+        "this only stops a shard that is stuck as a whole.",
+    )
+    timeout_embed_s: int = Field(
+        3600,
+        ge=1,
+        description="execution_timeout of embed. Embedding commits per batch, so a timed-out run keeps "
+        "its finished batches and the next run continues the backlog.",
+    )
+    timeout_match_s: int = Field(1800, ge=1, description="execution_timeout of match.")
+    timeout_cluster_s: int = Field(1800, ge=1, description="execution_timeout of cluster.")
+    timeout_detect_s: int = Field(900, ge=1, description="execution_timeout of rising detection.")
+    timeout_report_s: int = Field(900, ge=1, description="execution_timeout of the daily report.")
+    timeout_maintenance_s: int = Field(
+        3600,
+        ge=1,
+        description="execution_timeout of each maintenance task (retention, reconcile, recompute).",
+    )
+    timeout_check_s: int = Field(
+        300,
+        ge=1,
+        description="execution_timeout of the tasks that only read a few rows (the ingest summary and "
+        "the freshness watchdog).",
+    )
+
+    # --- operations ------------------------------------------------------------------------------
+    freshness_max_silence_h: float = Field(
+        6.0,
+        gt=0,
+        description="The freshness watchdog fails when no article was stored for this many hours: the "
+        "outlets of the region publish every hour, so 6 silent hours means polling is broken.",
+    )
+    freshness_max_failing_feed_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The freshness watchdog fails when more than this share of the active feeds are "
+        "degraded (failing poll after poll): one broken feed is a feed problem, half of them is ours.",
+    )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="Articles published more than this many days ago are deleted (with their vectors) "
+        "and tombstoned so they are never stored again. 0 keeps everything forever.",
+    )
+    recompute_window_days: int = Field(
+        30,
+        ge=1,
+        description="When a seed narrative's file changes, its matches among articles published in this "
+        "many days are recomputed with the new version: covers the rising baseline (28 days) plus today.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -218,9 +402,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
         if self.poll_min_interval_s > self.poll_max_interval_s:
-            raise ValueError(
-                "NARRWATCH_POLL_MIN_INTERVAL_S must not exceed NARRWATCH_POLL_MAX_INTERVAL_S"
-            )
+            raise ValueError("NARRWATCH_POLL_MIN_INTERVAL_S must not exceed NARRWATCH_POLL_MAX_INTERVAL_S")
         if (
             self.match_suggest_threshold is not None
             and self.match_confirm_threshold is not None
