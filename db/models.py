@@ -272,12 +272,32 @@ class Match(Base):
     evidence_score: Mapped[float] = mapped_column(Float)
     evidence_language: Mapped[str | None] = mapped_column(String(16))
     lexical_score: Mapped[float] = mapped_column(Float, default=0.0)
+    # the seed phrasing (example or description) the evidence passage came closest to
+    evidence_example: Mapped[str | None] = mapped_column(Text)
     threshold_suggest: Mapped[float] = mapped_column(Float)
     threshold_confirm: Mapped[float] = mapped_column(Float)
     published_at: Mapped[dt.datetime] = mapped_column(index=True)
     matched_at: Mapped[dt.datetime]
 
     __table_args__ = (UniqueConstraint("article_id", "narrative_id", "collection"),)
+
+
+class MatchState(Base):
+    """Which seeds (versions and thresholds) an article was last scored against in a collection.
+
+    `match` skips articles whose state equals the current seeds, so a run rescoring a window only
+    works on new articles and on all of them after a seed edit; an article with a state row and no
+    match row was scored and matched nothing.
+    """
+
+    __tablename__ = "match_states"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    collection: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seeds_key: Mapped[str] = mapped_column(String(64))
+    matched_at: Mapped[dt.datetime]
 
 
 class Verdict(Base):
@@ -325,6 +345,9 @@ class Cluster(Base):
     collection: Mapped[str] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(10), default="live")  # live | merged | promoted
     merged_into: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
+    # publication time of the article whose arrival merged this cluster: counts for days before it
+    # keep the two clusters apart, so re-detecting a past day gives the same flags after a merge
+    merged_at: Mapped[dt.datetime | None]
     size: Mapped[int] = mapped_column(Integer, default=0)
     centroid: Mapped[list[Any]] = mapped_column(default=list)
     label: Mapped[str] = mapped_column(Text, default="")

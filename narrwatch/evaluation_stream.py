@@ -1,0 +1,357 @@
+"""`narrwatch eval cluster` and `narrwatch eval rising`: contracts for tools that score narrwatch.
+
+Both replay a labelled stream through the pipeline's own code (passage splitting and the configured
+encoder via ``vectorize.embed_pending``, then clustering or matching and rising detection) on
+temporary stores: a SQLite file in a temporary folder and Qdrant ``:memory:``. The configured
+database and vector store are never opened.
+
+Input: JSON Lines, one article per line, as for ``eval match``: ``id``, ``title``, ``text``,
+``language``, ``published`` (ISO 8601, required here), ``outlet``; optional ``country``.
+
+- ``eval cluster``: each row has ``cluster`` (its gold story id) instead of ``labels``. There are no
+  seeds, so every article is unmatched; all rows are clustered in publication order. Output
+  (``--json``): ``{"n_articles", "n_clusters", "bcubed": {"precision", "recall", "f1"},
+  "pairwise": {"precision", "recall", "f1"}}``.
+- ``eval rising``: ``outlet`` is required and ``labels`` optional. The stream is replayed day by day
+  (matching, then detection) with the seeds of the given directory. Output (``--json``): a list of
+  ``{"date", "narrative", "statistic", "p_value", "count", "baseline", "outlets"}``, one per seed
+  flag on the whole stream (dimension ``all``); ``statistic`` is the rate ratio, ``count`` the
+  distinct outlet-days in the test window and ``baseline`` their expected number, ``outlets`` the
+  distinct outlets on the day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from db.models import Article, Cluster, ClusterMember, Feed, RisingFlag
+from narrwatch.config import Settings
+from narrwatch.context import AppContext
+from narrwatch.domain.clustering import bcubed, pairwise, resolve
+
+if TYPE_CHECKING:
+    from narrwatch.ports import Encoder
+
+EVAL_COUNTRY = "xx"
+JOIN_SWEEP = tuple(round(0.30 + 0.05 * step, 2) for step in range(12))
+
+
+class StreamDataError(ValueError):
+    """A line of the articles file is unusable; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class StreamArticle:
+    id: str
+    title: str
+    text: str
+    language: str | None
+    published: dt.datetime
+    outlet: str
+    country: str
+    cluster: str | None
+    labels: frozenset[str]
+
+
+def _published(value: Any, where: str) -> dt.datetime:
+    if not isinstance(value, str) or not value.strip():
+        raise StreamDataError(f"{where}: field 'published' is missing (ISO 8601 required)")
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise StreamDataError(f"{where}: published {value!r} is not ISO 8601") from exc
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def read_stream(path: Path, *, need_cluster: bool, need_outlet: bool) -> list[StreamArticle]:
+    """Parse and check the JSON Lines file, naming file, line and field on any problem."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise StreamDataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    articles: list[StreamArticle] = []
+    seen: dict[str, int] = {}
+    required = ["id", "title", "text", "published"]
+    required += ["cluster"] if need_cluster else []
+    required += ["outlet"] if need_outlet else []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise StreamDataError(f"{where}: not JSON: {exc.msg}") from exc
+        if not isinstance(row, dict):
+            raise StreamDataError(f"{where}: each line must be a JSON object")
+        for name in required:
+            if row.get(name) in (None, ""):
+                raise StreamDataError(f"{where}: field {name!r} is missing")
+        if not isinstance(row["title"], str) or not isinstance(row["text"], str):
+            raise StreamDataError(f"{where}: title and text must be strings")
+        article_id = str(row["id"])
+        if article_id in seen:
+            raise StreamDataError(f"{where}: id {article_id!r} already used on line {seen[article_id]}")
+        seen[article_id] = number
+        labels = row.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise StreamDataError(f"{where}: labels must be a list of seed ids")
+        articles.append(
+            StreamArticle(
+                id=article_id,
+                title=row["title"],
+                text=row["text"],
+                language=row.get("language") or None,
+                published=_published(row.get("published"), where),
+                outlet=str(row.get("outlet") or "eval"),
+                country=str(row.get("country") or EVAL_COUNTRY)[:8],
+                cluster=str(row["cluster"]) if row.get("cluster") is not None else None,
+                labels=frozenset(labels),
+            )
+        )
+    if not articles:
+        raise StreamDataError(f"{path}: no articles")
+    return sorted(articles, key=lambda a: (a.published, a.id))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def store_stream(ctx: AppContext, articles: Sequence[StreamArticle], now: dt.datetime) -> dict[str, int]:
+    """Insert the articles, one made-up feed per outlet; returns stream id -> stored article id."""
+    ids: dict[str, int] = {}
+    with ctx.transaction() as session:
+        feeds: dict[str, str] = {}
+        for article in articles:
+            if article.outlet not in feeds:
+                feed_id = "eval-" + (re.sub(r"[^a-z0-9]+", "-", article.outlet.lower()).strip("-") or "x")
+                feed_id = f"{feed_id[:80]}-{_digest(article.outlet)[:8]}"
+                feeds[article.outlet] = feed_id
+                session.add(
+                    Feed(
+                        id=feed_id,
+                        outlet=article.outlet[:100],
+                        name=f"evaluation outlet {article.outlet}",
+                        url=f"https://eval.invalid/{feed_id}",
+                        country=article.country,
+                    )
+                )
+        session.flush()
+        for article in articles:
+            key = _digest(article.id)[:32]
+            row = Article(
+                canonical_url=f"https://eval.invalid/{key}",
+                url=f"https://eval.invalid/{key}",
+                feed_id=feeds[article.outlet],
+                outlet=article.outlet[:100],
+                country=article.country,
+                language=article.language,
+                title=article.title,
+                title_key=_digest("title:" + article.id),
+                summary="",
+                text=article.text,
+                content_hash=_digest(article.title + "\n" + article.text),
+                published_at=article.published,
+                fetched_at=now,
+                story_key=_digest("story:" + article.id),
+            )
+            session.add(row)
+            session.flush()
+            ids[article.id] = row.id
+    return ids
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
+
+
+def predicted_clusters(ctx: AppContext, ids: dict[str, int]) -> dict[str, str]:
+    """Each stream article's surviving cluster; an article that could not be clustered is alone."""
+    with ctx.transaction() as session:
+        merged = {
+            cid: into
+            for cid, into in session.execute(
+                select(Cluster.id, Cluster.merged_into).where(Cluster.merged_into.is_not(None))
+            ).tuples()
+            if into is not None
+        }
+        members = dict(
+            session.execute(select(ClusterMember.article_id, ClusterMember.cluster_id)).tuples().all()
+        )
+    return {
+        stream_id: (
+            f"cluster-{resolve(members[stored], merged)}" if stored in members else f"alone-{stream_id}"
+        )
+        for stream_id, stored in ids.items()
+    }
+
+
+def eval_cluster(
+    articles_path: Path, settings: Settings, *, encoder: Encoder | None = None
+) -> dict[str, Any]:
+    """Cluster the stream on temporary stores and score the partition against the gold clusters."""
+    from narrwatch import vectorize
+    from narrwatch.clustering import cluster_unmatched
+    from narrwatch.evaluation import temporary_context
+
+    articles = read_stream(articles_path, need_cluster=True, need_outlet=False)
+    start = articles[0].published
+    end = articles[-1].published + dt.timedelta(seconds=1)
+    with tempfile.TemporaryDirectory(prefix="narrwatch-no-seeds-") as no_seeds:
+        with temporary_context(settings, Path(no_seeds), encoder) as ctx:
+            ids = store_stream(ctx, articles, end)
+            vectorize.embed_pending(ctx, end)
+            cluster_unmatched(ctx, start, end, end)
+            predicted = predicted_clusters(ctx, ids)
+    guess = [predicted[a.id] for a in articles]
+    gold = [a.cluster for a in articles]
+    return {
+        "n_articles": len(articles),
+        "n_clusters": len(set(guess)),
+        "bcubed": bcubed(guess, gold).as_dict(),
+        "pairwise": pairwise(guess, gold).as_dict(),
+    }
+
+
+@dataclass(frozen=True)
+class RisingRun:
+    flags: list[dict[str, Any]]  # the contract's entries: seeds, dimension "all"
+    all_flags: list[dict[str, Any]]  # every flag, for people reading the output
+    days: int
+
+
+def eval_rising(
+    articles_path: Path, narratives_dir: Path, settings: Settings, *, encoder: Encoder | None = None
+) -> RisingRun:
+    """Replay the stream day by day through matching and rising detection on temporary stores."""
+    from narrwatch import matching, vectorize
+    from narrwatch.evaluation import temporary_context
+    from narrwatch.narratives import load_narratives
+    from narrwatch.rising import detect_rising
+
+    narratives = load_narratives(narratives_dir)
+    articles = read_stream(articles_path, need_cluster=False, need_outlet=True)
+    unknown = sorted({label for a in articles for label in a.labels} - set(narratives.ids))
+    if unknown:
+        raise StreamDataError(f"{articles_path}: labels {unknown} are not seed ids in {narratives_dir}")
+    first_day, last_day = articles[0].published.date(), articles[-1].published.date()
+    n_days = (last_day - first_day).days + 1
+    with temporary_context(settings, narratives_dir, encoder) as ctx:
+        store_stream(ctx, articles, _day_start(first_day))
+        vectorize.embed_pending(ctx, _day_start(first_day))
+        matching.sync_narratives(ctx, _day_start(first_day), narratives)
+        for offset in range(n_days):
+            day = first_day + dt.timedelta(days=offset)
+            start, end = _day_start(day), _day_start(day + dt.timedelta(days=1))
+            matching.match_articles(ctx, start, end, end)
+            detect_rising(ctx, day, end)
+        with ctx.transaction() as session:
+            rows = session.execute(
+                select(RisingFlag).order_by(
+                    RisingFlag.day,
+                    RisingFlag.subject_kind,
+                    RisingFlag.subject_id,
+                    RisingFlag.dimension,
+                    RisingFlag.dimension_value,
+                )
+            ).scalars()
+            every = [
+                {
+                    "date": row.day.isoformat(),
+                    "kind": row.subject_kind,
+                    "subject": row.subject_id,
+                    "dimension": row.dimension,
+                    "value": row.dimension_value,
+                    "statistic": row.rate_ratio,
+                    "p_value": row.p_value,
+                    "count": row.count,
+                    "baseline": row.baseline,
+                    "outlets": row.n_outlets,
+                    "window": row.statistic,
+                }
+                for row in rows
+            ]
+    contract = [
+        {
+            "date": flag["date"],
+            "narrative": flag["subject"],
+            "statistic": flag["statistic"],
+            "p_value": flag["p_value"],
+            "count": flag["count"],
+            "baseline": flag["baseline"],
+            "outlets": flag["outlets"],
+        }
+        for flag in every
+        if flag["kind"] == "narrative" and flag["dimension"] == "all"
+    ]
+    return RisingRun(flags=contract, all_flags=every, days=n_days)
+
+
+def sweep_cluster_thresholds(
+    articles_path: Path,
+    settings: Settings,
+    joins: Sequence[float] = JOIN_SWEEP,
+    *,
+    encoder: Encoder | None = None,
+) -> dict[str, Any]:
+    """Embed a labelled stream once, then cluster it at each join threshold (bench/rising.py clusters).
+
+    Each join threshold is tried with merging at the same threshold, 0.1 above it, and never (1.0).
+    """
+    from narrwatch import vectorize
+    from narrwatch.clustering import article_vectors
+    from narrwatch.domain.clustering import ClusterThresholds, OnlineClusterer
+    from narrwatch.evaluation import temporary_context
+
+    articles = read_stream(articles_path, need_cluster=True, need_outlet=False)
+    end = articles[-1].published + dt.timedelta(seconds=1)
+    with tempfile.TemporaryDirectory(prefix="narrwatch-no-seeds-") as no_seeds:
+        with temporary_context(settings, Path(no_seeds), encoder) as ctx:
+            ids = store_stream(ctx, articles, end)
+            vectorize.embed_pending(ctx, end)
+            collection = vectorize.collection_for(ctx.encoder)
+            model = ctx.encoder.model_name
+            with ctx.transaction() as session:
+                vectors = article_vectors(session, ctx.vector_store, collection, list(ids.values()))
+    gold = [a.cluster for a in articles]
+    rows = []
+    window = dt.timedelta(days=settings.cluster_window_days)
+    pairs = [(join, merge) for join in joins for merge in (join, round(join + 0.1, 2), 1.0)]
+    for join, merge in pairs:
+        thresholds = ClusterThresholds(join=join, merge=merge)
+        clusterer = OnlineClusterer([], thresholds=thresholds, window=window, next_id=1)
+        assigned = {
+            a.id: clusterer.add(ids[a.id], a.published, vectors[ids[a.id]]).cluster_id
+            for a in articles
+            if ids[a.id] in vectors
+        }
+        merged = {m.absorbed_id: m.into_id for m in clusterer.merges}
+        guess = [
+            f"c{resolve(assigned[a.id], merged)}" if a.id in assigned else f"alone-{a.id}" for a in articles
+        ]
+        rows.append(
+            {
+                "join": join,
+                "merge": round(thresholds.merge, 4),
+                "n_clusters": len(set(guess)),
+                "bcubed": bcubed(guess, gold).as_dict(),
+                "pairwise": pairwise(guess, gold).as_dict(),
+            }
+        )
+    return {
+        "model": model,
+        "n_articles": len(articles),
+        "n_gold_clusters": len(set(gold)),
+        "rows": rows,
+    }

@@ -1,0 +1,238 @@
+"""detect_rising on the SQL store: counts, flags with their statistics, reruns, merges, verdicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from rising_support import add_article, add_match, add_seed_version, add_verdict
+from sqlalchemy import select
+
+from db.models import Cluster, ClusterMember, DailyCount, RisingFlag
+from narrwatch.context import AppContext
+from narrwatch.rising import detect_rising
+
+pytestmark = pytest.mark.db
+
+SEED = "nato-aggressor-balkans"
+DAY = dt.date(2025, 3, 12)  # a Wednesday
+NOW = dt.datetime(2025, 3, 13, 1, 0, tzinfo=dt.UTC)
+COLLECTION = "passages__test"
+#: Outlets carrying the seed on an ordinary day: three on weekdays, one at weekends.
+ORDINARY = {0: 3, 1: 3, 2: 3, 3: 3, 4: 3, 5: 1, 6: 1}
+
+
+def at(day: dt.date, hour: int = 9) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)
+
+
+def outlet(i: int) -> tuple[str, str, str]:
+    """(outlet, country, language) of the i-th outlet: half Serbian, half Bosnian."""
+    return (f"outlet-{i:02d}", "rs", "sr") if i % 2 == 0 else (f"outlet-{i:02d}", "ba", "bs")
+
+
+def build_history(ctx: AppContext, *, seed_created: dt.date, burst_outlets: int = 20) -> None:
+    """35 ordinary days for the seed, then ``burst_outlets`` outlets on DAY (with wire copies)."""
+    with ctx.transaction() as session:
+        version = add_seed_version(session, SEED, at(seed_created, 0))
+        for offset in range(35, 0, -1):
+            day = DAY - dt.timedelta(days=offset)
+            for i in range(ORDINARY[day.weekday()]):
+                name, country, language = outlet(i + offset % 5)
+                article = add_article(
+                    session,
+                    key=f"{day}-{i}",
+                    outlet=name,
+                    published_at=at(day, 8 + i),
+                    title=f"NATO bombing anniversary piece {day} {i}",
+                    country=country,
+                    language=language,
+                )
+                add_match(session, article, SEED, version, collection=COLLECTION)
+        for i in range(burst_outlets):
+            name, country, language = outlet(i)
+            # one wire story that every outlet republishes, and the first outlet posts it twice
+            copies = 2 if i == 0 else 1
+            for copy in range(copies):
+                article = add_article(
+                    session,
+                    key=f"burst-{i}-{copy}",
+                    outlet=name,
+                    published_at=at(DAY, 7 + i % 10),
+                    title=f"NATO is the aggressor, says minister ({name} {copy})",
+                    country=country,
+                    language=language,
+                    story_key="wire-story",
+                )
+                add_match(session, article, SEED, version, collection=COLLECTION, score=0.7 + i / 100)
+
+
+def flags(ctx: AppContext, day: dt.date = DAY) -> dict[tuple[str, str, str, str], RisingFlag]:
+    with ctx.transaction() as session:
+        rows = session.execute(select(RisingFlag).where(RisingFlag.day == day)).scalars().all()
+    return {(r.subject_kind, r.subject_id, r.dimension, r.dimension_value): r for r in rows}
+
+
+def as_values(flag: RisingFlag) -> dict:
+    return {
+        c.name: getattr(flag, c.name)
+        for c in RisingFlag.__table__.columns
+        if c.name not in ("id", "created_at")
+    }
+
+
+def test_a_burst_across_outlets_is_flagged_with_its_statistics(ctx: AppContext) -> None:
+    build_history(ctx, seed_created=DAY - dt.timedelta(days=60))
+    report = detect_rising(ctx, DAY, NOW)
+    found = flags(ctx)
+    overall = found[("narrative", SEED, "all", "all")]
+    assert f"narrative:{SEED}:all:all" in report.flags
+    assert overall.statistic.startswith("nb_rate_ratio_")
+    assert overall.n_outlets == 20 and overall.n_articles == 21
+    assert overall.p_value <= ctx.settings.rising_alpha
+    assert overall.rate_ratio == pytest.approx(overall.count / overall.baseline, rel=1e-4)
+    assert overall.rate_ratio >= ctx.settings.rising_min_ratio
+    assert overall.details["baseline_days"] == 28
+    assert overall.details["n_stories"] == 20  # the double post counts once
+    assert {"weekday_factor", "dispersion", "window_days", "windows", "observed_from"} <= set(overall.details)
+    top = overall.top_articles
+    assert len(top) == ctx.settings.report_top_articles
+    assert len({a["outlet"] for a in top}) == len(top)  # one per outlet first
+    assert top[0]["score"] >= top[-1]["score"] and top[0]["evidence"]["text"]
+    # per country and per language too
+    assert ("narrative", SEED, "country", "rs") in found and ("narrative", SEED, "language", "bs") in found
+
+    with ctx.transaction() as session:
+        counts = {
+            (c.dimension, c.dimension_value): (c.n_articles, c.n_stories, c.n_outlets)
+            for c in session.execute(select(DailyCount).where(DailyCount.day == DAY)).scalars()
+        }
+        filled = (
+            session.execute(select(DailyCount.day).where(DailyCount.day < DAY).distinct()).scalars().all()
+        )
+    assert counts[("all", "all")] == (21, 20, 20)
+    assert counts[("country", "rs")] == (11, 10, 10)
+    assert len(filled) >= 28  # baseline days had no counts yet: written once
+
+
+def test_rerunning_a_past_day_gives_identical_flags_and_touches_no_other_day(ctx: AppContext) -> None:
+    build_history(ctx, seed_created=DAY - dt.timedelta(days=60))
+    detect_rising(ctx, DAY, NOW)
+    next_day = DAY + dt.timedelta(days=1)
+    detect_rising(ctx, next_day, NOW + dt.timedelta(days=1))
+    before_day, before_next = flags(ctx), flags(ctx, next_day)
+    assert before_day
+
+    detect_rising(ctx, DAY, NOW + dt.timedelta(days=5))  # replayed later
+    after_day, after_next = flags(ctx), flags(ctx, next_day)
+    assert {k: as_values(v) for k, v in after_day.items()} == {k: as_values(v) for k, v in before_day.items()}
+    assert {k: (v.id, as_values(v)) for k, v in after_next.items()} == {
+        k: (v.id, as_values(v)) for k, v in before_next.items()
+    }
+
+
+def test_verdicts_decide_what_a_seed_counts(ctx: AppContext) -> None:
+    build_history(ctx, seed_created=DAY - dt.timedelta(days=60), burst_outlets=0)
+    with ctx.transaction() as session:
+        version = add_seed_version(session, "russia-only-true-friend", at(DAY - dt.timedelta(days=60)))
+        made = []
+        for i, (level, verdict) in enumerate(
+            [("confirm", None), ("confirm", "reject"), ("suggest", "confirm"), ("suggest", None)]
+        ):
+            article = add_article(
+                session, key=f"v{i}", outlet=f"v-outlet-{i}", published_at=at(DAY), title=f"v{i}"
+            )
+            match = add_match(
+                session, article, "russia-only-true-friend", version, collection=COLLECTION, level=level
+            )
+            if verdict:
+                add_verdict(session, match, verdict)
+            made.append(article.id)
+    detect_rising(ctx, DAY, NOW)
+    with ctx.transaction() as session:
+        row = session.execute(
+            select(DailyCount).where(
+                DailyCount.day == DAY,
+                DailyCount.subject_id == "russia-only-true-friend",
+                DailyCount.dimension == "all",
+            )
+        ).scalar_one()
+    assert (row.n_articles, row.n_outlets) == (2, 2)  # confirmed by score, confirmed by an analyst
+
+
+def test_a_seed_younger_than_a_week_is_not_tested(ctx: AppContext) -> None:
+    build_history(ctx, seed_created=DAY - dt.timedelta(days=3))
+    with ctx.transaction() as session:
+        # its matches exist only from its creation on: older ones were never made
+        from sqlalchemy import delete
+
+        from db.models import Match
+
+        session.execute(delete(Match).where(Match.published_at < at(DAY - dt.timedelta(days=3), 0)))
+    report = detect_rising(ctx, DAY, NOW)
+    assert report.n_untestable >= 1
+    assert not [k for k in flags(ctx) if k[0] == "narrative"]
+
+
+def add_cluster(session, cid: int, first: dt.datetime, **fields) -> None:
+    session.add(
+        Cluster(
+            id=cid,
+            collection=COLLECTION,
+            status="live",
+            size=0,
+            centroid=[1.0],
+            first_seen_at=first,
+            last_seen_at=first,
+            **fields,
+        )
+    )
+    session.flush()
+
+
+def test_cluster_counts_follow_a_merge_only_from_the_day_it_happened(ctx: AppContext) -> None:
+    with ctx.transaction() as session:
+        add_cluster(session, 1, at(DAY - dt.timedelta(days=1)))
+        add_cluster(session, 2, at(DAY))
+        for cid, n in ((1, 2), (2, 4)):
+            for i in range(n):
+                article = add_article(
+                    session,
+                    key=f"c{cid}-{i}",
+                    outlet=f"c-outlet-{cid}-{i}",
+                    published_at=at(DAY),
+                    title=f"c{cid} {i}",
+                )
+                session.add(
+                    ClusterMember(
+                        article_id=article.id,
+                        collection=COLLECTION,
+                        cluster_id=cid,
+                        similarity=0.9,
+                        published_at=at(DAY),
+                    )
+                )
+    detect_rising(ctx, DAY, NOW)
+
+    def cluster_outlets() -> dict[str, int]:
+        with ctx.transaction() as session:
+            rows = session.execute(
+                select(DailyCount).where(
+                    DailyCount.day == DAY, DailyCount.subject_kind == "cluster", DailyCount.dimension == "all"
+                )
+            ).scalars()
+            return {r.subject_id: r.n_outlets for r in rows}
+
+    assert cluster_outlets() == {"1": 2, "2": 4}
+    with ctx.transaction() as session:
+        merged = session.get(Cluster, 2)
+        assert merged is not None
+        merged.status, merged.merged_into, merged.merged_at = "merged", 1, at(DAY + dt.timedelta(days=2))
+    detect_rising(ctx, DAY, NOW)
+    assert cluster_outlets() == {"1": 2, "2": 4}  # a later merge does not rewrite DAY
+    with ctx.transaction() as session:
+        merged = session.get(Cluster, 2)
+        assert merged is not None
+        merged.merged_at = at(DAY, 20)
+    detect_rising(ctx, DAY, NOW)
+    assert cluster_outlets() == {"1": 6}
