@@ -1,0 +1,1 @@
+"""Feed ingestion adapters: registry (feeds.yaml), guarded fetch, isolated parsing, full text, language."""
