@@ -286,7 +286,8 @@ def demo(
     from narrwatch.demo import run_demo
 
     result = run_demo(data_dir=data_dir, fresh=fresh, echo=typer.echo)
-    typer.echo(f"report: {result.report_html}")
+    typer.echo("stored: " + ", ".join(f"{count} {table}" for table, count in result.counts.items()))
+    typer.echo(f"report: {result.report_html.resolve()}")
 
 
 # --- areas --------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def render_rss(outlet: DemoOutlet, items: list[DemoItem]) -> bytes:
             "<item>"
             f"<title>{escape(item.title)}</title>"
             f"<link>{escape(link)}</link>"
-            f"<guid isPermaLink=\"false\">{escape(item.guid or link)}</guid>"
+            f'<guid isPermaLink="false">{escape(item.guid or link)}</guid>'
             f"<pubDate>{format_datetime(item.published)}</pubDate>"
             f"<description>{escape(item.summary)}</description>"
             "</item>"
@@ -146,9 +146,7 @@ def render_rss(outlet: DemoOutlet, items: list[DemoItem]) -> bytes:
         f"<title>{escape(outlet.name)}</title>"
         f"<link>https://www.{outlet.slug}.example/</link>"
         f"<description>{escape(outlet.name)} (narrwatch demo)</description>"
-        f"<language>{escape(outlet.languages[0])}</language>"
-        + "".join(entries)
-        + "</channel></rss>"
+        f"<language>{escape(outlet.languages[0])}</language>" + "".join(entries) + "</channel></rss>"
     )
     return document.encode("utf-8")
 
@@ -210,8 +208,7 @@ def write_feeds_file(data: DemoData, base_url: str, path: Path) -> None:
     groups = sorted({outlet.group for outlet in data.outlets.values()})
     document = {
         "groups": {
-            group: {"schedule": "*/30 * * * *", "description": f"demo outlets ({group})"}
-            for group in groups
+            group: {"schedule": "*/30 * * * *", "description": f"demo outlets ({group})"} for group in groups
         },
         "feeds": [
             {
@@ -295,8 +292,10 @@ def replay(ctx: Any, server: DemoFeedServer, data: DemoData, echo: Callable[[str
         pipeline.cluster(ctx, window_start, now, now)
         detected = pipeline.detect(ctx, day, now)
         line = (
-            f"{day} new={polled.get('new_articles', '?')} embedded={embedded.get('articles', '?')} "
-            f"matches={matched.get('matches', '?')} flags={detected.get('flags', '?')}"
+            f"{day}: {polled.get('new_articles', 0)} new articles, "
+            f"{embedded.get('articles_embedded', 0)} embedded, "
+            f"{matched.get('matches_confirm', 0)} confirmed matches in the window, "
+            f"{detected.get('n_flags', 0)} rising flags"
         )
         if offset >= n_days - REPORT_DAYS:
             report_html = Path(pipeline.report(ctx, day, now)["html"])

@@ -73,9 +73,7 @@ def match(
     return run.summary
 
 
-def cluster(
-    ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime
-) -> dict[str, Any]:
+def cluster(ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> dict[str, Any]:
     from narrwatch import clustering
 
     with recorded_run(ctx, "cluster", now, start, end) as run:
@@ -92,9 +90,7 @@ def detect(ctx: AppContext, day: dt.date, now: dt.datetime) -> dict[str, Any]:
     return run.summary
 
 
-def report(
-    ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None = None
-) -> dict[str, Any]:
+def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None = None) -> dict[str, Any]:
     from narrwatch.report import render_report
 
     start, end = day_window(day)

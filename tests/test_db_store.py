@@ -72,6 +72,4 @@ def test_times_come_back_aware_utc(ctx: AppContext) -> None:
 def test_naive_times_are_refused(ctx: AppContext) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         with ctx.transaction() as session:
-            session.add(
-                PipelineRun(step="poll", started_at=dt.datetime(2026, 1, 1), status="ok", summary={})
-            )
+            session.add(PipelineRun(step="poll", started_at=dt.datetime(2026, 1, 1), status="ok", summary={}))

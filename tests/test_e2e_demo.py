@@ -34,11 +34,8 @@ def test_demo_flags_the_rise_and_a_rerun_duplicates_nothing(settings: Settings, 
 
     data = load_demo_data()
     assert first.days == data.n_days
-    last_day = (DEMO_START.toordinal() + data.n_days - 1)
-    overall = [
-        f for f in first.flags
-        if f["subject_id"] == RISING_SEED and f["dimension"] == "all"
-    ]
+    last_day = DEMO_START.toordinal() + data.n_days - 1
+    overall = [f for f in first.flags if f["subject_id"] == RISING_SEED and f["dimension"] == "all"]
     assert overall, f"no overall flag for {RISING_SEED} on the last day: {first.flags}"
     flag = overall[0]
     assert flag["count"] > flag["baseline"]

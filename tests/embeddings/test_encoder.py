@@ -1,0 +1,212 @@
+"""The encoder on the bundled model: torch and ONNX int8, offline, normalised, deterministic."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from embeddings_support import model_settings
+
+from embeddings.encoder import (
+    EncoderError,
+    SentenceEncoder,
+    int8_variant,
+    load_encoder,
+    model_fingerprint,
+    model_slug,
+    resolve_model_dir,
+)
+from narrwatch.config import BUNDLED_MODEL
+
+TEXTS = [
+    "The West ignores Serbia's sovereignty.",
+    "Western countries disregard the sovereign rights of Serbia.",
+    "Add the flour and stir the soup for ten minutes.",
+    "The national team won the qualifier 2-0 in Belgrade on Tuesday night.",
+    "Запад игнорише суверенитет Србије.",
+    "Parliament adopted the budget amendments with 132 votes in favour.",
+    "",
+]
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_bundled_model_shape_and_identity(
+    int8_encoder: SentenceEncoder, torch_encoder: SentenceEncoder
+) -> None:
+    for encoder, backend in ((int8_encoder, "onnx-int8"), (torch_encoder, "torch")):
+        assert encoder.model_name == BUNDLED_MODEL
+        assert encoder.backend == backend
+        assert encoder.dimension == 384
+        assert encoder.max_tokens == 256
+        assert encoder.special_tokens == 2
+        assert re.fullmatch(r"[0-9a-f]{16}", encoder.fingerprint)
+    # The fingerprint describes the model's files, whatever backend runs them.
+    assert int8_encoder.fingerprint == torch_encoder.fingerprint
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_vectors_are_normalised_float32_and_deterministic(
+    backend: str, int8_encoder: SentenceEncoder, torch_encoder: SentenceEncoder
+) -> None:
+    encoder = int8_encoder if backend == "onnx-int8" else torch_encoder
+    vectors = encoder.encode_passages(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(encoder.encode_passages(TEXTS), vectors)
+    # Batch-mates barely move a torch vector. int8 quantises activations with one scale per batch
+    # tensor, so its vectors shift with the batch a text lands in (about 0.01 in cosine).
+    alone = np.vstack([encoder.encode_passages([text]) for text in TEXTS])
+    cosines = cosine_rows(alone, vectors)
+    if backend == "torch":
+        assert cosines.min() > 0.99999
+    else:
+        assert cosines.mean() > 0.98 and cosines.min() > 0.95
+    assert encoder.encode_passages([]).shape == (0, 384)
+
+
+def test_int8_stays_close_to_torch_and_keeps_the_ranking(
+    int8_encoder: SentenceEncoder, torch_encoder: SentenceEncoder
+) -> None:
+    full = torch_encoder.encode_passages(TEXTS)
+    quantised = int8_encoder.encode_passages(TEXTS)
+    cosines = cosine_rows(full, quantised)
+    assert cosines.mean() > 0.98 and cosines.min() > 0.95
+    for vectors in (full, quantised):
+        paraphrase = float(vectors[0] @ vectors[1])
+        unrelated = float(vectors[0] @ vectors[2])
+        assert paraphrase > 0.7 and unrelated < 0.3
+
+
+def test_token_length_batches_respect_the_budget(int8_encoder: SentenceEncoder) -> None:
+    lengths = [256, 250, 12, 12, 12, 3, 256, 100, 90, 5] * 20
+    plan = int8_encoder.batch_plan(lengths)
+    assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
+    for batch in plan:
+        assert len(batch) * max(lengths[i] for i in batch) <= 8192 or len(batch) == 1
+    assert len(plan[-1]) > len(plan[0]), "short texts run in larger batches"
+
+
+def test_count_tokens_has_no_window_and_no_special_tokens(int8_encoder: SentenceEncoder) -> None:
+    long_text = "word " * 1000
+    assert int8_encoder.count_tokens(long_text) == 1000
+    assert int8_encoder.count_tokens("") == 0
+    # Cyrillic is tokenised character by character by this English model.
+    assert int8_encoder.count_tokens("Запад игнорише") > 2 * int8_encoder.count_tokens("Zapad ignorise")
+
+
+def test_same_settings_give_the_same_encoder_and_prompts_change_it(model_cache_dir: Path) -> None:
+    plain = load_encoder(model_settings(model_cache_dir, embedding_backend="torch"))
+    assert load_encoder(model_settings(model_cache_dir, embedding_backend="torch")) is plain
+    prompted = load_encoder(
+        model_settings(
+            model_cache_dir,
+            embedding_backend="torch",
+            embedding_query_prompt="query: ",
+            embedding_passage_prompt="passage: ",
+        )
+    )
+    assert prompted is not plain
+    assert prompted.passage_prompt_tokens == plain.count_tokens("passage: ") > 0
+    text = ["Kosovo declared independence in 2008."]
+    np.testing.assert_allclose(
+        prompted.encode_passages(text), plain.encode_passages(["passage: " + text[0]]), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        prompted.encode_queries(text), plain.encode_queries(["query: " + text[0]]), atol=1e-6
+    )
+
+
+def test_onnx_files_live_in_the_models_dir_not_in_site_packages(
+    int8_encoder: SentenceEncoder, model_cache_dir: Path
+) -> None:
+    assert int8_encoder.onnx_file is not None
+    assert int8_encoder.onnx_file.is_file()
+    assert int8_encoder.onnx_file.is_relative_to(model_cache_dir.resolve())
+    assert (
+        int8_encoder.onnx_file.name
+        == f"model_{'quint8' if int8_variant() == 'avx2' else 'qint8'}_{int8_variant()}.onnx"
+    )
+    bundled = resolve_model_dir(BUNDLED_MODEL)
+    assert not (bundled / "onnx").exists()
+
+
+def test_int8_variant_follows_the_cpu() -> None:
+    flags = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    expected = "avx512_vnni" if " avx512_vnni" in flags else "avx512" if " avx512f" in flags else None
+    variant = int8_variant()
+    assert variant in {"avx512_vnni", "avx512", "avx2", "arm64"}
+    if expected:
+        assert variant == expected
+
+
+def test_fingerprint_follows_file_contents_and_is_cached(tmp_path: Path) -> None:
+    copy = tmp_path / "my-model"
+    shutil.copytree(resolve_model_dir(BUNDLED_MODEL), copy)
+    cache = tmp_path / "cache"
+    original = model_fingerprint(copy, cache)
+    assert list((cache / ".fingerprints").iterdir()), "the hash is cached"
+    assert model_fingerprint(copy, cache) == original
+    assert model_fingerprint(copy) == original, "the cache holds the same value a fresh hash gives"
+    (copy / "README.md").write_text("changed\n")
+    assert model_fingerprint(copy, cache) != original
+    (copy / "onnx").mkdir()
+    (copy / "onnx" / "model.onnx").write_bytes(b"derived files do not count")
+    assert model_fingerprint(copy, cache) == model_fingerprint(copy)
+
+
+def test_model_slug() -> None:
+    assert model_slug(BUNDLED_MODEL) == "all-minilm-l6-v2"
+    assert model_slug("intfloat/multilingual-e5-small") == "multilingual-e5-small"
+    assert model_slug("/srv/models/My Model/") == "my-model"
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="NARRWATCH_EMBEDDING_MODEL=.*no model directory"):
+        load_encoder(model_settings(tmp_path, embedding_model=str(tmp_path / "nowhere")))
+
+
+RACER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from embeddings.encoder import ensure_onnx_export, model_fingerprint, resolve_model_dir
+    from narrwatch.config import BUNDLED_MODEL
+    source = resolve_model_dir(BUNDLED_MODEL)
+    models = Path(sys.argv[1])
+    folder, name = ensure_onnx_export(source, "race", model_fingerprint(source), models, "onnx-int8")
+    print(json.dumps([str(folder), name]))
+    """
+)
+
+
+def test_two_processes_exporting_at_once_both_get_a_complete_export(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    racers = [
+        subprocess.Popen([sys.executable, "-c", RACER, str(models)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = []
+    for racer in racers:
+        out, _ = racer.communicate(timeout=300)
+        assert racer.returncode == 0
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert results[0] == results[1]
+    folder, name = Path(results[0][0]), results[0][1]
+    assert (folder / "onnx" / "model.onnx").stat().st_size > 50_000_000
+    assert (folder / name).stat().st_size > 10_000_000
+    leftovers = [p.name for p in models.iterdir() if p.name.startswith(".") and p.name != ".fingerprints"]
+    assert leftovers == [], "temporary export folders are cleaned up"
