@@ -218,9 +218,7 @@ class ArticleEmbedding(Base):
 
     __tablename__ = "article_embeddings"
 
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
-    )
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     collection: Mapped[str] = mapped_column(String(200), primary_key=True)
     n_passages: Mapped[int] = mapped_column(Integer)
     model_name: Mapped[str] = mapped_column(Text)
@@ -292,9 +290,7 @@ class MatchState(Base):
 
     __tablename__ = "match_states"
 
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
-    )
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     collection: Mapped[str] = mapped_column(String(200), primary_key=True)
     seeds_key: Mapped[str] = mapped_column(String(64))
     matched_at: Mapped[dt.datetime]
@@ -360,9 +356,7 @@ class Cluster(Base):
 class ClusterMember(Base):
     __tablename__ = "cluster_members"
 
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
-    )
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     collection: Mapped[str] = mapped_column(String(200), primary_key=True)
     cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"), index=True)
     similarity: Mapped[float] = mapped_column(Float)
@@ -409,9 +403,7 @@ class RisingFlag(Base):
     top_articles: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime]
 
-    __table_args__ = (
-        UniqueConstraint("day", "subject_kind", "subject_id", "dimension", "dimension_value"),
-    )
+    __table_args__ = (UniqueConstraint("day", "subject_kind", "subject_id", "dimension", "dimension_value"),)
 
 
 # --- operations ---------------------------------------------------------------------------------
