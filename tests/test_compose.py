@@ -192,7 +192,7 @@ def test_every_interpolated_variable_is_documented() -> None:
     assert not sorted(interpolated - env_example_names())
 
 
-def test_airflow_options_are_real_options(services: dict[str, Any]) -> None:
+def test_airflow_options_are_real_options(services: dict[str, Any], tmp_path: Path) -> None:
     options = sorted(
         {key for service in services.values() for key in environment(service) if key.startswith("AIRFLOW__")}
     )
@@ -207,7 +207,7 @@ def test_airflow_options_are_real_options(services: dict[str, Any]) -> None:
         "print(json.dumps(bad))\n"
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env["AIRFLOW_HOME"] = str(REPO / "var" / "test-airflow-home")
+    env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
     result = subprocess.run(
         [sys.executable, "-c", probe, json.dumps([o.lower() for o in options])],
         capture_output=True,

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# `make airflow`: Airflow 3 standalone (api-server, scheduler, dag-processor, triggerer in one
+# command) running narrwatch's DAGs on this machine, for trying the DAGs and small deployments.
+#
+#   scripts/airflow-standalone.sh            # foreground; Ctrl-C stops every component
+#
+# - the UI and API listen on 127.0.0.1:${AIRFLOW_PORT:-8080} only;
+# - Airflow's home (its config, logs and SQLite metadata DB) is var/airflow, while narrwatch's own
+#   SQL store stays where the NARRWATCH_* settings say (default var/narrwatch.db): two databases;
+# - parallelism follows the core count (2 x nproc, at least 2) instead of Airflow's 32, which would
+#   start 32 worker processes;
+# - the narrwatch pools are created from the settings before the scheduler starts.
+# Any AIRFLOW__* or NARRWATCH_* variable already in the environment wins over these defaults.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$REPO/.venv}"
+if [[ ! -x "$VENV/bin/airflow" ]]; then
+    echo "error: $VENV/bin/airflow not found; install the project with its airflow extra first" >&2
+    exit 2
+fi
+cd "$REPO"  # narrwatch reads .env and its relative default paths from here
+
+# standalone starts its components as `airflow ...` subprocesses found through PATH.
+export PATH="$VENV/bin:$PATH"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO/var/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO/dags}"
+export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
+export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-${AIRFLOW_PORT:-8080}}"
+cores="$(nproc)"
+parallelism=$((cores * 2 > 2 ? cores * 2 : 2))
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-$parallelism}"
+# New or edited DAG files show up within 30 s instead of the default 5 min.
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
+
+# Absolute paths: task processes do not necessarily start in the repository.
+export NARRWATCH_DATA_DIR="${NARRWATCH_DATA_DIR:-$REPO/var}"
+export NARRWATCH_FEEDS_FILE="${NARRWATCH_FEEDS_FILE:-$REPO/feeds.yaml}"
+export NARRWATCH_NARRATIVES_DIR="${NARRWATCH_NARRATIVES_DIR:-$REPO/narratives}"
+
+mkdir -p "$AIRFLOW_HOME"
+echo "== narrwatch SQL store: migrating"
+narrwatch db upgrade
+echo "== Airflow metadata DB in $AIRFLOW_HOME: migrating"
+airflow db migrate >/dev/null
+pools_file="$AIRFLOW_HOME/narrwatch-pools.json"
+narrwatch schedule pools --out "$pools_file"
+airflow pools import "$pools_file"
+narrwatch schedule show
+
+echo "== starting airflow standalone (parallelism $AIRFLOW__CORE__PARALLELISM, log $AIRFLOW_HOME/standalone.log)"
+airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
+standalone_pid=$!
+trap 'kill -TERM "$standalone_pid" 2>/dev/null; wait "$standalone_pid" 2>/dev/null; exit 0' INT TERM
+
+url="http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT"
+for _ in $(seq 1 120); do
+    if ! kill -0 "$standalone_pid" 2>/dev/null; then
+        echo "error: airflow standalone exited; see $AIRFLOW_HOME/standalone.log" >&2
+        exit 1
+    fi
+    if curl --silent --fail "$url/api/v2/monitor/health" >/dev/null 2>&1; then
+        break
+    fi
+    sleep 1
+done
+
+passwords="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated}"
+echo
+echo "== Airflow is up: $url"
+echo "   login details (user: password) from $passwords:"
+if [[ -f "$passwords" ]]; then
+    "$VENV/bin/python" -c 'import json, sys; [print(f"   {u}: {p}") for u, p in json.load(open(sys.argv[1])).items()]' "$passwords"
+else
+    echo "   (not written yet; look in $AIRFLOW_HOME/standalone.log)"
+fi
+echo "   DAGs start paused: unpause them in the UI or with 'airflow dags unpause <dag_id>'."
+echo "   Ctrl-C stops Airflow."
+wait "$standalone_pid"
