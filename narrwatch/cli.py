@@ -304,13 +304,7 @@ AREA_MODULES = (
 
 def register_areas() -> None:
     for name in AREA_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # TEMPORARY while areas are being written
-            if exc.name == name:
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 register_areas()
