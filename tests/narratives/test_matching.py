@@ -18,7 +18,7 @@ from narratives_support import (
     embed,
     store_articles,
 )
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from db.models import Match, MatchState, NarrativeVersion, Passage
 from narrwatch import matching
@@ -167,8 +167,8 @@ def test_a_crash_mid_run_loses_and_duplicates_nothing(
 ) -> None:
     expected = {key: (m.level, m.score) for key, m in stored_matches(nctx).items()}
     with nctx.transaction() as session:
-        session.execute(MatchState.__table__.delete())
-        session.execute(Match.__table__.delete())
+        session.execute(delete(MatchState))
+        session.execute(delete(Match))
     monkeypatch.setattr(matching, "MATCH_BATCH", 2)
     real = matching._write_states
     calls = {"n": 0}
