@@ -35,7 +35,8 @@ lint: $(STAMP)
 
 ## Matching quality on the held-out development set.
 eval: $(STAMP)
-	$(BIN)/narrwatch eval match --articles eval/dev/articles.jsonl --narratives narratives
+	$(BIN)/narrwatch eval match --articles eval/dev/articles.jsonl --narratives narratives --level suggest
+	$(BIN)/narrwatch eval match --articles eval/dev/articles.jsonl --narratives narratives --level confirm
 
 bench: $(STAMP)
 	$(BIN)/python bench/embed.py
