@@ -97,10 +97,11 @@ class Settings(BaseSettings):
         "", description="Prefix for article passages (e.g. 'passage: ' for multilingual-e5 models)."
     )
     embed_batch_articles: int = Field(
-        64,
+        256,
         ge=1,
-        description="Articles per embed transaction: small enough that a crash loses little work, large "
-        "enough that encoder batches stay full.",
+        description="Articles per embed batch (one upsert, one mark transaction). The encoder sorts a "
+        "batch by length so padding is small: at 64 articles padding cost 12% of the encoder's speed, "
+        "at 256 about 2% (bench/embed.py). A crash loses at most one batch of work, a few seconds.",
     )
 
     # --- fetching ------------------------------------------------------------------------------

@@ -255,7 +255,6 @@ def test_second_process_waits_for_the_local_folder_then_gets_it(tmp_path: Path) 
         holder.wait()
 
 
-@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
 def test_unreachable_server_is_a_clear_error() -> None:
     settings = Settings(qdrant_url="http://127.0.0.1:9", _env_file=None)  # type: ignore[call-arg]
     with pytest.raises(VectorStoreError, match=r"NARRWATCH_QDRANT_URL=http://127.0.0.1:9 does not answer"):
