@@ -107,6 +107,29 @@ def db_check() -> None:
     typer.echo("models and migrations agree")
 
 
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Argument(help="What the migration changes.")],
+) -> None:
+    """Write a new migration from the difference between db/models.py and the database's schema.
+
+    Run it against a database at the current head (`narrwatch db upgrade` first), review the file
+    under db/migrations/versions/, and test it on SQLite and PostgreSQL (`make test`, `.ci/run`).
+    """
+    from alembic import command
+
+    from db.migrate import alembic_config
+    from narrwatch.config import get_settings
+
+    script = command.revision(
+        alembic_config(get_settings().resolved_database_url), message=message, autogenerate=True
+    )
+    scripts = script if isinstance(script, list) else [script]
+    for item in scripts:
+        if item is not None:
+            typer.echo(f"wrote {item.path}")
+
+
 @db_app.command("wait")
 def db_wait(
     timeout: Annotated[float, typer.Option(help="Seconds to keep trying.")] = 300.0,
