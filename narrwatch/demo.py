@@ -302,9 +302,9 @@ def replay(ctx: Any, server: DemoFeedServer, data: DemoData, echo: Callable[[str
         echo(line)
     flags = rising_flags_for(ctx, DEMO_START + dt.timedelta(days=n_days - 1))
     for flag in flags:
+        scope = "" if flag["dimension"] == "all" else f" [{flag['dimension']} {flag['dimension_value']}]"
         echo(
-            f"rising on {flag['day']}: {flag['subject_kind']} {flag['subject_id']} "
-            f"({flag['dimension']}{'=' + flag['dimension_value'] if flag['dimension_value'] else ''}): "
+            f"rising on {flag['day']}: {flag['subject_kind']} {flag['subject_id']}{scope}: "
             f"count {flag['count']} vs baseline {flag['baseline']:.2f}, "
             f"{flag['n_outlets']} distinct outlets, rate ratio {flag['rate_ratio']:.1f}, "
             f"p={flag['p_value']:.2g}"
