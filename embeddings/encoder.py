@@ -9,7 +9,9 @@ cache both end up with a complete export and neither sees a half-written one.
 
 Texts are encoded in batches sized by their token length (``embedding_batch_tokens``), so a batch
 of short passages is large and a batch of full windows stays small. Vectors come back L2-normalised
-float32.
+float32. torch and ONNX fp32 give a text the same vector whatever batch it is in; ONNX int8
+quantises activations with one scale per batch, so its vectors move slightly with their
+batch-mates (cosine about 0.99, lowest seen 0.967 for an empty text).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _MAX_BATCH_TEXTS = 512
 #: Texts tokenised at once: the ids of 2,048 full windows take a few MB.
 _TOKENIZE_CHUNK = 2048
 #: Bump when the export layout changes, so old exports are not reused.
-_EXPORT_LAYOUT = "v1"
+_EXPORT_LAYOUT = "v2"
 
 log = logging.getLogger(__name__)
 
@@ -216,16 +218,19 @@ def _export_fp32(source: Path, export_dir: Path) -> None:
 
 
 def _quantise(export_dir: Path, variant: str, target: Path) -> None:
-    from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    """Fuse the fp32 graph (ORT's O2 transformer fusions), then quantise it dynamically to int8.
 
+    Fusing first keeps int8 closer to fp32 at the same speed (bench/embed.py: mean cosine 0.994
+    instead of 0.991, minimum 0.986 instead of 0.984): the fused attention and layer-norm nodes stay
+    in float while the large matrix products go to int8. Models optimum cannot fuse are quantised
+    as exported.
+    """
     work = Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}.int8."))
     try:
         with _quiet():
-            quantizer = ORTQuantizer.from_pretrained(export_dir / "onnx", file_name="model.onnx")
-            config = getattr(AutoQuantizationConfig, variant)(is_static=False)
-            quantizer.quantize(config, save_dir=work, file_suffix="int8")
-        produced = work / "model_int8.onnx"  # optimum names it <input stem>_<suffix>.onnx
+            fused = _fuse(export_dir, work)
+            produced = work / "model_int8.onnx"
+            _quantise_dynamic(fused or export_dir / "onnx" / "model.onnx", produced, variant)
         if not produced.is_file():
             raise EncoderError(f"int8 quantisation of {export_dir} produced no {produced.name}")
         os.replace(produced, target)
@@ -233,10 +238,52 @@ def _quantise(export_dir: Path, variant: str, target: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _fuse(export_dir: Path, work: Path) -> Path | None:
+    from optimum.onnxruntime import ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    # optimum wants the model's config.json beside the ONNX file.
+    staged = work / "fp32"
+    staged.mkdir()
+    shutil.copy2(export_dir / "config.json", staged / "config.json")
+    os.symlink(export_dir / "onnx" / "model.onnx", staged / "model.onnx")
+    try:
+        optimizer = ORTOptimizer.from_pretrained(staged, file_names=["model.onnx"])
+        optimizer.optimize(save_dir=work / "fused", optimization_config=AutoOptimizationConfig.O2())
+    except Exception as exc:  # an architecture optimum has no fusions for: quantise unfused
+        log.info("no ONNX graph fusion for %s (%s); quantising the plain export", export_dir.name, exc)
+        return None
+    fused = work / "fused" / "model_optimized.onnx"
+    return fused if fused.is_file() else None
+
+
+def _quantise_dynamic(source: Path, target: Path, variant: str) -> None:
+    """Dynamic int8 quantisation with optimum's preset for the CPU family (weights per channel)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    preset = getattr(AutoQuantizationConfig, variant)(is_static=False)
+    quantize_dynamic(
+        source,
+        target,
+        op_types_to_quantize=[str(getattr(op, "value", op)) for op in preset.operators_to_quantize],
+        per_channel=preset.per_channel,
+        reduce_range=preset.reduce_range,
+        weight_type=QuantType.QInt8 if preset.weights_dtype.name == "QInt8" else QuantType.QUInt8,
+        extra_options={
+            "WeightSymmetric": preset.weights_symmetric,
+            "ActivationSymmetric": preset.activations_symmetric,
+            # Fused nodes (com.microsoft domain) defeat ONNX shape inference; their tensors are float.
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+        },
+    )
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """Silence the export's and loader's chatter: tracer and deprecation warnings, info logs."""
-    names = ("sentence_transformers", "transformers", "optimum", "onnxruntime", "torch.onnx")
+    names = ("sentence_transformers", "transformers", "optimum", "onnxruntime", "torch.onnx", "")
     levels = {name: logging.getLogger(name).level for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -343,6 +343,16 @@ def main() -> None:
     except ValidationError as exc:
         typer.echo(f"error: invalid setting:\n{format_validation_error(exc)}", err=True)
         sys.exit(2)
+    except RuntimeError as exc:
+        # A model that cannot be loaded or a vector store that cannot be reached is an operator's
+        # problem to fix, not a bug: one line naming it, no traceback.
+        from embeddings.encoder import EncoderError
+        from embeddings.store import VectorStoreError
+
+        if isinstance(exc, EncoderError | VectorStoreError):
+            typer.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        raise
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -210,3 +210,17 @@ def test_two_processes_exporting_at_once_both_get_a_complete_export(tmp_path: Pa
     assert (folder / name).stat().st_size > 10_000_000
     leftovers = [p.name for p in models.iterdir() if p.name.startswith(".") and p.name != ".fingerprints"]
     assert leftovers == [], "temporary export folders are cleaned up"
+
+
+def test_quantisation_falls_back_to_the_plain_export_when_fusion_fails(
+    int8_encoder: SentenceEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optimum.onnxruntime import ORTOptimizer
+
+    from embeddings import encoder as encoder_module
+
+    def no_fusions(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError("no fusions for this architecture")
+
+    monkeypatch.setattr(ORTOptimizer, "from_pretrained", no_fusions)
+    assert encoder_module._fuse(int8_encoder.model_dir, tmp_path) is None

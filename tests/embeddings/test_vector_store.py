@@ -259,3 +259,20 @@ def test_unreachable_server_is_a_clear_error() -> None:
     settings = Settings(qdrant_url="http://127.0.0.1:9", _env_file=None)  # type: ignore[call-arg]
     with pytest.raises(VectorStoreError, match=r"NARRWATCH_QDRANT_URL=http://127.0.0.1:9 does not answer"):
         open_vector_store(settings)
+
+
+def test_local_writes_use_sqlite_wal(tmp_path: Path) -> None:
+    """Guards the local-mode write tuning: if qdrant-client moves its SQLite connection, this fails."""
+    import sqlite3
+
+    folder = tmp_path / "qdrant"
+    opened = open_vector_store(local_settings(folder))
+    opened.ensure_collection("c", DIM)
+    opened.upsert("c", make_points(3))
+    opened.close()
+    [storage] = list(folder.rglob("storage.sqlite"))
+    with sqlite3.connect(storage) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reopened = open_vector_store(local_settings(folder))
+    assert reopened.count("c") == 3
+    reopened.close()
