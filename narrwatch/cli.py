@@ -11,6 +11,8 @@ import importlib
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,10 +64,16 @@ def parse_day(value: str | None, now: dt.datetime) -> dt.date:
         raise UsageError(f"--date: {value!r} is not a YYYY-MM-DD date") from exc
 
 
-def open_context() -> Any:
+@contextmanager
+def app_context() -> Iterator[Any]:
+    """The application context for one command, closed (Qdrant lock released) when it ends."""
     from narrwatch.context import AppContext
 
-    return AppContext.from_settings()
+    ctx = AppContext.from_settings()
+    try:
+        yield ctx
+    finally:
+        ctx.close()
 
 
 def echo_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -177,11 +185,8 @@ def poll(
     """Poll the feeds that are due and store new articles."""
     from narrwatch import pipeline
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         summary = pipeline.poll(ctx, parse_now(now), group=group, feed_ids=feed, force=force)
-    finally:
-        ctx.close()
     echo_summary(summary, as_json)
 
 
@@ -194,11 +199,8 @@ def embed(
     """Embed articles that have no vectors yet for the configured model."""
     from narrwatch import pipeline
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         summary = pipeline.embed(ctx, parse_now(now), limit=limit)
-    finally:
-        ctx.close()
     echo_summary(summary, as_json)
 
 
@@ -223,13 +225,10 @@ def match(
     """Match embedded articles published in a window against the seed narratives."""
     from narrwatch import pipeline
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         at = parse_now(now)
         window = resolve_window(start, end, at, ctx.settings.match_window_days)
         summary = pipeline.match(ctx, *window, at, recompute=recompute)
-    finally:
-        ctx.close()
     echo_summary(summary, as_json)
 
 
@@ -243,13 +242,10 @@ def cluster(
     """Cluster embedded articles that match no seed (emerging narratives)."""
     from narrwatch import pipeline
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         at = parse_now(now)
         window = resolve_window(start, end, at, ctx.settings.match_window_days)
         summary = pipeline.cluster(ctx, *window, at)
-    finally:
-        ctx.close()
     echo_summary(summary, as_json)
 
 
@@ -258,12 +254,9 @@ def detect(now: NowOption = None, date: DateOption = None, as_json: JsonOption =
     """Count the day per seed and cluster and flag what is rising (replaces that day's flags)."""
     from narrwatch import pipeline
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         at = parse_now(now)
         summary = pipeline.detect(ctx, parse_day(date, at), at)
-    finally:
-        ctx.close()
     echo_summary(summary, as_json)
 
 
@@ -277,12 +270,9 @@ def report(
     """Write the daily report (HTML, Markdown, JSON) for a day."""
     from narrwatch import pipeline
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         at = parse_now(now)
         summary = pipeline.report(ctx, parse_day(date, at), at, out_dir=out)
-    finally:
-        ctx.close()
     echo_summary(summary, as_json)
 
 
@@ -291,12 +281,9 @@ def run(now: NowOption = None, date: DateOption = None, as_json: JsonOption = Fa
     """Run every step once: poll, embed, match, cluster, detect, report."""
     from narrwatch import pipeline
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         at = parse_now(now)
         summary = pipeline.run_all(ctx, at, report_day=parse_day(date, at))
-    finally:
-        ctx.close()
     echo_summary(summary, as_json)
 
 

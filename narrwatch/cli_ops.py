@@ -153,13 +153,10 @@ def status(
     ] = False,
 ) -> None:
     """Freshness, embedding backlog, feeds by health and the last run of each step."""
-    from narrwatch.cli import open_context, parse_now
+    from narrwatch.cli import app_context, parse_now
 
-    ctx = open_context()
-    try:
+    with app_context() as ctx:
         result = collect_status(ctx, parse_now(now))
-    finally:
-        ctx.close()
     typer.echo(json.dumps(result, indent=2) if as_json else render_status(result))
     if check and result["freshness"]["problems"]:
         raise typer.Exit(1)

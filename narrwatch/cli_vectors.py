@@ -33,22 +33,20 @@ def reconcile(
     embedded mark so the next `narrwatch embed` restores them.
     """
     from narrwatch import pipeline
-    from narrwatch.cli import open_context, parse_now
+    from narrwatch.cli import app_context, parse_now
 
     at = parse_now(now)
-    ctx = open_context()
-    try:
-        if dry_run:
-            from narrwatch.vectorize import reconcile_vectors
+    with app_context() as ctx:
+        try:
+            if dry_run:
+                from narrwatch.vectorize import reconcile_vectors
 
-            summary = reconcile_vectors(ctx, at, mend=False).as_dict()
-        else:
-            summary = pipeline.reconcile(ctx, at, mend=True)
-    except Exception as exc:
-        _fail_known(exc)
-        raise
-    finally:
-        ctx.close()
+                summary = reconcile_vectors(ctx, at, mend=False).as_dict()
+            else:
+                summary = pipeline.reconcile(ctx, at, mend=True)
+        except Exception as exc:
+            _fail_known(exc)
+            raise
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -70,16 +68,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Collections in Qdrant with their point counts, the alias, and articles pending embedding."""
-    from narrwatch.cli import open_context
+    from narrwatch.cli import app_context
 
-    ctx = open_context()
-    try:
-        summary = collect_status(ctx)
-    except Exception as exc:
-        _fail_known(exc)
-        raise
-    finally:
-        ctx.close()
+    with app_context() as ctx:
+        try:
+            summary = collect_status(ctx)
+        except Exception as exc:
+            _fail_known(exc)
+            raise
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
