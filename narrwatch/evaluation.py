@@ -18,12 +18,13 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy import select
 
@@ -41,7 +42,8 @@ EvalLevel = Literal["suggest", "confirm"]
 
 #: Published time given to articles without one: any fixed instant works, matching looks at all.
 UNDATED = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-EVAL_FEED = "eval"
+#: Country of articles whose input gives none (not a real ISO code, on purpose).
+EVAL_COUNTRY = "xx"
 
 
 class EvalDataError(ValueError):
@@ -57,6 +59,7 @@ class EvalArticle:
     published: dt.datetime
     outlet: str
     labels: frozenset[str]
+    country: str = EVAL_COUNTRY
 
 
 def read_eval_articles(path: Path, narratives: NarrativeSet | None = None) -> list[EvalArticle]:
@@ -153,27 +156,59 @@ def temporary_context(
             ctx.close()
 
 
-def store_eval_articles(ctx: AppContext, articles: Sequence[EvalArticle], now: dt.datetime) -> dict[str, int]:
-    """Insert the articles as one made-up feed's items; returns eval id -> stored article id."""
+class StorableArticle(Protocol):
+    """What the evaluation commands store: a labelled row of any of their input files."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def language(self) -> str | None: ...
+    @property
+    def published(self) -> dt.datetime: ...
+    @property
+    def outlet(self) -> str: ...
+    @property
+    def country(self) -> str: ...
+
+
+def store_eval_articles(
+    ctx: AppContext, articles: Sequence[StorableArticle], now: dt.datetime
+) -> dict[str, int]:
+    """Insert the articles, one made-up feed per outlet; returns input id -> stored article id.
+
+    URLs and title/story keys derive from the input id, so every row is its own article and story:
+    the evaluation measures matching, clustering and detection, not deduplication.
+    """
+    ids: dict[str, int] = {}
     with ctx.transaction() as session:
-        session.add(
-            Feed(
-                id=EVAL_FEED,
-                outlet="eval",
-                name="evaluation set",
-                url="https://eval.invalid/feed",
-                country="xx",
-            )
-        )
-        session.flush()
-        ids: dict[str, int] = {}
+        feeds: dict[str, str] = {}
         for article in articles:
+            if article.outlet not in feeds:
+                slug = re.sub(r"[^a-z0-9]+", "-", article.outlet.lower()).strip("-") or "x"
+                feed_id = f"eval-{slug[:80]}-{_digest(article.outlet)[:8]}"
+                feeds[article.outlet] = feed_id
+                session.add(
+                    Feed(
+                        id=feed_id,
+                        outlet=article.outlet[:100],
+                        name=f"evaluation outlet {article.outlet}",
+                        url=f"https://eval.invalid/{feed_id}",
+                        country=article.country,
+                    )
+                )
+        session.flush()
+        for article in articles:
+            key = _digest(article.id)[:32]
             row = Article(
-                canonical_url=f"https://eval.invalid/{_digest(article.id)[:32]}",
-                url=f"https://eval.invalid/{_digest(article.id)[:32]}",
-                feed_id=EVAL_FEED,
-                outlet=article.outlet,
-                country="xx",
+                canonical_url=f"https://eval.invalid/{key}",
+                url=f"https://eval.invalid/{key}",
+                feed_id=feeds[article.outlet],
+                outlet=article.outlet[:100],
+                country=article.country,
                 language=article.language,
                 title=article.title,
                 title_key=_digest("title:" + article.id),

@@ -23,9 +23,7 @@ Input: JSON Lines, one article per line, as for ``eval match``: ``id``, ``title`
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,15 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from db.models import Article, Cluster, ClusterMember, Feed, RisingFlag
+from db.models import Cluster, ClusterMember, RisingFlag
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.domain.clustering import bcubed, pairwise, resolve
+from narrwatch.evaluation import EVAL_COUNTRY, store_eval_articles, temporary_context
 
 if TYPE_CHECKING:
     from narrwatch.ports import Encoder
 
-EVAL_COUNTRY = "xx"
 JOIN_SWEEP = tuple(round(0.30 + 0.05 * step, 2) for step in range(12))
 
 
@@ -124,54 +122,6 @@ def read_stream(path: Path, *, need_cluster: bool, need_outlet: bool) -> list[St
     return sorted(articles, key=lambda a: (a.published, a.id))
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def store_stream(ctx: AppContext, articles: Sequence[StreamArticle], now: dt.datetime) -> dict[str, int]:
-    """Insert the articles, one made-up feed per outlet; returns stream id -> stored article id."""
-    ids: dict[str, int] = {}
-    with ctx.transaction() as session:
-        feeds: dict[str, str] = {}
-        for article in articles:
-            if article.outlet not in feeds:
-                feed_id = "eval-" + (re.sub(r"[^a-z0-9]+", "-", article.outlet.lower()).strip("-") or "x")
-                feed_id = f"{feed_id[:80]}-{_digest(article.outlet)[:8]}"
-                feeds[article.outlet] = feed_id
-                session.add(
-                    Feed(
-                        id=feed_id,
-                        outlet=article.outlet[:100],
-                        name=f"evaluation outlet {article.outlet}",
-                        url=f"https://eval.invalid/{feed_id}",
-                        country=article.country,
-                    )
-                )
-        session.flush()
-        for article in articles:
-            key = _digest(article.id)[:32]
-            row = Article(
-                canonical_url=f"https://eval.invalid/{key}",
-                url=f"https://eval.invalid/{key}",
-                feed_id=feeds[article.outlet],
-                outlet=article.outlet[:100],
-                country=article.country,
-                language=article.language,
-                title=article.title,
-                title_key=_digest("title:" + article.id),
-                summary="",
-                text=article.text,
-                content_hash=_digest(article.title + "\n" + article.text),
-                published_at=article.published,
-                fetched_at=now,
-                story_key=_digest("story:" + article.id),
-            )
-            session.add(row)
-            session.flush()
-            ids[article.id] = row.id
-    return ids
-
-
 def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
 
@@ -203,14 +153,13 @@ def eval_cluster(
     """Cluster the stream on temporary stores and score the partition against the gold clusters."""
     from narrwatch import vectorize
     from narrwatch.clustering import cluster_unmatched
-    from narrwatch.evaluation import temporary_context
 
     articles = read_stream(articles_path, need_cluster=True, need_outlet=False)
     start = articles[0].published
     end = articles[-1].published + dt.timedelta(seconds=1)
     with tempfile.TemporaryDirectory(prefix="narrwatch-no-seeds-") as no_seeds:
         with temporary_context(settings, Path(no_seeds), encoder) as ctx:
-            ids = store_stream(ctx, articles, end)
+            ids = store_eval_articles(ctx, articles, end)
             vectorize.embed_pending(ctx, end)
             cluster_unmatched(ctx, start, end, end)
             predicted = predicted_clusters(ctx, ids)
@@ -236,7 +185,6 @@ def eval_rising(
 ) -> RisingRun:
     """Replay the stream day by day through matching and rising detection on temporary stores."""
     from narrwatch import matching, vectorize
-    from narrwatch.evaluation import temporary_context
     from narrwatch.narratives import load_narratives
     from narrwatch.rising import detect_rising
 
@@ -248,7 +196,7 @@ def eval_rising(
     first_day, last_day = articles[0].published.date(), articles[-1].published.date()
     n_days = (last_day - first_day).days + 1
     with temporary_context(settings, narratives_dir, encoder) as ctx:
-        store_stream(ctx, articles, _day_start(first_day))
+        store_eval_articles(ctx, articles, _day_start(first_day))
         vectorize.embed_pending(ctx, _day_start(first_day))
         matching.sync_narratives(ctx, _day_start(first_day), narratives)
         for offset in range(n_days):
@@ -312,13 +260,12 @@ def sweep_cluster_thresholds(
     from narrwatch import vectorize
     from narrwatch.clustering import article_vectors
     from narrwatch.domain.clustering import ClusterThresholds, OnlineClusterer
-    from narrwatch.evaluation import temporary_context
 
     articles = read_stream(articles_path, need_cluster=True, need_outlet=False)
     end = articles[-1].published + dt.timedelta(seconds=1)
     with tempfile.TemporaryDirectory(prefix="narrwatch-no-seeds-") as no_seeds:
         with temporary_context(settings, Path(no_seeds), encoder) as ctx:
-            ids = store_stream(ctx, articles, end)
+            ids = store_eval_articles(ctx, articles, end)
             vectorize.embed_pending(ctx, end)
             collection = vectorize.collection_for(ctx.encoder)
             model = ctx.encoder.model_name
