@@ -89,7 +89,7 @@ def trap() -> Iterator[Trap]:
 
 def chromium(page: Path, trap: Trap, profile: Path, *mode: str) -> str:
     if CHROMIUM is None:
-        pytest.skip("headless Chromium not installed (Debian: apt-get install -y chromium)")
+        pytest.fail("headless Chromium is not installed: `make browser` installs Debian's chromium")
     command = [
         CHROMIUM,
         "--headless",
