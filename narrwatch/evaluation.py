@@ -62,14 +62,16 @@ class EvalArticle:
     country: str = EVAL_COUNTRY
 
 
-def read_eval_articles(path: Path, narratives: NarrativeSet | None = None) -> list[EvalArticle]:
-    """Parse and check the JSON Lines file; labels must be seed ids when ``narratives`` is given."""
-    articles: list[EvalArticle] = []
-    seen: dict[str, int] = {}
+def iter_jsonl_rows(path: Path, error: type[ValueError]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(where, row)`` for each JSON object line of a labelled file, ``where`` = file:line.
+
+    Every problem raises ``error`` naming the file and line; ids must be present and unique.
+    """
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise EvalDataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -77,16 +79,31 @@ def read_eval_articles(path: Path, narratives: NarrativeSet | None = None) -> li
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise EvalDataError(f"{where}: not JSON: {exc.msg}") from exc
+            raise error(f"{where}: not JSON: {exc.msg}") from exc
         if not isinstance(row, dict):
-            raise EvalDataError(f"{where}: each line must be a JSON object")
-        for name in ("id", "title", "text", "labels"):
-            if name not in row:
-                raise EvalDataError(f"{where}: field {name!r} is missing")
+            raise error(f"{where}: each line must be a JSON object")
+        if row.get("id") in (None, ""):
+            raise error(f"{where}: field 'id' is missing")
         article_id = str(row["id"])
         if article_id in seen:
-            raise EvalDataError(f"{where}: id {article_id!r} already used on line {seen[article_id]}")
+            raise error(f"{where}: id {article_id!r} already used on line {seen[article_id]}")
         seen[article_id] = number
+        yield where, row
+
+
+def iso_utc(value: str) -> dt.datetime:
+    """An ISO 8601 time as aware UTC (naive means UTC); ValueError when it is not one."""
+    parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def read_eval_articles(path: Path, narratives: NarrativeSet | None = None) -> list[EvalArticle]:
+    """Parse and check the JSON Lines file; labels must be seed ids when ``narratives`` is given."""
+    articles: list[EvalArticle] = []
+    for where, row in iter_jsonl_rows(path, EvalDataError):
+        for name in ("title", "text", "labels"):
+            if name not in row:
+                raise EvalDataError(f"{where}: field {name!r} is missing")
         labels = row["labels"]
         if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
             raise EvalDataError(f"{where}: labels must be a list of seed ids")
@@ -98,7 +115,7 @@ def read_eval_articles(path: Path, narratives: NarrativeSet | None = None) -> li
             raise EvalDataError(f"{where}: title and text must be strings")
         articles.append(
             EvalArticle(
-                id=article_id,
+                id=str(row["id"]),
                 title=row["title"],
                 text=row["text"],
                 language=row.get("language"),
@@ -116,10 +133,9 @@ def _parse_published(value: Any, where: str) -> dt.datetime:
     if value in (None, ""):
         return UNDATED
     try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return iso_utc(str(value))
     except ValueError as exc:
         raise EvalDataError(f"{where}: published {value!r} is not ISO 8601") from exc
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
 def _digest(text: str) -> str:

@@ -23,7 +23,6 @@ Input: JSON Lines, one article per line, as for ``eval match``: ``id``, ``title`
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +35,13 @@ from db.models import Cluster, ClusterMember, RisingFlag
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.domain.clustering import bcubed, pairwise, resolve
-from narrwatch.evaluation import EVAL_COUNTRY, store_eval_articles, temporary_context
+from narrwatch.evaluation import (
+    EVAL_COUNTRY,
+    iso_utc,
+    iter_jsonl_rows,
+    store_eval_articles,
+    temporary_context,
+)
 
 if TYPE_CHECKING:
     from narrwatch.ports import Encoder
@@ -65,48 +70,29 @@ def _published(value: Any, where: str) -> dt.datetime:
     if not isinstance(value, str) or not value.strip():
         raise StreamDataError(f"{where}: field 'published' is missing (ISO 8601 required)")
     try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return iso_utc(value)
     except ValueError as exc:
         raise StreamDataError(f"{where}: published {value!r} is not ISO 8601") from exc
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
 def read_stream(path: Path, *, need_cluster: bool, need_outlet: bool) -> list[StreamArticle]:
     """Parse and check the JSON Lines file, naming file, line and field on any problem."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise StreamDataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     articles: list[StreamArticle] = []
-    seen: dict[str, int] = {}
-    required = ["id", "title", "text", "published"]
+    required = ["title", "text", "published"]
     required += ["cluster"] if need_cluster else []
     required += ["outlet"] if need_outlet else []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise StreamDataError(f"{where}: not JSON: {exc.msg}") from exc
-        if not isinstance(row, dict):
-            raise StreamDataError(f"{where}: each line must be a JSON object")
+    for where, row in iter_jsonl_rows(path, StreamDataError):
         for name in required:
             if row.get(name) in (None, ""):
                 raise StreamDataError(f"{where}: field {name!r} is missing")
         if not isinstance(row["title"], str) or not isinstance(row["text"], str):
             raise StreamDataError(f"{where}: title and text must be strings")
-        article_id = str(row["id"])
-        if article_id in seen:
-            raise StreamDataError(f"{where}: id {article_id!r} already used on line {seen[article_id]}")
-        seen[article_id] = number
         labels = row.get("labels", [])
         if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
             raise StreamDataError(f"{where}: labels must be a list of seed ids")
         articles.append(
             StreamArticle(
-                id=article_id,
+                id=str(row["id"]),
                 title=row["title"],
                 text=row["text"],
                 language=row.get("language") or None,
