@@ -165,7 +165,9 @@ def _seed_articles(
     return seeds
 
 
-def _merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
+def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
+    """Cluster id -> the cluster it merged into, for merges that had happened by ``before``: a later
+    merge does not rewrite an earlier day (the report and detection must agree on this)."""
     rows = session.execute(
         select(Cluster.id, Cluster.merged_into, Cluster.merged_at).where(Cluster.merged_into.is_not(None))
     ).tuples()
@@ -190,7 +192,7 @@ def _cluster_articles(
         )
         .order_by(ClusterMember.cluster_id, Article.id)
     ).all()
-    merged_into = _merge_map(session, merge_before)
+    merged_into = merge_map(session, merge_before)
     clusters: dict[str, dict[int, CountedArticle]] = defaultdict(dict)
     for member, article in rows:
         survivor = str(resolve(member.cluster_id, merged_into))

@@ -50,6 +50,7 @@ from narrwatch.report.model import (
     TrendPoint,
 )
 from narrwatch.report.safety import plain_text, safe_url
+from narrwatch.rising import merge_map
 
 TITLE_CHARS = 300
 EVIDENCE_CHARS = 600
@@ -472,18 +473,6 @@ def _member_evidence(member: ClusterMember, article: Article) -> ArticleEvidence
     )
 
 
-def _merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
-    """Merges that had happened by ``before``: a later merge does not rewrite an earlier day."""
-    rows = session.execute(
-        select(Cluster.id, Cluster.merged_into, Cluster.merged_at).where(Cluster.merged_into.is_not(None))
-    ).tuples()
-    return {
-        cluster_id: into
-        for cluster_id, into, merged_at in rows
-        if into is not None and (merged_at is None or merged_at < before)
-    }
-
-
 def _seed_covered(session: Session, article_ids: Iterable[int]) -> set[tuple[int, str]]:
     """(article, collection) pairs with a seed match no analyst rejected: they belong to the seed."""
     ids = sorted(set(article_ids))
@@ -519,7 +508,7 @@ def _cluster_articles(
         .order_by(ClusterMember.similarity.desc(), Article.id)
     ).all()
     covered = _seed_covered(session, (member.article_id for member, _ in rows))
-    merged_into = _merge_map(session, end)
+    merged_into = merge_map(session, end)
     clusters: dict[str, dict[int, ArticleEvidence]] = defaultdict(dict)
     for member, article in rows:
         if (article.id, member.collection) in covered:
