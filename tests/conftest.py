@@ -12,11 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from db.models import Base
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+
+# Property tests check behaviour, not speed: on a loaded 2-core CI machine Hypothesis's default
+# 200 ms per-example deadline fails tests at random (timings belong in bench/).
+hypothesis_settings.register_profile("narrwatch", deadline=None)
+hypothesis_settings.load_profile("narrwatch")
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("NARRWATCH_TEST_DATABASE_URL")
