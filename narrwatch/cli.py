@@ -20,6 +20,7 @@ import typer
 from pydantic import ValidationError
 
 from narrwatch.cli_eval import eval_app
+from narrwatch.narratives import SeedFilesSkipped
 
 app = typer.Typer(
     name="narrwatch",
@@ -327,6 +328,10 @@ def main() -> None:
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except SeedFilesSkipped as exc:
+        for line in exc.lines:
+            typer.echo(f"error: seed file skipped: {line}", err=True)
+        sys.exit(1)
     except ValidationError as exc:
         typer.echo(f"error: invalid setting:\n{format_validation_error(exc)}", err=True)
         sys.exit(2)

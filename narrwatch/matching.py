@@ -100,7 +100,8 @@ def sync_narratives(ctx: AppContext, now: dt.datetime, narratives: NarrativeSet 
     version (the content-hash key is unique): its stored matches stay valid and the version numbers
     still only increase. Raises ``NarrativeError`` (naming file and field) if a seed file is bad.
     """
-    narratives = narratives or load_narratives(ctx.settings.narratives_dir)
+    if narratives is None:
+        narratives = load_narratives(ctx.settings.narratives_dir)
     for attempt in range(3):
         try:
             return _sync_once(ctx, now, narratives)
@@ -405,7 +406,13 @@ class _Decision:
 
 
 def match_articles(
-    ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime, *, recompute: bool = False
+    ctx: AppContext,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    *,
+    recompute: bool = False,
+    narratives: NarrativeSet | None = None,
 ) -> MatchReport:
     """Match articles embedded in the configured model's collection and published in ``[start, end)``.
 
@@ -419,7 +426,8 @@ def match_articles(
 
     if start >= end:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    if narratives is None:
+        narratives = load_narratives(ctx.settings.narratives_dir)
     sync_narratives(ctx, now, narratives)
     encoder = ctx.encoder
     store = ctx.vector_store

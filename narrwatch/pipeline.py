@@ -66,10 +66,19 @@ def match(
     recompute: bool = False,
 ) -> dict[str, Any]:
     from narrwatch import matching
+    from narrwatch.narratives import SeedFilesSkipped, bad_seed_files, load_usable_narratives
 
     with recorded_run(ctx, "match", now, start, end) as run:
-        matching.sync_narratives(ctx, now)
-        run.summary = matching.match_articles(ctx, start, end, now, recompute=recompute).as_dict()
+        # A bad seed file is skipped, not fatal: the others are matched, then the run fails naming it.
+        narratives, problems = load_usable_narratives(ctx.settings.narratives_dir)
+        matching.sync_narratives(ctx, now, narratives)
+        run.summary = matching.match_articles(
+            ctx, start, end, now, recompute=recompute, narratives=narratives
+        ).as_dict()
+        if problems:
+            lines = list(bad_seed_files(problems).values())
+            run.summary["skipped_seed_files"] = lines
+            raise SeedFilesSkipped(lines)
     return run.summary
 
 
@@ -135,14 +144,21 @@ def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = N
     articles are still covered; detection and the report are for ``report_day`` (default: the day
     of ``now``).
     """
+    from narrwatch.narratives import SeedFilesSkipped
+
     day = report_day or now.date()
     window_start = now - dt.timedelta(days=ctx.settings.match_window_days)
-    summaries: dict[str, Any] = {
-        "poll": poll(ctx, now),
-        "embed": embed(ctx, now),
-        "match": match(ctx, window_start, now, now),
-        "cluster": cluster(ctx, window_start, now, now),
-        "detect": detect(ctx, day, now),
-    }
+    summaries: dict[str, Any] = {"poll": poll(ctx, now), "embed": embed(ctx, now)}
+    skipped: SeedFilesSkipped | None = None
+    try:
+        summaries["match"] = match(ctx, window_start, now, now)
+    except SeedFilesSkipped as exc:
+        # The good seeds were matched: the rest of the day still runs, then the bad files are named.
+        skipped = exc
+        summaries["match"] = {"skipped_seed_files": exc.lines}
+    summaries["cluster"] = cluster(ctx, window_start, now, now)
+    summaries["detect"] = detect(ctx, day, now)
     summaries["report"] = report(ctx, day, now)
+    if skipped is not None:
+        raise skipped
     return summaries

@@ -53,6 +53,8 @@ def recorded_run(
                 failed.status = "failed"
                 failed.finished_at = now + (dt.datetime.now(dt.UTC) - started)
                 failed.error = f"{type(exc).__name__}: {exc}"[:4000]
+                # What the step did before failing (e.g. matches stored for the good seeds).
+                failed.summary = record.summary
         raise
     with ctx.transaction() as session:
         done = session.get(PipelineRun, run_id)
