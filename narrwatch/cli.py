@@ -20,7 +20,9 @@ import typer
 from pydantic import ValidationError
 
 from narrwatch.cli_eval import eval_app
+from narrwatch.feeds.registry import FeedsFileError
 from narrwatch.narratives import SeedFilesSkipped
+from narrwatch.settings_check import UnknownSettingError
 
 app = typer.Typer(
     name="narrwatch",
@@ -183,12 +185,22 @@ def poll(
     force: Annotated[bool, typer.Option(help="Poll even feeds that are not due.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Poll the feeds that are due and store new articles."""
+    """Poll the feeds that are due and store new articles.
+
+    Exit code: 0 done (a broken feeds.yaml only warns while the last good catalogue is polled);
+    1 every feed polled failed; 2 an unknown feed id was given.
+    """
     from narrwatch import pipeline
+    from narrwatch.poll_outcome import poll_exit_code
 
     with app_context() as ctx:
         summary = pipeline.poll(ctx, parse_now(now), group=group, feed_ids=feed, force=force)
     echo_summary(summary, as_json)
+    code, problems = poll_exit_code(summary)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -328,12 +340,20 @@ def main() -> None:
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except FeedsFileError as exc:
+        for problem in exc.problems[:20]:
+            typer.echo(f"error: {problem[:300]}", err=True)
+        sys.exit(2)
     except SeedFilesSkipped as exc:
         for line in exc.lines:
             typer.echo(f"error: seed file skipped: {line}", err=True)
         sys.exit(1)
     except ValidationError as exc:
         typer.echo(f"error: invalid setting:\n{format_validation_error(exc)}", err=True)
+        sys.exit(2)
+    except UnknownSettingError as exc:
+        for line in exc.lines:
+            typer.echo(f"error: {line}", err=True)
         sys.exit(2)
     except RuntimeError as exc:
         # A model that cannot be loaded or a vector store that cannot be reached is an operator's

@@ -88,7 +88,14 @@ def _load(file: Path | None) -> Any:
 @feeds_app.command("validate")
 def validate(file: FileOption = None) -> None:
     """Check feeds.yaml: every error names the entry (index and id) and the field."""
+    from narrwatch.schedule import ScheduleError, ingest_groups
+
     path, config = _load(file)
+    try:
+        # The groups' schedules as the ingest DAGs and `schedule show` read them: one parser.
+        ingest_groups(_settings().model_copy(update={"feeds_file": path}))
+    except ScheduleError as exc:
+        raise _fail(f"{path} is not valid:\n  {exc}") from exc
     countries = Counter(feed.country for feed in config.feeds)
     state = sum(1 for feed in config.feeds if feed.state_affiliated)
     typer.echo(

@@ -24,6 +24,19 @@ BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
 
 
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NARRWATCH_",
@@ -403,6 +416,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _qdrant_key_off_loopback(self) -> Settings:
+        # A Qdrant server reachable beyond this machine without a key lets anyone read or wipe it.
+        if self.qdrant_url and self.qdrant_api_key is None and not _is_loopback_url(self.qdrant_url):
+            raise ValueError(
+                "NARRWATCH_QDRANT_API_KEY is required when NARRWATCH_QDRANT_URL is not a loopback "
+                f"address ({self.qdrant_url!r})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
         if self.poll_min_interval_s > self.poll_max_interval_s:
             raise ValueError("NARRWATCH_POLL_MIN_INTERVAL_S must not exceed NARRWATCH_POLL_MAX_INTERVAL_S")
@@ -440,4 +463,11 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The settings of this process; a misspelt NARRWATCH_ variable is an error naming the closest."""
+    import os
+
+    from narrwatch.settings_check import check_variable_names
+
+    env_file = Settings.model_config.get("env_file")
+    check_variable_names(os.environ, Path(str(env_file)) if env_file else None, Settings.model_fields.keys())
     return Settings()

@@ -39,13 +39,14 @@ def poll(
     force: bool = False,
 ) -> dict[str, Any]:
     from narrwatch import ingest
+    from narrwatch.feeds.catalogue import sync_or_keep_last_good
 
     with recorded_run(ctx, "poll", now) as run:
-        ingest.sync_feeds(ctx, now)
+        catalogue = sync_or_keep_last_good(ctx, now)
         report = ingest.poll_feeds(
             ctx, now, group=group, shard=shard, shards=shards, feed_ids=feed_ids, force=force
         )
-        run.summary = report.as_dict()
+        run.summary = {**report.as_dict(), **catalogue.as_dict()}
     return run.summary
 
 
