@@ -22,7 +22,7 @@ def test_a_misspelt_variable_names_the_closest_setting() -> None:
         "NARRWATCH_EMBEDING_MODEL: no such setting; did you mean NARRWATCH_EMBEDDING_MODEL?"
     ]
     assert unknown_settings(["NARRWATCH_TEST_DATABASE_URL", "NARRWATCH_REGEN_GOLDEN"], FIELDS) == []
-    assert "see narrwatch/config.py" in unknown_settings(["NARRWATCH_ZZZ"], FIELDS)[0]
+    assert "the settings are in narrwatch/config.py" in unknown_settings(["NARRWATCH_ZZZ"], FIELDS)[0]
 
 
 def test_a_misspelt_name_in_the_env_file_counts_too(tmp_path: Path) -> None:
