@@ -49,9 +49,7 @@ def unknown_settings(names: Iterable[str], fields: Iterable[str]) -> list[str]:
         # Compared without the prefix, which every name shares and would make anything look close.
         bare = sorted(name.removeprefix(PREFIX) for name in known)
         close = difflib.get_close_matches(upper.removeprefix(PREFIX), bare, n=1, cutoff=0.75)
-        hint = (
-            f"; did you mean {PREFIX}{close[0]}?" if close else "; see narrwatch/config.py for the settings"
-        )
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else "; the settings are in narrwatch/config.py"
         lines.append(f"{name}: no such setting{hint}")
     return lines
 
