@@ -302,13 +302,22 @@ def run(now: NowOption = None, date: DateOption = None, as_json: JsonOption = Fa
 
 @app.command()
 def demo(
-    fresh: Annotated[bool, typer.Option(help="Delete the demo's data folder first.")] = False,
-    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path("var/demo"),
+    fresh: Annotated[
+        bool, typer.Option(help="Delete the demo's data folder first (only a folder the demo made).")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the demo keeps its data (default: NARRWATCH_DATA_DIR/demo)."),
+    ] = None,
 ) -> None:
     """Serve the bundled demo feeds on 127.0.0.1 and run the pipeline over them day by day."""
     from narrwatch.demo import run_demo
+    from narrwatch.demo_folder import DemoFolderError
 
-    result = run_demo(data_dir=data_dir, fresh=fresh, echo=typer.echo)
+    try:
+        result = run_demo(data_dir=data_dir, fresh=fresh, echo=typer.echo)
+    except DemoFolderError as exc:
+        raise UsageError(str(exc)) from exc
     typer.echo("stored: " + ", ".join(f"{count} {table}" for table, count in result.counts.items()))
     typer.echo(f"report: {result.report_html.resolve()}")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -250,11 +249,21 @@ def demo_settings(data_dir: Path, feeds_file: Path) -> Any:
     )
 
 
-def run_demo(data_dir: Path, *, fresh: bool = False, echo: Callable[[str], Any] = print) -> DemoResult:
-    """`narrwatch demo` / `make demo`: the demo in its own data folder under the default settings."""
-    if fresh and data_dir.exists():
-        shutil.rmtree(data_dir)
-    return run_demo_with(demo_settings(data_dir, data_dir / "feeds.yaml"), echo)
+def default_demo_dir() -> Path:
+    """``<NARRWATCH_DATA_DIR>/demo``: ``var/demo`` under the default settings."""
+    from narrwatch.config import get_settings
+
+    return get_settings().data_dir / "demo"
+
+
+def run_demo(
+    data_dir: Path | None = None, *, fresh: bool = False, echo: Callable[[str], Any] = print
+) -> DemoResult:
+    """`narrwatch demo` / `make demo`: the demo in a folder of its own (see narrwatch.demo_folder)."""
+    from narrwatch.demo_folder import prepare_demo_folder
+
+    folder = prepare_demo_folder(data_dir if data_dir is not None else default_demo_dir(), fresh=fresh)
+    return run_demo_with(demo_settings(folder, folder / "feeds.yaml"), echo)
 
 
 def run_demo_with(settings: Any, echo: Callable[[str], Any] = print) -> DemoResult:
