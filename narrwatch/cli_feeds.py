@@ -66,13 +66,9 @@ def _now(value: str | None) -> dt.datetime:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
-    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * width for width in widths))
-    lines.extend(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
-    )
-    return "\n".join(line.rstrip() for line in lines)
+    from narrwatch.tables import render_table
+
+    return render_table(headers, rows)
 
 
 def _load(file: Path | None) -> Any:

