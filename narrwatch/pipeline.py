@@ -114,11 +114,18 @@ def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None
     return run.summary
 
 
-def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -> dict[str, Any]:
+def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False) -> dict[str, Any]:
+    """Compare Qdrant with SQL and, with ``mend``, repair; fails (after repairing what it may) when
+    the share of orphan points is too large to delete without ``force``."""
     from narrwatch import vectorize
+    from narrwatch.reconcile_guard import ReconcileRefused
 
     with recorded_run(ctx, "reconcile", now) as run:
-        run.summary = vectorize.reconcile_vectors(ctx, now, mend=mend).as_dict()
+        report = vectorize.reconcile_vectors(ctx, now, mend=mend, force=force)
+        run.summary = report.as_dict()
+        refusals = [check.refused for check in report.collections if check.refused]
+        if refusals:
+            raise ReconcileRefused("; ".join(refusals))
     return run.summary
 
 

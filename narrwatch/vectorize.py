@@ -87,6 +87,7 @@ class CollectionCheck:
     orphan_points: int
     missing_points: int
     articles_unmarked: int
+    refused: str | None = None  # why the orphans were not deleted (narrwatch.reconcile_guard)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -414,7 +415,9 @@ def _point_alias(store: VectorStore, collection: str) -> str | None:
 # --- reconcile -----------------------------------------------------------------------------------
 
 
-def reconcile_vectors(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -> ReconcileReport:
+def reconcile_vectors(
+    ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False
+) -> ReconcileReport:
     """Compare every narrwatch collection with SQL; with ``mend`` delete orphans and unmark the missing.
 
     Reads in the order that keeps a concurrent embed run from looking inconsistent: marks first,
@@ -424,7 +427,7 @@ def reconcile_vectors(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -
     store = ctx.vector_store
     report = ReconcileReport(checked_at=now, mended=mend)
     for collection in known_collections(ctx, store):
-        check = _reconcile_collection(ctx, store, collection, mend)
+        check = _reconcile_collection(ctx, store, collection, mend, force)
         report.collections.append(check)
         report.orphan_points += check.orphan_points
         report.missing_points += check.missing_points
@@ -444,8 +447,10 @@ def known_collections(ctx: AppContext, store: VectorStore) -> list[str]:
 
 
 def _reconcile_collection(
-    ctx: AppContext, store: VectorStore, collection: str, mend: bool
+    ctx: AppContext, store: VectorStore, collection: str, mend: bool, force: bool
 ) -> CollectionCheck:
+    from narrwatch.reconcile_guard import orphan_deletion_refusal
+
     with ctx.transaction() as session:
         marks = dict(
             session.execute(
@@ -474,8 +479,9 @@ def _reconcile_collection(
             missing += absent
             to_unmark.append(article_id)
 
+    refused = orphan_deletion_refusal(collection, len(orphans), len(in_qdrant), force) if mend else None
     if mend:
-        if orphans:
+        if orphans and refused is None:
             store.delete(collection, orphans)
         if to_unmark:
             with ctx.transaction() as session:
@@ -501,4 +507,5 @@ def _reconcile_collection(
         orphan_points=len(orphans),
         missing_points=missing,
         articles_unmarked=len(to_unmark) if mend else 0,
+        refused=refused,
     )
