@@ -108,6 +108,20 @@ def db_upgrade(
     typer.echo(f"database at {redact_url(url)} is at revision {revision}")
 
 
+@db_app.command("downgrade")
+def db_downgrade() -> None:
+    """Undo the newest migration: one step only, refused when it would drop tables holding rows."""
+    from db.downgrade import DowngradeRefused, downgrade_one_step
+    from narrwatch.config import get_settings
+
+    url = get_settings().resolved_database_url
+    try:
+        step = downgrade_one_step(url)
+    except DowngradeRefused as exc:
+        raise UsageError(str(exc)) from exc
+    typer.echo(f"database at {redact_url(url)} downgraded from {step.current} to {step.target or 'empty'}")
+
+
 @db_app.command("check")
 def db_check() -> None:
     """Fail when the models and the migrations disagree."""
