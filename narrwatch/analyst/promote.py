@@ -6,13 +6,9 @@ import datetime as dt
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import Cluster
-
-if TYPE_CHECKING:
-    pass
 from narrwatch.steps.cluster.cluster import PROMOTE_EXAMPLES, ClusteringError, central_passages
 
 
