@@ -216,56 +216,66 @@ def _persist(ctx: AppContext, now: dt.datetime, outcome: Retrieved, report: Poll
             else:
                 report.feeds_unchanged += 1
         else:
-            assert outcome.parsed is not None
-            parsed = outcome.parsed
-            entries = list(parsed.entries)
-            if not feed.guid_unreliable and guids_unusable(entries):
-                log.warning(
-                    "feed %s: GUIDs blank or repeated; keying its entries by link from now on", feed.id
-                )
-                feed.guid_unreliable = True
-            keys = entry_keys(entries, feed.guid_unreliable)
-            snapshot = FeedSnapshot.of(feed)
-            plan = decide_entries(
-                snapshot,
-                entries,
-                keys,
-                _load_lookups(session, snapshot, entries, keys),
-                now,
-                dt.timedelta(days=ctx.settings.dedup_title_window_days),
-                outcome.full_texts,
-            )
-            new_articles, new_sightings = persist_plan(session, feed.id, plan, now)
-            feed.body_hash = fetched.body_sha256
-            feed.items_total = (feed.items_total or 0) + new_sightings
-            feed.undated_items_total = (feed.undated_items_total or 0) + plan.undated_new
-            feed.mean_item_gap_s = blend_item_gap(
-                feed.mean_item_gap_s, estimate_item_gap_s(plan.published, now)
-            )
-            if new_sightings:
-                feed.last_new_item_at = now
-            fetch_row.outcome = "new" if new_sightings else "unchanged"
-            fetch_row.n_entries = len(entries)
-            fetch_row.n_new = new_articles
-            fetch_row.n_undated = parsed.n_undated
-            report.entries_seen += len(entries)
-            report.new_articles += new_articles
-            report.new_sightings += new_sightings
-            report.duplicates.update(plan.duplicates)
-            report.tombstoned += plan.tombstoned
-            report.skipped_entries += plan.skipped
-            report.undated_entries += parsed.n_undated
-            report.full_text_fetched += sum(1 for item in outcome.full_texts.values() if item.text)
-            report.full_text_failed += sum(1 for item in outcome.full_texts.values() if not item.text)
-            if new_sightings:
-                report.feeds_new += 1
-            else:
-                report.feeds_unchanged += 1
+            _store_entries(ctx, session, feed, outcome, now, fetch_row, report)
         feed.consecutive_failures = 0
         feed.last_error = None
         feed.last_success_at = now
         _schedule(ctx, feed, now, None)
         session.add(fetch_row)
+
+
+def _store_entries(
+    ctx: AppContext,
+    session: Session,
+    feed: Feed,
+    outcome: Retrieved,
+    now: dt.datetime,
+    fetch_row: FeedFetch,
+    report: PollReport,
+) -> None:
+    """A changed document: decide its entries against the store, persist the plan, and update the
+    feed's counters and cadence."""
+    assert outcome.parsed is not None and outcome.fetch is not None
+    parsed = outcome.parsed
+    entries = list(parsed.entries)
+    if not feed.guid_unreliable and guids_unusable(entries):
+        log.warning("feed %s: GUIDs blank or repeated; keying its entries by link from now on", feed.id)
+        feed.guid_unreliable = True
+    keys = entry_keys(entries, feed.guid_unreliable)
+    snapshot = FeedSnapshot.of(feed)
+    plan = decide_entries(
+        snapshot,
+        entries,
+        keys,
+        _load_lookups(session, snapshot, entries, keys),
+        now,
+        dt.timedelta(days=ctx.settings.dedup_title_window_days),
+        outcome.full_texts,
+    )
+    new_articles, new_sightings = persist_plan(session, feed.id, plan, now)
+    feed.body_hash = outcome.fetch.body_sha256
+    feed.items_total = (feed.items_total or 0) + new_sightings
+    feed.undated_items_total = (feed.undated_items_total or 0) + plan.undated_new
+    feed.mean_item_gap_s = blend_item_gap(feed.mean_item_gap_s, estimate_item_gap_s(plan.published, now))
+    if new_sightings:
+        feed.last_new_item_at = now
+    fetch_row.outcome = "new" if new_sightings else "unchanged"
+    fetch_row.n_entries = len(entries)
+    fetch_row.n_new = new_articles
+    fetch_row.n_undated = parsed.n_undated
+    report.entries_seen += len(entries)
+    report.new_articles += new_articles
+    report.new_sightings += new_sightings
+    report.duplicates.update(plan.duplicates)
+    report.tombstoned += plan.tombstoned
+    report.skipped_entries += plan.skipped
+    report.undated_entries += parsed.n_undated
+    report.full_text_fetched += sum(1 for item in outcome.full_texts.values() if item.text)
+    report.full_text_failed += sum(1 for item in outcome.full_texts.values() if not item.text)
+    if new_sightings:
+        report.feeds_new += 1
+    else:
+        report.feeds_unchanged += 1
 
 
 def _persist_failure(ctx: AppContext, now: dt.datetime, outcome: Retrieved, message: str) -> None:
