@@ -63,10 +63,9 @@ def match(
     recompute: bool = False,
 ) -> dict[str, Any]:
     from narrwatch.steps.match import match as matching
-    from narrwatch.steps.match import versions as versions_mod
 
     with recorded_run(ctx, "match", now, start, end) as run:
-        versions_mod.sync_narratives(ctx, now)
+        # match_articles loads the seeds once and records their versions itself
         run.summary = matching.match_articles(ctx, start, end, now, recompute=recompute).as_dict()
     return run.summary
 
