@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from narrwatch.feeds.coverage import Coverage, measure
+from narrwatch.steps.poll.coverage import Coverage, measure
 
 DEFAULT = Path(__file__).resolve().parents[1] / "tests" / "feeds" / "real_captures"
 

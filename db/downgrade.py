@@ -14,8 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select, table
 
-from db.migrate import alembic_config, downgrade
-from db.session import make_engine
+from narrwatch.db.migrate import alembic_config, downgrade
+from narrwatch.db.session import make_engine
 
 
 class DowngradeRefused(RuntimeError):

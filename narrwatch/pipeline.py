@@ -12,19 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from narrwatch.context import AppContext
+from narrwatch.domain.clock import day_bounds
 from narrwatch.runs import recorded_run
 
 
-def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
-
-
 def sync_feeds(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import ingest
+    from narrwatch.steps.poll import sync as sync_mod
 
     with recorded_run(ctx, "sync_feeds", now) as run:
-        run.summary = ingest.sync_feeds(ctx, now).as_dict()
+        run.summary = sync_mod.sync_feeds(ctx, now).as_dict()
     return run.summary
 
 
@@ -38,12 +34,12 @@ def poll(
     feed_ids: list[str] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    from narrwatch import ingest
-    from narrwatch.feeds.catalogue import sync_or_keep_last_good
+    from narrwatch.steps.poll import poll as poll_mod
+    from narrwatch.steps.poll.catalogue import sync_or_keep_last_good
 
     with recorded_run(ctx, "poll", now) as run:
         catalogue = sync_or_keep_last_good(ctx, now)
-        report = ingest.poll_feeds(
+        report = poll_mod.poll_feeds(
             ctx, now, group=group, shard=shard, shards=shards, feed_ids=feed_ids, force=force
         )
         run.summary = {**report.as_dict(), **catalogue.as_dict()}
@@ -51,7 +47,7 @@ def poll(
 
 
 def embed(ctx: AppContext, now: dt.datetime, *, limit: int | None = None) -> dict[str, Any]:
-    from narrwatch import vectorize
+    from narrwatch.steps.embed import embed as vectorize
 
     with recorded_run(ctx, "embed", now) as run:
         run.summary = vectorize.embed_pending(ctx, now, limit=limit).as_dict()
@@ -66,13 +62,13 @@ def match(
     *,
     recompute: bool = False,
 ) -> dict[str, Any]:
-    from narrwatch import matching
-    from narrwatch.narratives import SeedFilesSkipped, bad_seed_files, load_usable_narratives
+    from narrwatch.steps.match import match as matching
+    from narrwatch.steps.match.seeds import SeedFilesSkipped, bad_seed_files, load_usable_narratives
 
     with recorded_run(ctx, "match", now, start, end) as run:
         # A bad seed file is skipped, not fatal: the others are matched, then the run fails naming it.
+        # match_articles records the seeds' versions itself.
         narratives, problems = load_usable_narratives(ctx.settings.narratives_dir)
-        matching.sync_narratives(ctx, now, narratives)
         run.summary = matching.match_articles(
             ctx, start, end, now, recompute=recompute, narratives=narratives
         ).as_dict()
@@ -84,7 +80,7 @@ def match(
 
 
 def cluster(ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import clustering
+    from narrwatch.steps.cluster import cluster as clustering
 
     with recorded_run(ctx, "cluster", now, start, end) as run:
         run.summary = clustering.cluster_unmatched(ctx, start, end, now).as_dict()
@@ -92,18 +88,18 @@ def cluster(ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datet
 
 
 def detect(ctx: AppContext, day: dt.date, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import rising
+    from narrwatch.steps.detect import detect as rising
 
-    start, end = day_window(day)
+    start, end = day_bounds(day)
     with recorded_run(ctx, "detect", now, start, end) as run:
         run.summary = rising.detect_rising(ctx, day, now).as_dict()
     return run.summary
 
 
 def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None = None) -> dict[str, Any]:
-    from narrwatch.report import render_report
+    from narrwatch.steps.report import render_report
 
-    start, end = day_window(day)
+    start, end = day_bounds(day)
     with recorded_run(ctx, "report", now, start, end) as run:
         result = render_report(ctx, day, now, out_dir=out_dir)
         run.summary = {
@@ -117,8 +113,8 @@ def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None
 def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False) -> dict[str, Any]:
     """Compare Qdrant with SQL and, with ``mend``, repair; fails (after repairing what it may) when
     the share of orphan points is too large to delete without ``force``."""
-    from narrwatch import vectorize
-    from narrwatch.reconcile_guard import ReconcileRefused
+    from narrwatch.steps.embed import embed as vectorize
+    from narrwatch.steps.embed.reconcile_guard import ReconcileRefused
 
     with recorded_run(ctx, "reconcile", now) as run:
         report = vectorize.reconcile_vectors(ctx, now, mend=mend, force=force)
@@ -130,7 +126,7 @@ def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bo
 
 
 def retention(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import maintenance
+    from narrwatch.steps.retain import retain as maintenance
 
     with recorded_run(ctx, "retention", now) as run:
         run.summary = maintenance.apply_retention(ctx, now).as_dict()
@@ -138,10 +134,10 @@ def retention(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
 
 
 def recompute_changed(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import maintenance
+    from narrwatch.steps.match import recompute as recompute_mod
 
     with recorded_run(ctx, "recompute", now) as run:
-        run.summary = maintenance.recompute_changed_narratives(ctx, now).as_dict()
+        run.summary = recompute_mod.recompute_changed_narratives(ctx, now).as_dict()
     return run.summary
 
 
@@ -152,7 +148,7 @@ def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = N
     articles are still covered; detection and the report are for ``report_day`` (default: the day
     of ``now``).
     """
-    from narrwatch.narratives import SeedFilesSkipped
+    from narrwatch.steps.match.seeds import SeedFilesSkipped
 
     day = report_day or now.date()
     window_start = now - dt.timedelta(days=ctx.settings.match_window_days)

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from db.models import PipelineRun
 from narrwatch.context import AppContext
+from narrwatch.db.models import PipelineRun
 
 #: A `running` row whose process cannot be checked (another machine) is stale after this long:
 #: longer than any step's execution timeout.

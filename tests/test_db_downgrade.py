@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from db.downgrade import DowngradeRefused, downgrade_one_step, plan_downgrade
-from db.migrate import upgrade
-from db.models import Feed
-from db.session import make_engine, make_session_factory, transaction
+from narrwatch.db.downgrade import DowngradeRefused, downgrade_one_step, plan_downgrade
+from narrwatch.db.migrate import upgrade
+from narrwatch.db.models import Feed
+from narrwatch.db.session import make_engine, make_session_factory, transaction
 
 
 def tables(url: str) -> set[str]:
@@ -51,9 +51,11 @@ def test_downgrade_refuses_to_drop_data_and_goes_one_step_on_an_empty_store(tmp_
 def test_the_cli_refuses_with_exit_2_and_names_the_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import importlib
+
     from typer.testing import CliRunner
 
-    from narrwatch import cli
+    cli = importlib.import_module("narrwatch.cli.main")  # the package's `main` is the entry function
     from narrwatch.config import get_settings
 
     url = f"sqlite:///{tmp_path / 'store.db'}"

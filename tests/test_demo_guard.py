@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from narrwatch import cli, demo
 from narrwatch.config import get_settings
-from narrwatch.demo_folder import MARKER, DemoFolderError, prepare_demo_folder
+from narrwatch.ops import demo
+from narrwatch.ops.demo_folder import MARKER, DemoFolderError, prepare_demo_folder
+
+# The package's `main` attribute is the entry function, so the module is imported by name.
+cli = importlib.import_module("narrwatch.cli.main")
 
 
 @pytest.fixture

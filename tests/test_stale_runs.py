@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from db.models import PipelineRun
 from narrwatch.context import AppContext
+from narrwatch.db.models import PipelineRun
 from narrwatch.runs import STALE_AFTER, recorded_run
 
 pytestmark = pytest.mark.db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +14,13 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from db.models import Article, Tombstone
-from narrwatch import cli
 from narrwatch.config import MIN_RETENTION_DAYS, Settings
 from narrwatch.context import AppContext
-from narrwatch.maintenance import apply_retention
+from narrwatch.db.models import Article, Tombstone
+from narrwatch.steps.retain.retain import apply_retention
+
+# The package's `main` attribute is the entry function, so the module is imported by name.
+cli = importlib.import_module("narrwatch.cli.main")
 
 pytestmark = pytest.mark.db
 

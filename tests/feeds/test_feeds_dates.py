@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from narrwatch.feeds.dates import read_date
+from narrwatch.steps.poll.dates import read_date
 
 UTC = dt.UTC
 

@@ -9,10 +9,12 @@ import pytest
 from feeds_support import Item, LoopbackServer, rss, write_feeds_file
 from sqlalchemy import select
 
-from db.models import Article, Feed
-from narrwatch import ingest
 from narrwatch.context import AppContext
-from narrwatch.feeds.parse import parse_document
+from narrwatch.db.models import Article, Feed
+from narrwatch.steps.poll.operate import feed_health
+from narrwatch.steps.poll.parse import parse_document
+from narrwatch.steps.poll.poll import poll_feeds
+from narrwatch.steps.poll.sync import sync_feeds
 
 pytestmark = pytest.mark.db
 
@@ -57,8 +59,8 @@ def test_poll_stores_the_newest_and_health_says_truncated(
             "fetch_per_host_delay_s": 0.0,
         }
     )
-    ingest.sync_feeds(ctx, NOW)
-    report = ingest.poll_feeds(ctx, NOW)
+    sync_feeds(ctx, NOW)
+    report = poll_feeds(ctx, NOW)
     assert report.new_articles == CAP
     assert report.dropped_entries == {"older than the newest entries kept (entry cap)": N_ITEMS - CAP}
     with ctx.transaction() as session:
@@ -71,5 +73,5 @@ def test_poll_stores_the_newest_and_health_says_truncated(
         f"truncated: the document lists {N_ITEMS} entries; kept the {CAP} newest "
         "(raise NARRWATCH_PARSE_MAX_ENTRIES or poll more often)"
     )
-    health = {row.id: row for row in ingest.feed_health(ctx, NOW)}
+    health = {row.id: row for row in feed_health(ctx, NOW)}
     assert (health["long-feed"].last_error or "").startswith("truncated:")

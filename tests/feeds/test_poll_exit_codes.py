@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 from feeds_support import Item, LoopbackServer, rss, write_feeds_file
 from typer.testing import CliRunner
 
-from narrwatch import cli
 from narrwatch.context import AppContext
-from narrwatch.poll_outcome import POLL_ALL_FAILED, POLL_OK, POLL_UNKNOWN_FEED
+from narrwatch.steps.poll.outcome import POLL_ALL_FAILED, POLL_OK, POLL_UNKNOWN_FEED
+
+# The package's `main` attribute is the entry function, so the module is imported by name.
+cli = importlib.import_module("narrwatch.cli.main")
 
 pytestmark = pytest.mark.db
 

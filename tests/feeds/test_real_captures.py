@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from feeds_support import LoopbackServer, write_feeds_file
 
-from narrwatch import ingest
 from narrwatch.context import AppContext
-from narrwatch.feeds.coverage import Coverage, measure
+from narrwatch.steps.poll.coverage import Coverage, measure
+from narrwatch.steps.poll.poll import poll_feeds
+from narrwatch.steps.poll.sync import sync_feeds
 
 CAPTURES = Path(__file__).with_name("real_captures")
 NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.UTC)
@@ -60,8 +61,8 @@ def test_a_poll_of_every_capture_stores_or_accounts_for_each_entry(
             "fetch_per_host_delay_s": 0.0,
         }
     )
-    ingest.sync_feeds(ctx, NOW)
-    report = ingest.poll_feeds(ctx, NOW)
+    sync_feeds(ctx, NOW)
+    report = poll_feeds(ctx, NOW)
     found = sum(measure(path.read_bytes()).feedparser_entries for path in files)
     # Every kept entry is a sighting (also one of an article stored before, by URL or title); an
     # entry repeating an entry key of its own document is a duplicate without a sighting.

@@ -4,6 +4,7 @@ the command exits 1 with one line per bad file, and the failed run records which
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +14,11 @@ from narratives_support import KOSOVO_TEXT, NATO_TEXT, T0, WEATHER_TEXT, embed, 
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from db.models import Match, PipelineRun
-from narrwatch import cli
 from narrwatch.context import AppContext
+from narrwatch.db.models import Match, PipelineRun
+
+# The package's `main` attribute is the entry function, so the module is imported by name.
+cli = importlib.import_module("narrwatch.cli.main")
 
 pytestmark = pytest.mark.db
 

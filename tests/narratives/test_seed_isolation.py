@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from narrwatch.narratives import (
+from narrwatch.steps.match.seeds import (
     MAX_PHRASE_CHARS,
     MAX_PHRASES,
     MAX_PROBLEM_CHARS,
@@ -75,13 +75,17 @@ def test_alias_bomb_is_refused_quickly_with_a_short_message(tmp_path: Path) -> N
 
 
 def _validate_in_child(folder: Path) -> tuple[int, str, float, int]:
-    """Run `narratives validate` in a child process: (exit code, stderr, seconds, peak RSS in MB)."""
+    """Run `narratives validate` in a child process: (exit code, stderr, seconds, peak RSS in MB).
+
+    The peak is the child's VmHWM: ru_maxrss would carry over the forked parent's high-water mark
+    across exec."""
     code = (
-        "import resource, sys\n"
-        "from narrwatch.cli import main\n"
+        "import sys\n"
+        "from narrwatch.cli.main import main\n"
         "sys.argv = ['narrwatch', 'narratives', 'validate', '--dir', sys.argv[1]]\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n"
-        "    print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "try:\n    main()\nexcept SystemExit:\n"
+        "    status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "    print('PEAK', status, file=sys.stderr)\n"
         "    raise\n"
     )
     started = time.monotonic()

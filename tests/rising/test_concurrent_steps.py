@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 from test_rising_store import DAY, NOW, build_history
 
-from db.models import DailyCount, PipelineRun, RisingFlag
 from narrwatch import pipeline
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import DailyCount, PipelineRun, RisingFlag
 
 pytestmark = pytest.mark.db
 
