@@ -8,6 +8,7 @@ Heavy modules are imported inside the functions so that importing this module st
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,17 @@ def poll(
     return run.summary
 
 
-def embed(ctx: AppContext, now: dt.datetime, *, limit: int | None = None) -> dict[str, Any]:
+def embed(
+    ctx: AppContext,
+    now: dt.datetime,
+    *,
+    limit: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     from narrwatch.steps.embed import embed as vectorize
 
     with recorded_run(ctx, "embed", now) as run:
-        run.summary = vectorize.embed_pending(ctx, now, limit=limit).as_dict()
+        run.summary = vectorize.embed_pending(ctx, now, limit=limit, on_batch=on_batch).as_dict()
     return run.summary
 
 

@@ -189,9 +189,10 @@ def embed(
 ) -> None:
     """Embed articles that have no vectors yet for the configured model."""
     from narrwatch import pipeline
+    from narrwatch.cli.tables import progress
 
-    with app_context() as ctx:
-        summary = pipeline.embed(ctx, parse_now(now), limit=limit)
+    with app_context() as ctx, progress("embedding articles", total=limit) as bar:
+        summary = pipeline.embed(ctx, parse_now(now), limit=limit, on_batch=bar.advance)
     echo_summary(summary, as_json)
 
 
@@ -289,11 +290,13 @@ def demo(
     ] = None,
 ) -> None:
     """Serve the bundled demo feeds on 127.0.0.1 and run the pipeline over them day by day."""
-    from narrwatch.ops.demo import run_demo
+    from narrwatch.cli.tables import progress
+    from narrwatch.ops.demo import load_demo_data, run_demo
     from narrwatch.ops.demo_folder import DemoFolderError
 
     try:
-        result = run_demo(data_dir=data_dir, fresh=fresh, echo=typer.echo)
+        with progress("demo days", total=load_demo_data().n_days) as bar:
+            result = run_demo(data_dir=data_dir, fresh=fresh, echo=typer.echo, on_day=bar.advance)
     except DemoFolderError as exc:
         raise UsageError(str(exc)) from exc
     typer.echo("stored: " + ", ".join(f"{count} {table}" for table, count in result.counts.items()))

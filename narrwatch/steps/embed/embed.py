@@ -120,12 +120,19 @@ class _PendingArticle:
 # --- embed ---------------------------------------------------------------------------------------
 
 
-def embed_pending(ctx: AppContext, now: dt.datetime, *, limit: int | None = None) -> EmbedReport:
+def embed_pending(
+    ctx: AppContext,
+    now: dt.datetime,
+    *,
+    limit: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EmbedReport:
     """Embed articles that have no vectors in the configured model's collection, oldest id first.
 
     Batches are pipelined: while one batch's points are written to Qdrant and its marks to SQL (a
     writer thread, mostly waiting on I/O), the next batch is split and encoded. A batch is marked
     only after its own upsert returned, so the write order of the module docstring holds per batch.
+    ``on_batch`` hears the number of articles of each batch encoded (a progress display).
     """
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
@@ -159,6 +166,8 @@ def embed_pending(ctx: AppContext, now: dt.datetime, *, limit: int | None = None
             if in_flight is not None:
                 _add_written(report, in_flight.result())
             in_flight = writer.submit(_write_batch, ctx, encoder, store, collection, batch, now)
+            if on_batch is not None:
+                on_batch(len(articles))
         if in_flight is not None:
             _add_written(report, in_flight.result())
 
