@@ -111,7 +111,8 @@ done
 echo "   runs: $(cat "$SCRATCH/runs.txt")"
 [[ "$state" == "success" ]] || fail "narrwatch_daily did not succeed (state '${state:-still running}'); logs under $AIRFLOW_HOME/logs"
 
-script_pid="$(pgrep -s "$make_pid" -f 'bash scripts/airflow-standalone.sh' | head -1)"
+# The bash running the script (make's recipe runs it under sh -c, which must not be the target).
+script_pid="$(pgrep -s "$make_pid" -f '^bash scripts/airflow-standalone.sh' | head -1)"
 [[ -n "$script_pid" ]] || fail "cannot find the standalone script's process"
 before="$(ours | wc -l)"
 echo "== TERM to the standalone script (pid $script_pid); $before processes of this run are alive"
