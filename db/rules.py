@@ -24,7 +24,17 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from narrwatch.db.models import Article, ArticleEmbedding, Cluster, Feed, Match, Passage, Verdict
+from narrwatch.db.models import (
+    Article,
+    ArticleEmbedding,
+    Cluster,
+    ClusterMember,
+    Feed,
+    Match,
+    Passage,
+    Verdict,
+)
+from narrwatch.domain.clustering import resolve
 from narrwatch.domain.polling import BoundsSettings, HealthState, PollBounds, PollState, feed_health_state
 
 T = TypeVar("T")
@@ -172,6 +182,30 @@ def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
         for cid, into, merged_at in rows
         if into is not None and (merged_at is None or merged_at < before)
     }
+
+
+def counted_cluster_members(
+    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+) -> dict[str, list[tuple[ClusterMember, Article]]]:
+    """Per surviving cluster id, the members published in [start, end) that count for it, most
+    central first: members of clusters merged before ``merge_before`` belong to the survivor, and an
+    article a seed covers belongs to the seed, not to a cluster."""
+    rows = session.execute(
+        select(ClusterMember, Article)
+        .join(Article, Article.id == ClusterMember.article_id)
+        .where(
+            Article.published_at >= start,
+            Article.published_at < end,
+            ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
+        )
+        .order_by(ClusterMember.similarity.desc(), Article.id)
+    ).all()
+    merged_into = merge_map(session, merge_before)
+    clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
+    for member, article in rows:
+        survivor = str(resolve(member.cluster_id, merged_into))
+        clusters.setdefault(survivor, {}).setdefault(article.id, (member, article))
+    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
 
 
 # --- feeds ---------------------------------------------------------------------------------------

@@ -157,23 +157,18 @@ def _seed_articles(
 def _cluster_articles(
     session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
 ) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
-    rows = session.execute(
-        select(ClusterMember, Article)
-        .join(Article, Article.id == ClusterMember.article_id)
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            # once a seed covers an article, it belongs to the seed
-            ~rules.seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
-        .order_by(ClusterMember.cluster_id, Article.id)
-    ).all()
     merged_into = rules.merge_map(session, merge_before)
-    clusters: dict[str, dict[int, CountedArticle]] = defaultdict(dict)
-    for member, article in rows:
-        survivor = str(resolve(member.cluster_id, merged_into))
-        evidence = {"similarity": round(member.similarity, 6), "cluster": member.cluster_id}
-        clusters[survivor][article.id] = _counted(article, round(member.similarity, 6), evidence)
+    clusters = {
+        survivor: {
+            article.id: _counted(
+                article,
+                round(member.similarity, 6),
+                {"similarity": round(member.similarity, 6), "cluster": member.cluster_id},
+            )
+            for member, article in members
+        }
+        for survivor, members in rules.counted_cluster_members(session, start, end, merge_before).items()
+    }
     # a cluster is observable from its first member, wherever that member lies in time
     first_member = dict(
         session.execute(

@@ -19,7 +19,6 @@ from narrwatch.db.models import (
     DailyCount,
     RisingFlag,
 )
-from narrwatch.domain.clustering import resolve
 from narrwatch.steps.report.charts import trend_geometry
 from narrwatch.steps.report.evidence import EXCERPT_CHARS, TITLE_CHARS, _Seed
 from narrwatch.steps.report.model import (
@@ -312,19 +311,7 @@ def _cluster_articles(
     As the rising detector counts them: members of clusters merged before ``end`` belong to the
     survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
-    rows = session.execute(
-        select(ClusterMember, Article)
-        .join(Article, Article.id == ClusterMember.article_id)
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            ~rules.seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
-        .order_by(ClusterMember.similarity.desc(), Article.id)
-    ).all()
-    merged_into = rules.merge_map(session, end)
-    clusters: dict[str, dict[int, ArticleEvidence]] = defaultdict(dict)
-    for member, article in rows:
-        survivor = str(resolve(member.cluster_id, merged_into))
-        clusters[survivor].setdefault(article.id, _member_evidence(member, article))
-    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
+    return {
+        survivor: [_member_evidence(member, article) for member, article in members]
+        for survivor, members in rules.counted_cluster_members(session, start, end, end).items()
+    }
