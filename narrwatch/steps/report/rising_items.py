@@ -20,7 +20,7 @@ from narrwatch.db.models import (
     RisingFlag,
 )
 from narrwatch.steps.report.charts import trend_geometry
-from narrwatch.steps.report.evidence import EXCERPT_CHARS, TITLE_CHARS, _Seed
+from narrwatch.steps.report.evidence import TITLE_CHARS, _Seed, article_evidence
 from narrwatch.steps.report.model import (
     ArticleEvidence,
     FlagStat,
@@ -28,7 +28,7 @@ from narrwatch.steps.report.model import (
     Trend,
     TrendPoint,
 )
-from narrwatch.steps.report.safety import plain_text, safe_url
+from narrwatch.steps.report.safety import plain_text
 
 SAMPLE_TITLES = 3
 
@@ -283,24 +283,7 @@ def _cluster_row(session: Session, subject_id: str) -> Cluster | None:
 
 
 def _member_evidence(member: ClusterMember, article: Article) -> ArticleEvidence:
-    return ArticleEvidence(
-        article_id=article.id,
-        title=plain_text(article.title, TITLE_CHARS) or "(untitled)",
-        url=safe_url(article.url),
-        outlet=plain_text(article.outlet, 100),
-        country=plain_text(article.country, 8).upper(),
-        language=plain_text(article.language, 16) or None,
-        published_at=article.published_at,
-        narrative_id=None,
-        narrative_version=None,
-        score=round(member.similarity, 4),
-        evidence=None,
-        evidence_score=None,
-        evidence_language=None,
-        model_name=None,
-        analyst_verdict=None,
-        excerpt=plain_text(article.summary, EXCERPT_CHARS),
-    )
+    return article_evidence(article, score=member.similarity)
 
 
 def _cluster_articles(
