@@ -11,6 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.domain.clock import day_bounds
 from narrwatch.runs import recorded_run
@@ -125,6 +126,22 @@ def recompute_changed(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
     return run.summary
 
 
+def processing_window(settings: Settings, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``[now - match_window_days, now)``: the window match and cluster take by default, looking back
+    so that late-published and late-embedded articles are still covered."""
+    return now - dt.timedelta(days=settings.match_window_days), now
+
+
+def match_recent(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
+    """`match` over its default window: what the process DAG and `narrwatch run` do."""
+    return match(ctx, *processing_window(ctx.settings, now), now)
+
+
+def cluster_recent(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
+    """`cluster` over its default window: what the process DAG and `narrwatch run` do."""
+    return cluster(ctx, *processing_window(ctx.settings, now), now)
+
+
 def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = None) -> dict[str, Any]:
     """Every step once, in order: what `narrwatch run` and each replayed demo day do.
 
@@ -133,12 +150,11 @@ def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = N
     of ``now``).
     """
     day = report_day or now.date()
-    window_start = now - dt.timedelta(days=ctx.settings.match_window_days)
     summaries: dict[str, Any] = {
         "poll": poll(ctx, now),
         "embed": embed(ctx, now),
-        "match": match(ctx, window_start, now, now),
-        "cluster": cluster(ctx, window_start, now, now),
+        "match": match_recent(ctx, now),
+        "cluster": cluster_recent(ctx, now),
         "detect": detect(ctx, day, now),
     }
     summaries["report"] = report(ctx, day, now)
