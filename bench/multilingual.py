@@ -117,6 +117,7 @@ def _baseline_detector() -> Any:
     spec = importlib.util.spec_from_file_location("baseline_language", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
 
