@@ -16,7 +16,7 @@ process so thread pools and memory do not mix:
 * determinism: the minimum cosine between a text's vector encoded alone and encoded in one call
   with all the others (issue 16: a vector must not depend on its batch-mates);
 * which backend ``auto`` resolves to here, its speed against the fastest and against torch fp32;
-* the whole embed step (``narrwatch.vectorize.embed_pending``: read from SQL, split, encode, upsert
+* the whole embed step (``narrwatch.steps.embed.embed.embed_pending``: read from SQL, split, encode, upsert
   into a local Qdrant folder, mark) with the pipeline backend (default ``auto``), against that
   backend's raw encoder on the same texts in the same process (the mean of a run just before and one
   just after the step); the child's peak RSS is the step's memory.
@@ -55,14 +55,14 @@ DETERMINISM_TEXTS = 48
 
 def offered_backends() -> tuple[str, ...]:
     """Every backend this machine can run: bf16 autocast only where the CPU has bf16 instructions."""
-    from embeddings.backends import cpu_flags
+    from narrwatch.embeddings.backends import cpu_flags
 
     bf16 = bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
     return ("torch", "torch-bf16", "onnx", "onnx-int8") if bf16 else ("torch", "onnx", "onnx-int8")
 
 
 def _texts(n: int, seed: int) -> tuple[list[Any], list[str]]:
-    from embeddings.newsgen import generate_articles
+    from narrwatch.embeddings.newsgen import generate_articles
 
     articles = generate_articles(n, seed=seed)
     # The raw encoder sees what the first passage of a one-passage article is: title, newline, body.
@@ -90,7 +90,7 @@ def _peak_rss_mb() -> float:
 
 
 def child_raw(args: argparse.Namespace) -> dict[str, Any]:
-    from embeddings.encoder import load_encoder
+    from narrwatch.embeddings.encoder import load_encoder
 
     _, texts = _texts(args.n, args.seed)
     started = time.perf_counter()
@@ -120,8 +120,8 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
     from sqlalchemy import func, select
 
-    from db.models import Article, ArticleEmbedding, Base, Feed, Passage
-    from narrwatch import vectorize
+    from narrwatch.db.models import Article, ArticleEmbedding, Base, Feed, Passage
+    from narrwatch.steps.embed import embed as vectorize
     from narrwatch.context import AppContext
 
     articles, texts = _texts(args.n, args.seed)
@@ -237,7 +237,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    from embeddings.backends import resolve_backend
+    from narrwatch.embeddings.backends import resolve_backend
     from narrwatch.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -14,7 +14,7 @@ languages beside their English originals. It prints:
   of the new default beside the old default all-MiniLM-L6-v2 (bars: >= 0.80 for sr-Cyrl, sr-Latn,
   hr, bs, sq, mk, ru, and >= 0.50 above the old default);
 * acceptance 6: language identification accuracy per language, the new detector
-  (narrwatch/feeds/language.py) beside the previous one (py3langid plus rules, read from git at
+  (narrwatch/steps/poll/language.py) beside the previous one (py3langid plus rules, read from git at
   commit 4827e95), exact standard and BCMS family, and the share with the right script.
 """
 
@@ -51,8 +51,8 @@ def load_sample() -> list[dict[str, str]]:
 
 
 def _encoder(model: str, backend: str, models_dir: Path) -> Any:
-    from embeddings.encoder import load_encoder
     from narrwatch.config import Settings
+    from narrwatch.embeddings.encoder import load_encoder
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -123,7 +123,7 @@ def _baseline_detector() -> Any:
 
 
 def language_identification(rows: list[dict[str, str]]) -> dict[str, Any]:
-    from narrwatch.feeds import language as current
+    from narrwatch.steps.poll import language as current
 
     baseline = _baseline_detector()
     detectors = {"new": current.detect_language, "old": baseline.detect_language}
