@@ -120,9 +120,9 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
     from sqlalchemy import func, select
 
+    from narrwatch.context import AppContext
     from narrwatch.db.models import Article, ArticleEmbedding, Base, Feed, Passage
     from narrwatch.steps.embed import embed as vectorize
-    from narrwatch.context import AppContext
 
     articles, texts = _texts(args.n, args.seed)
     work = Path(args.data_dir)
@@ -237,8 +237,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    from narrwatch.embeddings.backends import resolve_backend
     from narrwatch.config import Settings
+    from narrwatch.embeddings.backends import resolve_backend
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
