@@ -26,7 +26,23 @@ BUNDLED_MULTILINGUAL_MODEL = "bundled:multilingual-e5-small"
 #: The default: the region writes in Serbian, Croatian, Bosnian, Albanian, Macedonian and Russian.
 DEFAULT_MODEL = BUNDLED_MULTILINGUAL_MODEL
 
+#: Shortest retention allowed: longer than the rising baseline (28 days) with a margin.
+MIN_RETENTION_DAYS = 30
+
 EmbeddingBackend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -392,7 +408,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Articles published more than this many days ago are deleted (with their vectors) "
-        "and tombstoned so they are never stored again. 0 keeps everything forever.",
+        "and tombstoned so they are never stored again. 0 keeps everything forever; otherwise at "
+        "least 30 (the rising baseline needs 28 days, and a slip of one digit must not empty the "
+        "store). `narrwatch retention --dry-run` shows what a run would delete.",
     )
     recompute_window_days: int = Field(
         30,
@@ -410,6 +428,25 @@ class Settings(BaseSettings):
         if value and value.startswith("postgresql://"):
             return "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_minimum(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"must be 0 (keep everything) or at least {MIN_RETENTION_DAYS} days, got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _qdrant_key_off_loopback(self) -> Settings:
+        # A Qdrant server reachable beyond this machine without a key lets anyone read or wipe it.
+        if self.qdrant_url and self.qdrant_api_key is None and not _is_loopback_url(self.qdrant_url):
+            raise ValueError(
+                "NARRWATCH_QDRANT_API_KEY is required when NARRWATCH_QDRANT_URL is not a loopback "
+                f"address ({self.qdrant_url!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
@@ -449,4 +486,11 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The settings of this process; a misspelt NARRWATCH_ variable is an error naming the closest."""
+    import os
+
+    from narrwatch.settings_check import check_variable_names
+
+    env_file = Settings.model_config.get("env_file")
+    check_variable_names(os.environ, Path(str(env_file)) if env_file else None, Settings.model_fields.keys())
     return Settings()

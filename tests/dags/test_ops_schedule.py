@@ -102,7 +102,9 @@ def test_plan_follows_the_settings() -> None:
 
 def test_vector_pool_has_one_slot_in_qdrant_local_mode() -> None:
     local = schedule.build_plan(settings(pool_vectors_slots=4))
-    server = schedule.build_plan(settings(pool_vectors_slots=4, qdrant_url="http://qdrant:6333"))
+    server = schedule.build_plan(
+        settings(pool_vectors_slots=4, qdrant_url="http://qdrant:6333", qdrant_api_key="k")
+    )
     assert (local.vector_pool.slots, server.vector_pool.slots) == (1, 4)
     assert server.pools_json()["narrwatch_vectors"] == {
         "slots": 4,

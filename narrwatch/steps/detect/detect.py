@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db import rules
+from narrwatch.db.locks import hold_transaction_lock
 from narrwatch.db.models import (
     Article,
     ClusterMember,
@@ -334,6 +335,8 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
     report = RisingReport(day=day)
 
     with ctx.transaction() as session:
+        # Counts of the baseline days are filled too, so any two detect runs take turns.
+        hold_transaction_lock(session, "detect")
         first_article = session.execute(select(func.min(Article.published_at))).scalar()
         global_start = first_article.date() if first_article is not None else day
         seeds = _seed_articles(session, start, end)
