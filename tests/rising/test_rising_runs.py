@@ -9,10 +9,10 @@ from rising_support import add_article, add_match, add_seed_version, add_verdict
 from sqlalchemy import select
 from test_rising_store import COLLECTION, DAY, NOW, SEED, at, build_history, flags, outlet
 
-from db.models import DailyCount, Match
 from narrwatch.context import AppContext
-from narrwatch.report.collect import collect_report_data
-from narrwatch.rising import detect_rising
+from narrwatch.db.models import DailyCount, Match
+from narrwatch.steps.detect.detect import detect_rising
+from narrwatch.steps.report.collect import collect_report_data
 
 pytestmark = pytest.mark.db
 
