@@ -210,6 +210,15 @@ class Settings(BaseSettings):
     cluster_window_days: int = Field(
         7, ge=1, description="A cluster is live while it gained an article within this many days."
     )
+    cluster_emerging_min_outlets: int = Field(
+        3, ge=1, description="Distinct outlets a cluster needs in the window to be reported as emerging."
+    )
+    cluster_emerging_min_days: int = Field(
+        2,
+        ge=1,
+        description="Distinct days a cluster needs in the window to be reported as emerging: a narrative "
+        "is pushed again on other days, a story is mostly one day's news.",
+    )
 
     # --- rising detection ----------------------------------------------------------------------
     rising_baseline_days: int = Field(

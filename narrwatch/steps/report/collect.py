@@ -151,7 +151,11 @@ def _seed_activity(
 def _emerging_clusters(
     session: Session, settings: Settings, day: dt.date, rising_ids: set[tuple[str, str]]
 ) -> list[ClusterItem]:
-    """Live clusters with at least two articles in the cluster window ending with the day."""
+    """Live clusters spread across outlets and days in the cluster window ending with the day.
+
+    One event covered by a few outlets on one day is a story, not an emerging narrative: a cluster
+    is listed only once at least ``cluster_emerging_min_outlets`` distinct outlets carried it on at
+    least ``cluster_emerging_min_days`` distinct days."""
     _, end = day_bounds(day)
     start = end - dt.timedelta(days=settings.cluster_window_days)
     recent = _cluster_articles(session, start, end)
@@ -164,7 +168,9 @@ def _emerging_clusters(
     candidates = [
         (cluster_id, members)
         for cluster_id, members in recent.items()
-        if cluster_id in live and len(members) >= 2
+        if cluster_id in live
+        and len({m.outlet for m in members}) >= settings.cluster_emerging_min_outlets
+        and len({m.published_at.date() for m in members}) >= settings.cluster_emerging_min_days
     ]
     candidates.sort(key=lambda c: (-len({m.outlet for m in c[1]}), -len(c[1]), int(c[0])))
     items = []
