@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -57,6 +57,15 @@ from narrwatch.domain.scoring import (
     score_upper_bound,
     search_floor,
 )
+from narrwatch.domain.verdicts import MIN_CONFIRMED, MIN_REJECTED, train_head
+from narrwatch.match_learning import (
+    attach_calibration,
+    attach_calibration_bundled,
+    calibrate_scores,
+    learn_from_store,
+    load_verdict_passages,
+    with_stance,
+)
 from narrwatch.narratives import NarrativeSet, load_narratives
 
 if TYPE_CHECKING:
@@ -64,13 +73,15 @@ if TYPE_CHECKING:
 
     from narrwatch.config import Settings
     from narrwatch.domain.scoring import Array
+    from narrwatch.domain.verdicts import SeedHead
+    from narrwatch.match_learning import LanguageCalibrator
     from narrwatch.ports import Encoder, VectorStore
 
 log = logging.getLogger(__name__)
 
 #: Bump when the scoring recipe changes in a way that changes scores: stored match states of the old
 #: recipe then no longer count as up to date and the next `match` rescores its window.
-SCORING_REVISION = "1"
+SCORING_REVISION = "2"
 #: Articles scored per transaction.
 MATCH_BATCH = 200
 #: Hits asked for by a backtest's first search per phrasing (see ``backtest``).
@@ -202,18 +213,51 @@ class PreparedSeeds:
     thresholds: dict[str, Thresholds]
     params: ScoringParams
     model_name: str
+    #: the bundled background's vectors (phrasing floors of seeds and verdict passages)
+    background: Array
+    #: per-language calibration (``match_learning.attach_calibration``); None: raw scores decide
+    calibrator: LanguageCalibrator | None = None
+    #: per-seed verdict heads (``match_learning.apply_verdicts``)
+    heads: dict[str, SeedHead] = field(default_factory=dict)
+    #: digest of the verdicts learned from: new verdicts make stored match states out of date
+    learned: str = ""
 
     @property
     def parents(self) -> dict[str, str | None]:
         return self.narratives.parents()
 
-    def score(
+    def raw_scores(
         self, passages: Array, texts: Sequence[str], lexical_text: str | None = None
     ) -> dict[str, SeedScore]:
         return {
             seed_id: score_article(passages, texts, seed_vectors, self.params, lexical_text)
             for seed_id, seed_vectors in self.vectors.items()
         }
+
+    def score(
+        self,
+        passages: Array,
+        texts: Sequence[str],
+        lexical_text: str | None = None,
+        language: str | None = None,
+    ) -> dict[str, SeedScore]:
+        """Raw scores, calibrated for the article's language, with its stance and heads' say."""
+        scores = self.raw_scores(passages, texts, lexical_text)
+        if self.calibrator is not None:
+            scores = calibrate_scores(scores, self.calibrator.for_language(self, language))
+        scores = with_stance(scores, lexical_text if lexical_text is not None else " ".join(texts))
+        for seed_id, head in self.heads.items():
+            if seed_id in scores and len(passages):
+                found = scores[seed_id]
+                probability = head.probability(passages[found.evidence_idx], found.score)
+                scores[seed_id] = replace(found, head_probability=probability)
+        return scores
+
+    def raw_threshold(self, seed_id: str, language: str | None, calibrated: float) -> float:
+        """The raw score that reaches ``calibrated`` for an article of ``language``."""
+        if self.calibrator is None:
+            return calibrated
+        return self.calibrator.for_language(self, language)[seed_id].raw_for(calibrated)
 
     def decide(self, scores: Mapping[str, SeedScore]) -> dict[str, Level]:
         levels = {seed_id: decide(score, self.thresholds[seed_id]) for seed_id, score in scores.items()}
@@ -249,7 +293,7 @@ def prepare_seeds(
             seed.keywords,
             params,
         )
-    return PreparedSeeds(narratives, vectors, dict(thresholds), params, encoder.model_name)
+    return PreparedSeeds(narratives, vectors, dict(thresholds), params, encoder.model_name, background)
 
 
 def resolve_seed_thresholds(
@@ -283,6 +327,7 @@ def seeds_key(prepared: PreparedSeeds, versions: Mapping[str, NarrativeVersion])
     """What an article's match state must equal to be up to date: versions, thresholds, recipe."""
     material = {
         "revision": SCORING_REVISION,
+        "learned": prepared.learned,
         "params": asdict(prepared.params),
         "seeds": {
             seed_id: [versions[seed_id].content_hash, prepared.thresholds[seed_id].as_dict()]
@@ -431,6 +476,7 @@ def match_articles(
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
     prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
+    learn_from_store(ctx, prepared, collection, end)
     key = seeds_key(prepared, versions)
     report.seeds = len(active)
     report.versions = {seed_id: versions[seed_id].version for seed_id in active}
@@ -465,7 +511,7 @@ def match_articles(
         report.articles_missing_vectors += len(missing)
         decisions: list[_Decision] = []
         for article in articles:
-            scores = prepared.score(article.vectors, article.passage_texts)
+            scores = prepared.score(article.vectors, article.passage_texts, language=article.language)
             for seed_id, level in prepared.decide(scores).items():
                 decisions.append(_Decision(article, seed_id, level, scores[seed_id]))
         with ctx.transaction() as session:
@@ -521,6 +567,10 @@ def _match_values(
         "threshold_confirm": thresholds.confirm,
         "published_at": article.published_at,
         "matched_at": now,
+        "raw_score": None if score.raw_score is None else round(score.raw_score, 6),
+        "stance": score.stance,
+        "stance_cues": ", ".join(score.stance_hits) or None,
+        "head_probability": None if score.head_probability is None else round(score.head_probability, 6),
     }
 
 
@@ -539,6 +589,10 @@ _COMPARED = (
     "threshold_suggest",
     "threshold_confirm",
     "published_at",
+    "raw_score",
+    "stance",
+    "stance_cues",
+    "head_probability",
 )
 
 
@@ -674,6 +728,10 @@ class ReviewItem:
     evidence_text: str
     evidence_example: str | None
     collection: str
+    raw_score: float | None = None
+    stance: str | None = None
+    stance_cues: str | None = None
+    head_probability: float | None = None
 
 
 def pending_reviews(
@@ -714,6 +772,10 @@ def pending_reviews(
             evidence_text=match.evidence_text,
             evidence_example=match.evidence_example,
             collection=match.collection,
+            raw_score=match.raw_score,
+            stance=match.stance,
+            stance_cues=match.stance_cues,
+            head_probability=match.head_probability,
         )
         for match, title, outlet, url in rows
     ]
@@ -794,6 +856,8 @@ class CalibrationResult:
     previous: dict[str, float | str] | None = None
     precision_at_confirm: float | None = None
     confirmed_kept: int | None = None  # confirmed verdicts at or above the new confirm threshold
+    recall_kept: float | None = None  # confirmed_kept over the confirmed verdicts
+    head: str | None = None  # the seed's verdict head and its cross-validated precision, or why none
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -887,8 +951,11 @@ def calibrate(
         )
         return result
     prepared = prepare_seeds(encoder, narratives, [narrative_id], scoring_params(ctx.settings), base)
+    attach_calibration(ctx, prepared, collection, now)
     rescored = {
-        article.id: prepared.score(article.vectors, article.passage_texts)[narrative_id].score
+        article.id: prepared.score(article.vectors, article.passage_texts, language=article.language)[
+            narrative_id
+        ].score
         for article in articles
     }
     labelled = [(rescored.get(row.article_id, row.score), row.verdict == "confirm") for row in verdicts]
@@ -907,6 +974,18 @@ def calibrate(
     result.suggest, result.confirm = round(suggest, 6), round(confirm, 6)
     result.precision_at_confirm = precision
     result.confirmed_kept = sum(1 for score, ok in labelled if ok and score >= confirm)
+    n_confirmed_labelled = sum(1 for _, ok in labelled if ok)
+    result.recall_kept = result.confirmed_kept / n_confirmed_labelled if n_confirmed_labelled else None
+    result.message += f"; it keeps {result.confirmed_kept} of {n_confirmed_labelled} confirmed matches" + (
+        "" if result.recall_kept is None else f" (recall {result.recall_kept:.2f})"
+    )
+    verdict_passages = load_verdict_passages(ctx, prepared, collection, [narrative_id])
+    head = train_head(narrative_id, verdict_passages)
+    result.head = (
+        head.describe()
+        if head is not None
+        else (f"no verdict head yet: it needs {MIN_CONFIRMED} confirmed and {MIN_REJECTED} rejected verdicts")
+    )
     details = {
         "version_hash": narratives.content_hash(narrative_id),
         "rescored": len(rescored),
@@ -914,6 +993,8 @@ def calibrate(
         "n_rejected": result.n_rejected,
         "precision_at_confirm": precision,
         "confirmed_kept": result.confirmed_kept,
+        "recall_kept": result.recall_kept,
+        "head": result.head,
         "model_name": encoder.model_name,
     }
     with ctx.transaction() as session:
@@ -1050,8 +1131,22 @@ def backtest(
         )
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
     prepared = prepare_seeds(encoder, narratives, chain, scoring_params(ctx.settings), thresholds)
+    learn_from_store(ctx, prepared, collection, now)
     seed_vectors = prepared.vectors[narrative_id]
-    floor = search_floor(thresholds[narrative_id], prepared.params)
+    # Thresholds are on the calibrated scale: search down to the lowest raw score that reaches
+    # suggest in any language of the window.
+    with ctx.transaction() as session:
+        languages = session.scalars(
+            select(Article.language)
+            .join(ArticleEmbedding)
+            .where(ArticleEmbedding.collection == collection, Article.published_at >= start)
+            .distinct()
+        ).all()
+    raw_suggest = min(
+        prepared.raw_threshold(narrative_id, language, thresholds[narrative_id].suggest)
+        for language in [*languages, None]
+    )
+    floor = search_floor(Thresholds(raw_suggest, raw_suggest), prepared.params)
     # A filter every stored point passes is left out: Qdrant's local mode evaluates filters in
     # Python, an order of magnitude slower than the plain search.
     covers_all = oldest is not None and oldest >= start and newest < now
@@ -1089,7 +1184,7 @@ def backtest(
             ):
                 similarity = best[_canonical(point_id)]
                 bound_of[article_id] = max(bound_of.get(article_id, -1.0), similarity)
-        suggest = thresholds[narrative_id].suggest
+        suggest = raw_suggest
         params = prepared.params
         # Certain without the text: a bound that the rebuttal penalty cannot pull below suggest.
         certain = {a for a, similarity in bound_of.items() if similarity - params.rebuttal_weight >= suggest}
@@ -1141,7 +1236,7 @@ def backtest(
     per_day: dict[str, dict[str, int]] = defaultdict(lambda: {"suggest": 0, "confirm": 0})
     levels: dict[int, str] = {}
     for article in articles:
-        scores = prepared.score(article.vectors, article.passage_texts)
+        scores = prepared.score(article.vectors, article.passage_texts, language=article.language)
         level = prepared.decide(scores).get(narrative_id)
         if level is None:
             continue
@@ -1230,6 +1325,7 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     seeds are left out. Calibrated thresholds are used when the SQL store has them.
     """
     from embeddings.passages import split_passages
+    from narrwatch.feeds.language import detect_language
     from narrwatch.vectorize import collection_for
 
     narratives = load_narratives(ctx.settings.narratives_dir)
@@ -1255,7 +1351,16 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
     prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
-    scores = prepared.score(np.asarray(vectors, dtype=np.float32), passages)
+    language = None
+    try:
+        learn_from_store(ctx, prepared, collection_for(encoder), dt.datetime.now(dt.UTC))
+        language = detect_language(" ".join(passages)).language
+    except Exception as exc:  # no schema yet, no server: the bundled background still calibrates
+        attach_calibration_bundled(ctx.encoder, prepared)
+        notes.append(
+            f"stored backgrounds and verdicts not read ({type(exc).__name__}); bundled background used"
+        )
+    scores = prepared.score(np.asarray(vectors, dtype=np.float32), passages, language=language)
     levels = prepared.decide(scores)
     results = [
         TextSeedResult(

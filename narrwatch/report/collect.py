@@ -203,6 +203,10 @@ def _counted_seed_articles(
             model_name=plain_text(match.model_name, 200),
             analyst_verdict=verdict,
             excerpt=plain_text(article.summary, EXCERPT_CHARS),
+            evidence_example=plain_text(match.evidence_example, EVIDENCE_CHARS) or None,
+            raw_score=None if match.raw_score is None else round(match.raw_score, 4),
+            stance=plain_text(match.stance, 16) or None,
+            stance_cues=plain_text(match.stance_cues, 200) or None,
         )
     return {seed: list(articles.values()) for seed, articles in by_seed.items()}
 

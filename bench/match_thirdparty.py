@@ -1,0 +1,252 @@
+"""Matching on third-party labelled data: baselines, the shipped recipe and an ablation.
+
+Needs the converted sets (eval/thirdparty/README.md): per source ``seeds/``, ``tune.jsonl``,
+``eval.jsonl``. Each part is embedded with the configured model through the pipeline's own
+splitting and encoder (``evaluation.embedded_set``); scoring variants then run on the stored
+vectors. Knobs are chosen on the tuning part; figures are printed for the evaluation part.
+
+    .venv/bin/python bench/match_thirdparty.py [--sources fnc1 clef2020] [--json]
+
+Baselines: "naive" is the best single threshold on the passage max-cosine to any seed phrasing,
+tuned on the evaluation part itself (an upper bound for that recipe); "nothing" predicts no label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from narrwatch import matching  # noqa: E402
+from narrwatch.config import get_settings  # noqa: E402
+from narrwatch.domain.calibration import background_figures  # noqa: E402
+from narrwatch.domain.scoring import ScoringParams, Thresholds  # noqa: E402
+from narrwatch.evaluation import embedded_set, figures  # noqa: E402
+from narrwatch.narratives import load_narratives  # noqa: E402
+from narrwatch.vectorize import collection_for  # noqa: E402
+
+THRESHOLDS = [round(-1.0 + 0.05 * i, 2) for i in range(0, 161)]
+
+
+@dataclass
+class Part:
+    articles: list[Any]  # EvalArticle
+    texts: dict[str, list[str]]
+    vectors: dict[str, np.ndarray]
+    language: dict[str, str | None]
+
+
+def embed_part(path: Path, seeds: Path, encoder: Any) -> tuple[Part, Any]:
+    """The part's passages and vectors, cached under var/bench/ per file content and model."""
+    import hashlib
+    import pickle
+
+    settings = get_settings()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    model = settings.embedding_model.replace("/", "_").replace(":", "_")
+    cache = (
+        ROOT
+        / "var"
+        / "bench"
+        / f"{path.parent.name}-{path.stem}-{digest}-{model}-{settings.embedding_backend}.pkl"
+    )
+    if cache.exists():
+        from narrwatch.evaluation import read_eval_articles
+
+        part = pickle.loads(cache.read_bytes())
+        part.articles = read_eval_articles(path, load_narratives(seeds))
+        if encoder is None:
+            from embeddings.encoder import load_encoder
+
+            encoder = load_encoder(settings)
+        return part, encoder
+    part, encoder = _embed_part(path, seeds, encoder, settings)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(pickle.dumps(part))
+    return part, encoder
+
+
+def _embed_part(path: Path, seeds: Path, encoder: Any, settings: Any) -> tuple[Part, Any]:
+    with embedded_set(path, seeds, settings, encoder) as data:
+        ctx = data.ctx
+        collection = collection_for(ctx.encoder)
+        with ctx.transaction() as session:
+            stored, _ = matching.load_stored_articles(
+                session, ctx.vector_store, collection, list(data.ids.values())
+            )
+        by_id = {article.id: article for article in stored}
+        part = Part(data.articles, {}, {}, {})
+        for eval_id, stored_id in data.ids.items():
+            article = by_id[stored_id]
+            part.texts[eval_id] = article.passage_texts
+            part.vectors[eval_id] = article.vectors
+            part.language[eval_id] = article.language
+        return part, ctx.encoder
+
+
+def raw_scores(part: Part, prepared: Any) -> dict[str, dict[str, Any]]:
+    return {eval_id: prepared.score(part.vectors[eval_id], part.texts[eval_id]) for eval_id in part.texts}
+
+
+def naive_scores(part: Part, prepared: Any) -> dict[str, dict[str, float]]:
+    """Passage max-cosine to any positive phrasing, no background, no negatives."""
+    out: dict[str, dict[str, float]] = {}
+    for eval_id, vectors in part.vectors.items():
+        out[eval_id] = {
+            seed_id: float((vectors @ seed.positives.T).max()) for seed_id, seed in prepared.vectors.items()
+        }
+    return out
+
+
+def calibrated(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Each seed's scores against the part's own articles as background (one language here)."""
+    seed_ids = next(iter(scores.values())).keys()
+    out: dict[str, dict[str, float]] = {eval_id: {} for eval_id in scores}
+    for seed_id in seed_ids:
+        fig = background_figures([row[seed_id] for row in scores.values()])
+        for eval_id, row in scores.items():
+            out[eval_id][seed_id] = fig.calibrate(row[seed_id])
+    return out
+
+
+def predict(
+    scores: dict[str, dict[str, float]], threshold: float, top: int | None = None, margin: float | None = None
+) -> dict[str, set[str]]:
+    result: dict[str, set[str]] = {}
+    for eval_id, row in scores.items():
+        ranked = sorted(row.items(), key=lambda item: -item[1])
+        chosen = [seed for seed, value in ranked if value >= threshold]
+        if top is not None:
+            chosen = chosen[:top]
+        if margin is not None and chosen:
+            best = row[chosen[0]]
+            chosen = [seed for seed in chosen if best - row[seed] <= margin]
+        result[eval_id] = set(chosen)
+    return result
+
+
+def best_threshold(
+    part: Part, narratives: Any, scores: dict[str, dict[str, float]], **kw: Any
+) -> tuple[float, dict[str, Any]]:
+    best = (THRESHOLDS[0], {"coarse": {"f1_micro": -1}})
+    grid = (
+        THRESHOLDS
+        if max(max(r.values()) for r in scores.values()) <= 1.5
+        else [0.25 * i for i in range(0, 60)]
+    )
+    for t in grid:
+        fig = figures(part.articles, predict(scores, t, **kw), narratives)
+        if fig["coarse"]["f1_micro"] > best[1]["coarse"]["f1_micro"]:
+            best = (t, fig)
+    return best
+
+
+def row(name: str, fig: dict[str, Any], note: str = "") -> dict[str, Any]:
+    return {"name": name, "note": note, **{level: fig[level] for level in ("fine", "coarse")}}
+
+
+def run_source(name: str, encoder: Any) -> tuple[list[dict[str, Any]], Any]:
+    base = ROOT / "eval" / "thirdparty" / name
+    seeds = base / "seeds"
+    narratives = load_narratives(seeds)
+    tune, encoder = embed_part(base / "tune.jsonl", seeds, encoder)
+    test, encoder = embed_part(base / "eval.jsonl", seeds, encoder)
+    print(f"{name}: embedded {len(tune.articles)} + {len(test.articles)} articles", file=sys.stderr)
+    active = [seed.id for seed in narratives.active()]
+    unset = {seed_id: Thresholds(-1.0, -1.0) for seed_id in active}
+    rows: list[dict[str, Any]] = []
+
+    params = ScoringParams()
+    prepared = matching.prepare_seeds(encoder, narratives, active, params, unset)
+    nothing = {a.id: set() for a in test.articles}
+    rows.append(row("predict nothing", figures(test.articles, nothing, narratives)))
+    naive_t, naive_fig = best_threshold(test, narratives, naive_scores(test, prepared))
+    rows.append(row("naive max-cosine, threshold tuned on eval", naive_fig, f"t={naive_t}"))
+
+    def recipe(part: Part, variant: dict[str, Any]) -> dict[str, dict[str, float]]:
+        p = replace(params, **variant.get("params", {}))
+        prep = matching.prepare_seeds(encoder, narratives, active, p, unset)
+        values = {
+            eval_id: {seed_id: s.score for seed_id, s in seeds_scores.items()}
+            for eval_id, seeds_scores in raw_scores(part, prep).items()
+        }
+        if variant.get("naive"):
+            values = naive_scores(part, prep)
+        return calibrated(values) if variant.get("calibrate") else values
+
+    variants: dict[str, dict[str, Any]] = {
+        "raw rescaled score (today's recipe), tuned threshold": {},
+        "+ per-language per-seed calibration": {"calibrate": True},
+        "+ calibration, best seed only": {"calibrate": True, "top": 1},
+        "+ calibration, seeds within 1.0 of the best": {"calibrate": True, "margin": 1.0},
+        "calibrated naive max-cosine (no rescale), best seed only": {
+            "calibrate": True,
+            "naive": True,
+            "top": 1,
+        },
+        "+ calibration, best seed, top-2 passage mean": {"calibrate": True, "top": 1, "params": {"top_k": 2}},
+        "+ calibration, best seed, no description": {
+            "calibrate": True,
+            "top": 1,
+            "params": {"use_description": False},
+        },
+    }
+    for label, variant in variants.items():
+        kw = {k: variant[k] for k in ("top", "margin") if k in variant}
+        tune_scores = recipe(tune, variant)
+        t, _ = best_threshold(tune, narratives, tune_scores, **kw)
+        fig = figures(test.articles, predict(recipe(test, variant), t, **kw), narratives)
+        rows.append(row(label, fig, f"t={t} (tuned on tune)"))
+    today = matching.prepare_seeds(
+        encoder, narratives, active, params, {s: Thresholds(0.41, 0.47) for s in active}
+    )
+    predicted = {
+        eval_id: {s for s, level in today.decide(scores).items() if level == "confirm"}
+        for eval_id, scores in raw_scores(test, today).items()
+    }
+    rows.insert(2, row("today's defaults (confirm 0.47)", figures(test.articles, predicted, narratives)))
+    return rows, encoder
+
+
+def cells(level: dict[str, float]) -> str:
+    return " / ".join(
+        f"{level[k]:.3f}" for k in ("precision", "recall", "f1_micro", "f1_macro", "f1_samples")
+    )
+
+
+def print_table(name: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n== {name} ==")
+    print(f"{'variant':62} | fine P / R / micro / macro / samples | coarse P / R / micro / macro / samples")
+    for r in rows:
+        f, c = r["fine"], r["coarse"]
+        print(f"{r['name'][:62]:62} | {cells(f)} | {cells(c)}  {r['note']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sources", nargs="+", default=["fnc1", "clef2020"])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    encoder = None
+    results = {}
+    for name in args.sources:
+        rows, encoder = run_source(name, encoder)
+        results[name] = rows
+        if not args.json:
+            print_table(name, rows)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    print(f"model: {encoder.model_name} ({encoder.backend})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
