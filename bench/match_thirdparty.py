@@ -28,8 +28,11 @@ sys.path.insert(0, str(ROOT))
 from narrwatch import matching  # noqa: E402
 from narrwatch.config import get_settings  # noqa: E402
 from narrwatch.domain.calibration import background_figures  # noqa: E402
-from narrwatch.domain.scoring import ScoringParams, Thresholds  # noqa: E402
+from narrwatch.domain.scoring import BACKGROUND_TEXTS, ScoringParams, Thresholds  # noqa: E402
+from narrwatch.domain.stance import StanceRules, article_stance  # noqa: E402
+from narrwatch.domain.verdicts import LabelledPassage  # noqa: E402
 from narrwatch.evaluation import embedded_set, figures  # noqa: E402
+from narrwatch.match_learning import LanguageCalibrator, apply_verdicts  # noqa: E402
 from narrwatch.narratives import load_narratives  # noqa: E402
 from narrwatch.vectorize import collection_for  # noqa: E402
 
@@ -205,6 +208,33 @@ def run_source(name: str, encoder: Any) -> tuple[list[dict[str, Any]], Any]:
         t, _ = best_threshold(tune, narratives, tune_scores, **kw)
         fig = figures(test.articles, predict(recipe(test, variant), t, **kw), narratives)
         rows.append(row(label, fig, f"t={t} (tuned on tune)"))
+
+    # The shipped recipe: thresholds chosen on the tuning part (suggest 0.1 below confirm).
+    def shipped_fig(part: Part, t: float, **kw: Any) -> tuple[dict[str, Any], dict[str, set[str]]]:
+        predicted, _ = shipped(part, narratives, encoder, Thresholds(max(-1.0, t - 0.1), t), **kw)
+        return figures(part.articles, predicted, narratives), predicted
+
+    grid = [round(0.05 * i, 2) for i in range(2, 17)]
+    tuned = max(grid, key=lambda t: shipped_fig(tune, t)[0]["coarse"]["f1_micro"])
+    zero_fig, zero_pred = shipped_fig(test, tuned)
+    rows.append(row("SHIPPED zero-shot (calibrated, stance)", zero_fig, f"confirm t={tuned} (tuned on tune)"))
+    no_stance = StanceRules(debunk_min=0)
+    rows.append(row("  shipped without the stance rule", shipped_fig(test, tuned, stance_rules=no_stance)[0]))
+    verdict_fig, _ = shipped_fig(test, tuned, verdicts_from=tune)
+    rows.append(row("SHIPPED + tune-part labels as verdicts", verdict_fig, f"confirm t={tuned}"))
+    stance_file = base / "stance.jsonl"
+    if stance_file.exists():
+        stances = [json.loads(line) for line in stance_file.read_text().splitlines()]
+        for label, kw in (("with stance rule", {}), ("without stance rule", {"stance_rules": no_stance})):
+            predicted = shipped_fig(test, tuned, **kw)[1]
+            for stance in ("disagree", "agree", "discuss"):
+                chosen = [r for r in stances if r["part"] == "eval" and r["stance"] == stance]
+                confirmed = sum(r["seed"] in predicted.get(r["id"], set()) for r in chosen)
+                print(
+                    f"{name} stance check ({label}): {stance} bodies confirmed for their claim "
+                    f"{confirmed}/{len(chosen)} = {confirmed / max(1, len(chosen)):.3f}",
+                    file=sys.stderr,
+                )
     today = matching.prepare_seeds(
         encoder, narratives, active, params, {s: Thresholds(0.41, 0.47) for s in active}
     )
@@ -220,6 +250,68 @@ def cells(level: dict[str, float]) -> str:
     return " / ".join(
         f"{level[k]:.3f}" for k in ("precision", "recall", "f1_micro", "f1_macro", "f1_samples")
     )
+
+
+def _articles(part: Part) -> list[Any]:
+    from types import SimpleNamespace
+
+    return [
+        SimpleNamespace(id=eval_id, vectors=part.vectors[eval_id], passage_texts=part.texts[eval_id])
+        for eval_id in part.texts
+    ]
+
+
+def shipped(
+    part: Part,
+    narratives: Any,
+    encoder: Any,
+    thresholds: Thresholds,
+    *,
+    level: str = "confirm",
+    stance_rules: StanceRules | None = None,
+    verdicts_from: Part | None = None,
+) -> tuple[dict[str, set[str]], dict[str, dict[str, Any]]]:
+    """The match step's own recipe (calibration per language with the bundled prior, stance,
+    verdict passages and heads) with the part's articles as the stored background."""
+    active = [seed.id for seed in narratives.active()]
+    prepared = matching.prepare_seeds(
+        encoder, narratives, active, ScoringParams(), dict.fromkeys(active, thresholds)
+    )
+    background = _articles(part) + (_articles(verdicts_from) if verdicts_from else [])
+    bundled = matching.encode_cached(encoder, BACKGROUND_TEXTS, "passage")
+    prepared.calibrator = LanguageCalibrator(bundled, lambda _language: background)
+    rules = stance_rules or StanceRules()
+
+    def run(which: Part) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]]:
+        levels, all_scores = {}, {}
+        for eval_id in which.texts:
+            scores = prepared.score(which.vectors[eval_id], which.texts[eval_id], language="en")
+            stance = article_stance(" ".join(which.texts[eval_id]), rules)
+            scores = {k: replace(v, stance=stance.label) for k, v in scores.items()}
+            all_scores[eval_id] = scores
+            levels[eval_id] = prepared.decide(scores)
+        return levels, all_scores
+
+    if verdicts_from is not None:
+        levels, scores = run(verdicts_from)
+        gold = {a.id: set(a.labels) for a in verdicts_from.articles}
+        passages = []
+        for eval_id, found in levels.items():
+            for seed_id in found:
+                score = scores[eval_id][seed_id]
+                passages.append(
+                    LabelledPassage(
+                        seed_id,
+                        verdicts_from.texts[eval_id][score.evidence_idx],
+                        verdicts_from.vectors[eval_id][score.evidence_idx],
+                        score.score,
+                        seed_id in gold[eval_id],
+                    )
+                )
+        apply_verdicts(prepared, passages)
+    levels, scores = run(part)
+    allowed = ("confirm",) if level == "confirm" else ("suggest", "confirm")
+    return {k: {s for s, lv in v.items() if lv in allowed} for k, v in levels.items()}, scores
 
 
 def print_table(name: str, rows: list[dict[str, Any]]) -> None:
