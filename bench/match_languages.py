@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from narrwatch import matching  # noqa: E402
 from narrwatch.config import get_settings  # noqa: E402
-from narrwatch.domain.calibration import background_figures, shrink  # noqa: E402
+from narrwatch.domain.background import background_figures, shrink  # noqa: E402
 from narrwatch.domain.scoring import BACKGROUND_TEXTS, model_default_thresholds  # noqa: E402
 from narrwatch.match_learning import prior_figures  # noqa: E402
 from narrwatch.narratives import load_narratives  # noqa: E402

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from narrwatch import matching  # noqa: E402
 from narrwatch.config import get_settings  # noqa: E402
-from narrwatch.domain.calibration import background_figures  # noqa: E402
+from narrwatch.domain.background import background_figures  # noqa: E402
 from narrwatch.domain.scoring import BACKGROUND_TEXTS, ScoringParams, Thresholds  # noqa: E402
 from narrwatch.domain.stance import StanceRules, article_stance  # noqa: E402
 from narrwatch.domain.verdicts import LabelledPassage  # noqa: E402

@@ -3,7 +3,7 @@
 - Backgrounds (:func:`attach_calibration`): for each article language, the newest stored articles of
   that language embedded in the collection (up to ``BACKGROUND_ARTICLES``, published before the
   window's end) are scored against every seed; their score distribution per seed calibrates the
-  scores of that language (:mod:`narrwatch.domain.calibration`). The bundled cold-start texts
+  scores of that language (:mod:`narrwatch.domain.background`). The bundled cold-start texts
   (``BACKGROUND_TEXTS``) are the prior a language with few articles leans on. Backgrounds are per
   collection, hence per model, and follow the stored articles: every run uses the newest ones.
 - Verdicts (:func:`load_verdict_passages`, :func:`apply_verdicts`): each newest verdict per
@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from db.models import Article, ArticleEmbedding, Verdict
-from narrwatch.domain.calibration import BackgroundFigures, background_figures, language_key, shrink
+from narrwatch.domain.background import BackgroundFigures, background_figures, language_key, shrink
 from narrwatch.domain.scoring import BACKGROUND_TEXTS, SeedScore, build_seed_vectors
 from narrwatch.domain.stance import article_stance
 from narrwatch.domain.verdicts import LabelledPassage, SeedHead, examples_for, train_head

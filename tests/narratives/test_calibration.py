@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from narrwatch.domain.calibration import (
+from narrwatch.domain.background import (
     MIN_SPREAD,
     SPREADS_PER_UNIT,
     BackgroundFigures,
