@@ -28,12 +28,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from narrwatch import matching  # noqa: E402
 from narrwatch.config import get_settings  # noqa: E402
 from narrwatch.domain.background import background_figures, shrink  # noqa: E402
 from narrwatch.domain.scoring import BACKGROUND_TEXTS, model_default_thresholds  # noqa: E402
-from narrwatch.match_learning import prior_figures  # noqa: E402
-from narrwatch.narratives import load_narratives  # noqa: E402
+from narrwatch.steps.match import prepare as matching  # noqa: E402
+from narrwatch.steps.match.learning import prior_figures  # noqa: E402
+from narrwatch.steps.match.seeds import load_narratives  # noqa: E402
 
 SAMPLE = ROOT / "bench" / "data" / "tatoeba" / "sample.tsv"
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--probe", type=float, default=0.1)
     args = parser.parse_args(argv)
-    from embeddings.encoder import load_encoder
+    from narrwatch.embeddings.encoder import load_encoder
 
     settings = get_settings()
     encoder = load_encoder(settings)

@@ -25,16 +25,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from narrwatch import matching  # noqa: E402
 from narrwatch.config import get_settings  # noqa: E402
 from narrwatch.domain.background import background_figures  # noqa: E402
 from narrwatch.domain.scoring import BACKGROUND_TEXTS, ScoringParams, Thresholds  # noqa: E402
 from narrwatch.domain.stance import StanceRules, article_stance  # noqa: E402
 from narrwatch.domain.verdicts import LabelledPassage  # noqa: E402
-from narrwatch.evaluation import embedded_set, figures  # noqa: E402
-from narrwatch.match_learning import LanguageCalibrator, apply_verdicts  # noqa: E402
-from narrwatch.narratives import load_narratives  # noqa: E402
-from narrwatch.vectorize import collection_for  # noqa: E402
+from narrwatch.embeddings.collections import collection_for  # noqa: E402
+from narrwatch.eval.match import embedded_set, figures  # noqa: E402
+from narrwatch.steps.match import prepare as matching  # noqa: E402
+from narrwatch.steps.match import stored as stored_articles  # noqa: E402
+from narrwatch.steps.match.learning import LanguageCalibrator, apply_verdicts  # noqa: E402
+from narrwatch.steps.match.seeds import load_narratives  # noqa: E402
 
 THRESHOLDS = [round(-1.0 + 0.05 * i, 2) for i in range(0, 161)]
 
@@ -62,12 +63,12 @@ def embed_part(path: Path, seeds: Path, encoder: Any) -> tuple[Part, Any]:
         / f"{path.parent.name}-{path.stem}-{digest}-{model}-{settings.embedding_backend}.pkl"
     )
     if cache.exists():
-        from narrwatch.evaluation import read_eval_articles
+        from narrwatch.eval.match import read_eval_articles
 
         part = pickle.loads(cache.read_bytes())
         part.articles = read_eval_articles(path, load_narratives(seeds))
         if encoder is None:
-            from embeddings.encoder import load_encoder
+            from narrwatch.embeddings.encoder import load_encoder
 
             encoder = load_encoder(settings)
         return part, encoder
@@ -82,7 +83,7 @@ def _embed_part(path: Path, seeds: Path, encoder: Any, settings: Any) -> tuple[P
         ctx = data.ctx
         collection = collection_for(ctx.encoder)
         with ctx.transaction() as session:
-            stored, _ = matching.load_stored_articles(
+            stored, _ = stored_articles.load_stored_articles(
                 session, ctx.vector_store, collection, list(data.ids.values())
             )
         by_id = {article.id: article for article in stored}
