@@ -63,8 +63,11 @@ def embed_part(path: Path, seeds: Path, encoder: Any) -> tuple[Part, Any]:
         / f"{path.parent.name}-{path.stem}-{digest}-{model}-{settings.embedding_backend}.pkl"
     )
     if cache.exists():
+        import narrwatch.eval.match as eval_match_module
         from narrwatch.eval.match import read_eval_articles
 
+        # caches written before the layout change name the old module of the labelled rows
+        sys.modules.setdefault("narrwatch.evaluation", eval_match_module)
         part = pickle.loads(cache.read_bytes())
         part.articles = read_eval_articles(path, load_narratives(seeds))
         if encoder is None:
@@ -74,7 +77,7 @@ def embed_part(path: Path, seeds: Path, encoder: Any) -> tuple[Part, Any]:
         return part, encoder
     part, encoder = _embed_part(path, seeds, encoder, settings)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_bytes(pickle.dumps(part))
+    cache.write_bytes(pickle.dumps(replace(part, articles=[])))  # rows are re-read from the file
     return part, encoder
 
 
@@ -211,23 +214,45 @@ def run_source(name: str, encoder: Any) -> tuple[list[dict[str, Any]], Any]:
         rows.append(row(label, fig, f"t={t} (tuned on tune)"))
 
     # The shipped recipe: thresholds chosen on the tuning part (suggest 0.1 below confirm).
-    def shipped_fig(part: Part, t: float, **kw: Any) -> tuple[dict[str, Any], dict[str, set[str]]]:
-        predicted, _ = shipped(part, narratives, encoder, Thresholds(max(-1.0, t - 0.1), t), **kw)
-        return figures(part.articles, predicted, narratives), predicted
+    def pair(t: float) -> Thresholds:
+        return Thresholds(round(t - 0.1, 2), t)
 
     grid = [round(0.05 * i, 2) for i in range(2, 17)]
-    tuned = max(grid, key=lambda t: shipped_fig(tune, t)[0]["coarse"]["f1_micro"])
-    zero_fig, zero_pred = shipped_fig(test, tuned)
-    rows.append(row("SHIPPED zero-shot (calibrated, stance)", zero_fig, f"confirm t={tuned} (tuned on tune)"))
+    tune_prepared, tune_scores = shipped(tune, narratives, encoder)
+    tuned = max(
+        grid,
+        key=lambda t: figures(tune.articles, decide_all(tune_prepared, tune_scores, pair(t)), narratives)[
+            "coarse"
+        ]["f1_micro"],
+    )
+    prepared_zero, zero_scores = shipped(test, narratives, encoder)
+    zero_pred = decide_all(prepared_zero, zero_scores, pair(tuned))
+    rows.append(
+        row(
+            "SHIPPED zero-shot (calibrated, stance)",
+            figures(test.articles, zero_pred, narratives),
+            f"t={tuned}",
+        )
+    )
     no_stance = StanceRules(debunk_min=0)
-    rows.append(row("  shipped without the stance rule", shipped_fig(test, tuned, stance_rules=no_stance)[0]))
-    verdict_fig, _ = shipped_fig(test, tuned, verdicts_from=tune)
-    rows.append(row("SHIPPED + tune-part labels as verdicts", verdict_fig, f"confirm t={tuned}"))
+    prepared_ns, ns_scores = shipped(test, narratives, encoder, stance_rules=no_stance)
+    ns_pred = decide_all(prepared_ns, ns_scores, pair(tuned))
+    rows.append(row("  shipped without the stance rule", figures(test.articles, ns_pred, narratives)))
+    prepared_v, v_scores = shipped(
+        test, narratives, encoder, verdicts_from=tune, verdict_thresholds=pair(tuned)
+    )
+    verdict_pred = decide_all(prepared_v, v_scores, pair(tuned))
+    rows.append(
+        row(
+            "SHIPPED + tune-part labels as verdicts",
+            figures(test.articles, verdict_pred, narratives),
+            f"t={tuned}",
+        )
+    )
     stance_file = base / "stance.jsonl"
     if stance_file.exists():
         stances = [json.loads(line) for line in stance_file.read_text().splitlines()]
-        for label, kw in (("with stance rule", {}), ("without stance rule", {"stance_rules": no_stance})):
-            predicted = shipped_fig(test, tuned, **kw)[1]
+        for label, predicted in (("with stance rule", zero_pred), ("without stance rule", ns_pred)):
             for stance in ("disagree", "agree", "discuss"):
                 chosen = [r for r in stances if r["part"] == "eval" and r["stance"] == stance]
                 confirmed = sum(r["seed"] in predicted.get(r["id"], set()) for r in chosen)
@@ -266,53 +291,66 @@ def shipped(
     part: Part,
     narratives: Any,
     encoder: Any,
-    thresholds: Thresholds,
     *,
-    level: str = "confirm",
     stance_rules: StanceRules | None = None,
     verdicts_from: Part | None = None,
-) -> tuple[dict[str, set[str]], dict[str, dict[str, Any]]]:
+    verdict_thresholds: Thresholds | None = None,
+) -> tuple[Any, dict[str, dict[str, Any]]]:
     """The match step's own recipe (calibration per language with the bundled prior, stance,
-    verdict passages and heads) with the part's articles as the stored background."""
+    verdict passages and heads) with the part's articles as the stored background.
+
+    Returns the prepared seeds and every article's scores; :func:`decide_all` applies thresholds.
+    ``verdicts_from``: that part's labels become verdicts on its matches at ``verdict_thresholds``.
+    """
     active = [seed.id for seed in narratives.active()]
-    prepared = matching.prepare_seeds(
-        encoder, narratives, active, ScoringParams(), dict.fromkeys(active, thresholds)
-    )
+    unset = {seed_id: Thresholds(-1.0, -1.0) for seed_id in active}
+    prepared = matching.prepare_seeds(encoder, narratives, active, ScoringParams(), unset)
     background = _articles(part) + (_articles(verdicts_from) if verdicts_from else [])
     bundled = matching.encode_cached(encoder, BACKGROUND_TEXTS, "passage")
     prepared.calibrator = LanguageCalibrator(bundled, lambda _language: background)
     rules = stance_rules or StanceRules()
 
-    def run(which: Part) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]]:
-        levels, all_scores = {}, {}
+    def run(which: Part) -> dict[str, dict[str, Any]]:
+        out = {}
         for eval_id in which.texts:
             scores = prepared.score(which.vectors[eval_id], which.texts[eval_id], language="en")
             stance = article_stance(" ".join(which.texts[eval_id]), rules)
-            scores = {k: replace(v, stance=stance.label) for k, v in scores.items()}
-            all_scores[eval_id] = scores
-            levels[eval_id] = prepared.decide(scores)
-        return levels, all_scores
+            out[eval_id] = {k: replace(v, stance=stance.label) for k, v in scores.items()}
+        return out
 
-    if verdicts_from is not None:
-        levels, scores = run(verdicts_from)
+    if verdicts_from is not None and verdict_thresholds is not None:
+        scores = run(verdicts_from)
+        levels = decide_all(prepared, scores, verdict_thresholds, "suggest")
         gold = {a.id: set(a.labels) for a in verdicts_from.articles}
-        passages = []
-        for eval_id, found in levels.items():
-            for seed_id in found:
-                score = scores[eval_id][seed_id]
-                passages.append(
-                    LabelledPassage(
-                        seed_id,
-                        verdicts_from.texts[eval_id][score.evidence_idx],
-                        verdicts_from.vectors[eval_id][score.evidence_idx],
-                        score.score,
-                        seed_id in gold[eval_id],
-                    )
-                )
+        passages = [
+            LabelledPassage(
+                seed_id,
+                verdicts_from.texts[eval_id][scores[eval_id][seed_id].evidence_idx],
+                verdicts_from.vectors[eval_id][scores[eval_id][seed_id].evidence_idx],
+                scores[eval_id][seed_id].score,
+                seed_id in gold[eval_id],
+            )
+            for eval_id, found in levels.items()
+            for seed_id in found
+        ]
         apply_verdicts(prepared, passages)
-    levels, scores = run(part)
+        print(
+            f"verdicts: {sum(p.confirmed for p in passages)} confirmed, "
+            f"{sum(not p.confirmed for p in passages)} rejected, heads for {len(prepared.heads)} seeds",
+            file=sys.stderr,
+        )
+    return prepared, run(part)
+
+
+def decide_all(
+    prepared: Any, scores: dict[str, dict[str, Any]], thresholds: Thresholds, level: str = "confirm"
+) -> dict[str, set[str]]:
+    prepared.thresholds = dict.fromkeys(prepared.vectors, thresholds)
     allowed = ("confirm",) if level == "confirm" else ("suggest", "confirm")
-    return {k: {s for s, lv in v.items() if lv in allowed} for k, v in levels.items()}, scores
+    return {
+        eval_id: {s for s, found in prepared.decide(row).items() if found in allowed}
+        for eval_id, row in scores.items()
+    }
 
 
 def print_table(name: str, rows: list[dict[str, Any]]) -> None:

@@ -202,6 +202,8 @@ def store_eval_articles(
                 slug = re.sub(r"[^a-z0-9]+", "-", article.outlet.lower()).strip("-") or "x"
                 feed_id = f"eval-{slug[:80]}-{_digest(article.outlet)[:8]}"
                 feeds[article.outlet] = feed_id
+                if session.get(Feed, feed_id) is not None:
+                    continue  # stored with an earlier set (eval match --verdicts)
                 session.add(
                     Feed(
                         id=feed_id,
