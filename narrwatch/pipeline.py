@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.domain.clock import day_bounds
 from narrwatch.runs import recorded_run
@@ -148,6 +149,22 @@ def recompute_changed(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
     return run.summary
 
 
+def processing_window(settings: Settings, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``[now - match_window_days, now)``: the window match and cluster take by default, looking back
+    so that late-published and late-embedded articles are still covered."""
+    return now - dt.timedelta(days=settings.match_window_days), now
+
+
+def match_recent(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
+    """`match` over its default window: what the process DAG and `narrwatch run` do."""
+    return match(ctx, *processing_window(ctx.settings, now), now)
+
+
+def cluster_recent(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
+    """`cluster` over its default window: what the process DAG and `narrwatch run` do."""
+    return cluster(ctx, *processing_window(ctx.settings, now), now)
+
+
 def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = None) -> dict[str, Any]:
     """Every step once, in order: what `narrwatch run` and each replayed demo day do.
 
@@ -158,16 +175,15 @@ def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = N
     from narrwatch.steps.match.seeds import SeedFilesSkipped
 
     day = report_day or now.date()
-    window_start = now - dt.timedelta(days=ctx.settings.match_window_days)
     summaries: dict[str, Any] = {"poll": poll(ctx, now), "embed": embed(ctx, now)}
     skipped: SeedFilesSkipped | None = None
     try:
-        summaries["match"] = match(ctx, window_start, now, now)
+        summaries["match"] = match_recent(ctx, now)
     except SeedFilesSkipped as exc:
         # The good seeds were matched: the rest of the day still runs, then the bad files are named.
         skipped = exc
         summaries["match"] = {"skipped_seed_files": exc.lines}
-    summaries["cluster"] = cluster(ctx, window_start, now, now)
+    summaries["cluster"] = cluster_recent(ctx, now)
     summaries["detect"] = detect(ctx, day, now)
     summaries["report"] = report(ctx, day, now)
     if skipped is not None:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from narrwatch.cli.common import UsageError, app_context, parse_day, parse_now
 from narrwatch.cli.eval import eval_app
+from narrwatch.config import Settings
 from narrwatch.settings_check import UnknownSettingError
 from narrwatch.steps.match.seeds import SeedFilesSkipped
 from narrwatch.steps.poll.registry import FeedsFileError
@@ -197,10 +198,12 @@ def embed(
 
 
 def resolve_window(
-    start: str | None, end: str | None, now: dt.datetime, default_days: int
+    start: str | None, end: str | None, now: dt.datetime, settings: Settings
 ) -> tuple[dt.datetime, dt.datetime]:
+    from narrwatch.pipeline import processing_window
+
     window_end = parse_now(end) if end else now
-    window_start = parse_now(start) if start else window_end - dt.timedelta(days=default_days)
+    window_start = parse_now(start) if start else processing_window(settings, window_end)[0]
     if window_start >= window_end:
         raise UsageError("--start must be before --end")
     return window_start, window_end
@@ -219,7 +222,7 @@ def match(
 
     with app_context() as ctx:
         at = parse_now(now)
-        window = resolve_window(start, end, at, ctx.settings.match_window_days)
+        window = resolve_window(start, end, at, ctx.settings)
         summary = pipeline.match(ctx, *window, at, recompute=recompute)
     echo_summary(summary, as_json)
 
@@ -236,7 +239,7 @@ def cluster(
 
     with app_context() as ctx:
         at = parse_now(now)
-        window = resolve_window(start, end, at, ctx.settings.match_window_days)
+        window = resolve_window(start, end, at, ctx.settings)
         summary = pipeline.cluster(ctx, *window, at)
     echo_summary(summary, as_json)
 

@@ -306,11 +306,10 @@ def replay(
         day = DEMO_START + dt.timedelta(days=offset)
         now = dt.datetime.combine(day, dt.time(23, 30), tzinfo=dt.UTC)
         server.now = now
-        window_start = now - dt.timedelta(days=ctx.settings.match_window_days)
         polled = pipeline.poll(ctx, now, force=True)
         embedded = pipeline.embed(ctx, now)
-        matched = pipeline.match(ctx, window_start, now, now)
-        pipeline.cluster(ctx, window_start, now, now)
+        matched = pipeline.match_recent(ctx, now)
+        pipeline.cluster_recent(ctx, now)
         detected = pipeline.detect(ctx, day, now)
         line = (
             f"{day}: {polled.get('new_articles', 0)} new articles, "

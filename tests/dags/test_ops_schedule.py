@@ -161,9 +161,13 @@ def test_daily_run_properties(reference: dt.datetime, report_time: dt.time) -> N
     assert day == now.date() - dt.timedelta(days=1)  # a complete UTC day, ended before `now`
 
 
-def test_lookback_window() -> None:
+def test_match_and_cluster_look_back_their_window_from_now() -> None:
+    from narrwatch.config import Settings
+    from narrwatch.pipeline import processing_window
+
     now = dt.datetime(2026, 3, 10, 5, 30, tzinfo=dt.UTC)
-    assert schedule.lookback_window(now, 2) == (dt.datetime(2026, 3, 8, 5, 30, tzinfo=dt.UTC), now)
+    settings = Settings(match_window_days=2, _env_file=None)  # type: ignore[call-arg]
+    assert processing_window(settings, now) == (dt.datetime(2026, 3, 8, 5, 30, tzinfo=dt.UTC), now)
 
 
 def test_add_poll_summaries_merges_the_shards() -> None:
