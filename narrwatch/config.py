@@ -231,13 +231,14 @@ class Settings(BaseSettings):
         "one outlet's campaign is not a rising narrative.",
     )
     rising_alpha: float = Field(
-        0.002,
+        0.0015,
         gt=0,
         lt=1,
         description="Nominal false-flag level per subject and day, split between the three windows "
-        "(day, 3 days, week). The test is conservative at small counts: bench/rising.py measured at "
-        "most about 0.1 false flag-days per seed per 90 flat days at 0.002 (0.0011 gave about 0.03, "
-        "0.0033 up to 0.16), and prints the power beside the exact test that knows the baseline.",
+        "(day, 3 days, week). The exact test is conservative at small counts: on simulated flat seeds "
+        "bench/rising.py measured about 0.03 false flag-days per seed per 90 days at 0.0011 and up to "
+        "0.11 at 0.002 (the target is at most 0.1), and it prints the power beside the exact test that "
+        "knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."
