@@ -231,14 +231,13 @@ class Settings(BaseSettings):
         "one outlet's campaign is not a rising narrative.",
     )
     rising_alpha: float = Field(
-        0.0015,
+        0.0011,
         gt=0,
         lt=1,
-        description="Nominal false-flag level per subject and day, split between the three windows "
-        "(day, 3 days, week). The exact test is conservative at small counts: on simulated flat seeds "
-        "bench/rising.py measured about 0.03 false flag-days per seed per 90 days at 0.0011 and up to "
-        "0.11 at 0.002 (the target is at most 0.1), and it prints the power beside the exact test that "
-        "knows the baseline.",
+        description="False-flag budget per subject and day, split between the three windows (day, 3 "
+        "days, week): 0.0011 is 0.1 false flags per seed per 90 days. bench/rising.py measures the "
+        "false flags on simulated flat seeds (a nominal 0.002 let flag-days reach 0.11-0.14 at two "
+        "outlets a day) and prints the power beside the exact test that knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."
