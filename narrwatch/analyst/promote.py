@@ -6,15 +6,11 @@ import datetime as dt
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import Article, Cluster, ClusterMember
-
-if TYPE_CHECKING:
-    pass
 from narrwatch.steps.cluster.cluster import PROMOTE_EXAMPLES, ClusteringError, central_passages
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, select
 
@@ -17,9 +16,6 @@ from narrwatch.db.models import (
 from narrwatch.domain.scoring import (
     Level,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -35,6 +31,10 @@ class ReviewItem:
     evidence_text: str
     evidence_example: str | None
     collection: str
+    raw_score: float | None = None
+    stance: str | None = None
+    stance_cues: str | None = None
+    head_probability: float | None = None
 
 
 def pending_reviews(
@@ -75,6 +75,10 @@ def pending_reviews(
             evidence_text=match.evidence_text,
             evidence_example=match.evidence_example,
             collection=match.collection,
+            raw_score=match.raw_score,
+            stance=match.stance,
+            stance_cues=match.stance_cues,
+            head_probability=match.head_probability,
         )
         for match, title, outlet, url in rows
     ]

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db import rules
+from narrwatch.db.locks import hold_transaction_lock
 from narrwatch.db.models import (
     Article,
     ClusterMember,
@@ -171,23 +172,18 @@ def _seed_articles(
 def _cluster_articles(
     session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
 ) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
-    rows = session.execute(
-        select(ClusterMember, Article)
-        .join(Article, Article.id == ClusterMember.article_id)
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            # once a seed covers an article, it belongs to the seed
-            ~rules.seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
-        .order_by(ClusterMember.cluster_id, Article.id)
-    ).all()
     merged_into = rules.merge_map(session, merge_before)
-    clusters: dict[str, dict[int, CountedArticle]] = defaultdict(dict)
-    for member, article in rows:
-        survivor = str(resolve(member.cluster_id, merged_into))
-        evidence = {"similarity": round(member.similarity, 6), "cluster": member.cluster_id}
-        clusters[survivor][article.id] = _counted(article, round(member.similarity, 6), evidence)
+    clusters = {
+        survivor: {
+            article.id: _counted(
+                article,
+                round(member.similarity, 6),
+                {"similarity": round(member.similarity, 6), "cluster": member.cluster_id},
+            )
+            for member, article in members
+        }
+        for survivor, members in rules.counted_cluster_members(session, start, end, merge_before).items()
+    }
     # a cluster is observable from its first member, wherever that member lies in time
     first_member = dict(
         session.execute(
@@ -461,6 +457,8 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
     report = RisingReport(day=day)
 
     with ctx.transaction() as session:
+        # Counts of the baseline days are filled too, so any two detect runs take turns.
+        hold_transaction_lock(session, "detect")
         first_article = session.execute(select(func.min(Article.published_at))).scalar()
         global_start = first_article.date() if first_article is not None else day
         seeds = _seed_articles(session, start, end)

@@ -19,9 +19,8 @@ from narrwatch.db.models import (
     DailyCount,
     RisingFlag,
 )
-from narrwatch.domain.clustering import resolve
 from narrwatch.steps.report.charts import trend_geometry
-from narrwatch.steps.report.evidence import EXCERPT_CHARS, TITLE_CHARS, _Seed
+from narrwatch.steps.report.evidence import TITLE_CHARS, _Seed, article_evidence
 from narrwatch.steps.report.model import (
     ArticleEvidence,
     FellBack,
@@ -30,7 +29,7 @@ from narrwatch.steps.report.model import (
     Trend,
     TrendPoint,
 )
-from narrwatch.steps.report.safety import plain_text, safe_url
+from narrwatch.steps.report.safety import plain_text
 
 SAMPLE_TITLES = 3
 
@@ -342,24 +341,7 @@ def _cluster_row(session: Session, subject_id: str) -> Cluster | None:
 
 
 def _member_evidence(member: ClusterMember, article: Article) -> ArticleEvidence:
-    return ArticleEvidence(
-        article_id=article.id,
-        title=plain_text(article.title, TITLE_CHARS) or "(untitled)",
-        url=safe_url(article.url),
-        outlet=plain_text(article.outlet, 100),
-        country=plain_text(article.country, 8).upper(),
-        language=plain_text(article.language, 16) or None,
-        published_at=article.published_at,
-        narrative_id=None,
-        narrative_version=None,
-        score=round(member.similarity, 4),
-        evidence=None,
-        evidence_score=None,
-        evidence_language=None,
-        model_name=None,
-        analyst_verdict=None,
-        excerpt=plain_text(article.summary, EXCERPT_CHARS),
-    )
+    return article_evidence(article, score=member.similarity)
 
 
 def _cluster_articles(
@@ -370,19 +352,7 @@ def _cluster_articles(
     As the rising detector counts them: members of clusters merged before ``end`` belong to the
     survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
-    rows = session.execute(
-        select(ClusterMember, Article)
-        .join(Article, Article.id == ClusterMember.article_id)
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            ~rules.seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
-        .order_by(ClusterMember.similarity.desc(), Article.id)
-    ).all()
-    merged_into = rules.merge_map(session, end)
-    clusters: dict[str, dict[int, ArticleEvidence]] = defaultdict(dict)
-    for member, article in rows:
-        survivor = str(resolve(member.cluster_id, merged_into))
-        clusters[survivor].setdefault(article.id, _member_evidence(member, article))
-    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
+    return {
+        survivor: [_member_evidence(member, article) for member, article in members]
+        for survivor, members in rules.counted_cluster_members(session, start, end, end).items()
+    }
