@@ -309,6 +309,7 @@ AREA_MODULES = (
     "narrwatch.cli_narratives",
     "narrwatch.cli_clusters",
     "narrwatch.cli_ops",
+    "narrwatch.cli_web",
 )
 
 

@@ -57,7 +57,8 @@ from narrwatch.domain.scoring import (
     score_upper_bound,
     search_floor,
 )
-from narrwatch.narratives import NarrativeSet, load_narratives
+from narrwatch.narratives import NarrativeSet
+from narrwatch.seedstore import load_seeds
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -100,7 +101,7 @@ def sync_narratives(ctx: AppContext, now: dt.datetime, narratives: NarrativeSet 
     version (the content-hash key is unique): its stored matches stay valid and the version numbers
     still only increase. Raises ``NarrativeError`` (naming file and field) if a seed file is bad.
     """
-    narratives = narratives or load_narratives(ctx.settings.narratives_dir)
+    narratives = narratives or load_seeds(ctx, now)
     for attempt in range(3):
         try:
             return _sync_once(ctx, now, narratives)
@@ -419,7 +420,7 @@ def match_articles(
 
     if start >= end:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx, now)
     sync_narratives(ctx, now, narratives)
     encoder = ctx.encoder
     store = ctx.vector_store
@@ -840,7 +841,7 @@ def calibrate(
 
     if not 0.0 < target_precision <= 1.0:
         raise ValueError("target precision must be in (0, 1]")
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx)
     narratives.get(narrative_id)  # a clear KeyError for an unknown id
     encoder = ctx.encoder
     collection = collection_for(encoder)
@@ -1023,7 +1024,7 @@ def backtest(
     from narrwatch.vectorize import collection_for
 
     started = time.perf_counter()
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx, now)
     narratives.get(narrative_id)
     narratives = narratives.with_status(narrative_id, "active")
     chain = [narrative_id, *narratives.ancestors(narrative_id)]
@@ -1232,7 +1233,7 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     from embeddings.passages import split_passages
     from narrwatch.vectorize import collection_for
 
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx)
     status_on_disk = {seed.id: seed.status for seed in narratives}
     if include_drafts:
         for seed in list(narratives):
