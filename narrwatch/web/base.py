@@ -126,7 +126,6 @@ class Web:
             csrf=caller.session.csrf,
             path=request.url.path,
             query=lambda **params: urlencode({k: v for k, v in params.items() if v not in (None, "")}),
-            htmx=(self.static_dir / "vendor" / "htmx.min.js").exists(),
             **values,
         )
         response = HTMLResponse(html, status_code=status_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -100,6 +101,15 @@ def queue(web: Web, request: Request, caller: Caller) -> Response:
     )
 
 
+def recount_days(web: Web, days: set[dt.date], now: dt.datetime) -> None:
+    """Re-run the day's detection (the detect step itself) for the days whose verdicts changed, so
+    the stored daily counts, the timeline and the flags follow the analysts' verdicts."""
+    from narrwatch import pipeline
+
+    for day in sorted(days):
+        pipeline.detect(web.ctx, day, now)
+
+
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
@@ -113,6 +123,7 @@ def verdict(web: Web, request: Request, caller: Caller, form: FormData) -> Respo
     ids = [int(value) for value in form.getlist("match_id") if str(value).isdigit()]
     now = utcnow()
     audit_ids: list[int] = []
+    days: set[dt.date] = set()
     for match_id in ids:
         try:
             result = label_match(web.ctx, match_id, verdict_value, now)
@@ -138,6 +149,9 @@ def verdict(web: Web, request: Request, caller: Caller, form: FormData) -> Respo
             session.add(event)
             session.flush()
             audit_ids.append(event.id)
+            if match is not None:
+                days.add(match.published_at.date())
+    recount_days(web, days, now)
     if _wants_json(request):
         return JSONResponse({"ok": True, "verdict": verdict_value, "matches": ids, "undo": audit_ids})
     back = "/review?" + "&".join(f"undo={audit_id}" for audit_id in audit_ids)
@@ -149,6 +163,7 @@ def undo(web: Web, request: Request, caller: Caller, form: FormData) -> Response
     ids = [int(value) for value in form.getlist("event_id") if str(value).isdigit()]
     now = utcnow()
     undone = []
+    days: set[dt.date] = set()
     for event_id in ids:
         with web.ctx.transaction() as session:
             event = session.get(AuditEvent, event_id)
@@ -172,6 +187,11 @@ def undo(web: Web, request: Request, caller: Caller, form: FormData) -> Response
                 now,
             )
         undone.append(event_id)
+        with web.ctx.transaction() as session:
+            match = session.get(Match, int(details["match_id"]))
+            if match is not None:
+                days.add(match.published_at.date())
+    recount_days(web, days, now)
     if _wants_json(request):
         return JSONResponse({"ok": True, "undone": undone})
     return web.redirect("/review")

@@ -198,7 +198,7 @@ def try_text(web: Web, request: Request, caller: Caller, form: FormData) -> Resp
                 result = test_text(web.ctx, text)
         except (ValueError, NarrativeError) as exc:
             error = str(exc)
-    fragment = request.headers.get("hx-request") == "true" or request.headers.get("x-fragment") == "1"
+    fragment = request.headers.get("x-fragment") == "1"
     return web.render(
         request,
         caller,

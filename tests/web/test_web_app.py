@@ -22,7 +22,11 @@ pytestmark = pytest.mark.db
 def pending_match_ids(ctx: AppContext) -> list[int]:
     with ctx.transaction() as session:
         judged = {(v.article_id, v.narrative_id) for v in session.scalars(select(Verdict))}
-        return [m.id for m in session.scalars(select(Match).order_by(Match.id)) if (m.article_id, m.narrative_id) not in judged]
+        return [
+            m.id
+            for m in session.scalars(select(Match).order_by(Match.id))
+            if (m.article_id, m.narrative_id) not in judged
+        ]
 
 
 def test_anonymous_visitors_are_sent_to_the_login(client: Any) -> None:
@@ -42,7 +46,12 @@ def test_login_next_never_leaves_the_site(client: Any) -> None:
     page = client.get("/login")
     response = client.post(
         "/login",
-        data={"username": "ana", "password": PASSWORD, "csrf_token": csrf_of(page.text), "next": "//evil.test/x"},
+        data={
+            "username": "ana",
+            "password": PASSWORD,
+            "csrf_token": csrf_of(page.text),
+            "next": "//evil.test/x",
+        },
         follow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == "/"
@@ -81,17 +90,26 @@ def test_reader_reads_but_may_not_judge_or_edit(client: Any, ctx: AppContext) ->
     assert page.status_code == 200
     token = csrf_of(page.text)
     match_id = pending_match_ids(ctx)[0]
-    refused = client.post("/review/verdict", data={"csrf_token": token, "verdict": "confirm", "match_id": match_id})
+    refused = client.post(
+        "/review/verdict", data={"csrf_token": token, "verdict": "confirm", "match_id": match_id}
+    )
     assert refused.status_code == 403
     seed_page = client.get(f"/seeds/{RISING_SEED}/edit")
     saved = client.post(
         f"/seeds/{RISING_SEED}/edit",
-        data={"csrf_token": csrf_of(seed_page.text), "title": "hijacked", "description": "x", "examples": "x"},
+        data={
+            "csrf_token": csrf_of(seed_page.text),
+            "title": "hijacked",
+            "description": "x",
+            "examples": "x",
+        },
     )
     assert saved.status_code == 403
     assert client.get("/audit").status_code == 403
     with ctx.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(Verdict).where(Verdict.match_id == match_id)) == 0
+        assert (
+            session.scalar(select(func.count()).select_from(Verdict).where(Verdict.match_id == match_id)) == 0
+        )
         head = session.get(SeedHead, RISING_SEED)
         assert head is not None and head.revision == 1
 
@@ -130,7 +148,9 @@ def test_verdicts_batch_undo_and_audit(client: Any, ctx: AppContext) -> None:
     assert audit.count("verdict.confirm") == 2 and "verdict.reject" in audit and "verdict.undo" in audit
     assert ">ana<" in audit
     with ctx.transaction() as session:
-        users = set(session.scalars(select(AuditEvent.username).where(AuditEvent.action.startswith("verdict"))))
+        users = set(
+            session.scalars(select(AuditEvent.username).where(AuditEvent.action.startswith("verdict")))
+        )
     assert users == {"ana"}
 
 
@@ -173,7 +193,12 @@ def test_seed_save_is_a_new_revision_and_version(client: Any, ctx: AppContext) -
             .order_by(NarrativeVersion.version.desc())
         )
         assert newest is not None and newest.title.endswith("(edited)")
-        assert session.scalar(select(func.count()).select_from(SeedRevision).where(SeedRevision.narrative_id == RISING_SEED)) == 2
+        assert (
+            session.scalar(
+                select(func.count()).select_from(SeedRevision).where(SeedRevision.narrative_id == RISING_SEED)
+            )
+            == 2
+        )
     editor = client.get(f"/seeds/{RISING_SEED}/edit").text
     assert "revision 2" in editor and f"matching v{newest.version}" in editor
     assert "seed.save" in client.get("/audit").text
@@ -205,7 +230,9 @@ def test_export_validate_import_round_trip(client: Any, ctx: AppContext, tmp_pat
     before = {p.name: p.read_text() for p in folder.glob("*.yaml")}
     exported = export_seeds(ctx, folder)
     assert exported.written == [str(folder / f"{RISING_SEED}.yaml")]  # the other files are left as written
-    assert all(before[name] == (folder / name).read_text() for name in before if name != f"{RISING_SEED}.yaml")
+    assert all(
+        before[name] == (folder / name).read_text() for name in before if name != f"{RISING_SEED}.yaml"
+    )
     narratives, problems = check_narratives(folder)
     assert problems == [] and narratives is not None
     assert "NATO wants a new base in Serbia: say no!" in narratives.get(RISING_SEED).examples
@@ -228,7 +255,9 @@ def _now() -> Any:
     return dt.datetime(2025, 3, 14, tzinfo=dt.UTC)
 
 
-def test_file_edit_on_disk_is_imported_unless_the_app_edited_too(ctx: AppContext, store: dict[str, Any]) -> None:
+def test_file_edit_on_disk_is_imported_unless_the_app_edited_too(
+    ctx: AppContext, store: dict[str, Any]
+) -> None:
     from narrwatch.seedstore import load_seeds, refresh_from_files, save_seed
 
     folder = ctx.settings.narratives_dir
@@ -262,7 +291,10 @@ def test_operator_pauses_a_feed_analyst_may_not(client: Any, ctx: AppContext) ->
     client.cookies.clear()
     login(client, "otto")
     token = csrf_of(client.get("/feeds").text)
-    assert client.post("/feeds/alpha-main/pause", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert (
+        client.post("/feeds/alpha-main/pause", data={"csrf_token": token}, follow_redirects=False).status_code
+        == 303
+    )
     with ctx.transaction() as session:
         feed = session.get(Feed, "alpha-main")
         assert feed is not None and feed.paused
@@ -277,10 +309,16 @@ def test_proxy_header_is_believed_only_from_trusted_proxies(ctx: AppContext, sto
     settings = web_settings(trusted_user_header="X-Forwarded-User", trusted_proxies=["10.9.0.0/16"])
     app = create_app(ctx, settings)
     untrusted = TestClient(app, client=("192.0.2.7", 50000))
-    assert untrusted.get("/review", headers={"X-Forwarded-User": "ana"}, follow_redirects=False).status_code == 303
+    assert (
+        untrusted.get("/review", headers={"X-Forwarded-User": "ana"}, follow_redirects=False).status_code
+        == 303
+    )
     trusted = TestClient(app, client=("10.9.1.2", 50000))
     assert trusted.get("/review", headers={"X-Forwarded-User": "ana"}).status_code == 200
-    assert trusted.get("/review", headers={"X-Forwarded-User": "nobody"}, follow_redirects=False).status_code == 303
+    assert (
+        trusted.get("/review", headers={"X-Forwarded-User": "nobody"}, follow_redirects=False).status_code
+        == 303
+    )
 
 
 def test_disabled_account_loses_its_session(client: Any, ctx: AppContext) -> None:
