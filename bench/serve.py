@@ -52,7 +52,15 @@ def prepare(store: Path, scratch: Path) -> dict[str, str]:
         }
     )
     subprocess.run(
-        [str(Path(sys.executable).parent / "narrwatch"), "users", "add", "bench", "--role", "analyst", "--password-stdin"],
+        [
+            str(Path(sys.executable).parent / "narrwatch"),
+            "users",
+            "add",
+            "bench",
+            "--role",
+            "analyst",
+            "--password-stdin",
+        ],
         input=PASSWORD + "\n",
         text=True,
         env=env,
@@ -111,7 +119,14 @@ def main() -> int:
         env = prepare(args.store, Path(scratch))
         port = free_port()
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "narrwatch"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                str(Path(sys.executable).parent / "narrwatch"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -124,7 +139,9 @@ def main() -> int:
                 form = client.get("/login").text
                 token = re.search(r'name="csrf_token" value="([^"]+)"', form)
                 assert token is not None
-                client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token.group(1)})
+                client.post(
+                    "/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token.group(1)}
+                )
                 results: dict[str, Any] = {}
                 for name, path in pages_of(client).items():
                     timings = measure(client, path, args.requests)
@@ -142,7 +159,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"narrwatch serve on {args.store} ({args.requests} sequential requests per page, after 2 warm-ups)")
+        print(
+            f"narrwatch serve on {args.store} ({args.requests} sequential requests per page, "
+            "after 2 warm-ups)"
+        )
         for name, row in results.items():
             verdict = "ok" if row["under_target"] else "OVER"
             print(

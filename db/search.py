@@ -18,18 +18,20 @@ PG_DOCUMENT = (
     "to_tsvector('simple', coalesce(title, '') || ' ' || coalesce(summary, '') || ' ' || coalesce(text, ''))"
 )
 
+_INSERT_NEW = (
+    f"INSERT INTO {FTS_TABLE}(rowid, title, summary, text) VALUES (new.id, new.title, new.summary, new.text)"
+)
+_DELETE_OLD = (
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, summary, text) "
+    "VALUES ('delete', old.id, old.title, old.summary, old.text)"
+)
 _SQLITE_DDL = [
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
     "title, summary, text, content='articles', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ai AFTER INSERT ON articles BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, title, summary, text) VALUES (new.id, new.title, new.summary, new.text); END",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ad AFTER DELETE ON articles BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, summary, text) "
-    "VALUES ('delete', old.id, old.title, old.summary, old.text); END",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ai AFTER INSERT ON articles BEGIN {_INSERT_NEW}; END",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_ad AFTER DELETE ON articles BEGIN {_DELETE_OLD}; END",
     f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_au AFTER UPDATE ON articles BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, summary, text) "
-    "VALUES ('delete', old.id, old.title, old.summary, old.text); "
-    f"INSERT INTO {FTS_TABLE}(rowid, title, summary, text) VALUES (new.id, new.title, new.summary, new.text); END",
+    f"{_DELETE_OLD}; {_INSERT_NEW}; END",
 ]
 
 
@@ -96,7 +98,8 @@ def search_articles(conn: Connection, query: str, *, limit: int = 50, offset: in
         return [SearchHit(int(row[0]), float(row[1])) for row in rows]
     rows = conn.execute(
         text(
-            f"SELECT id, ts_rank({PG_DOCUMENT}, q) AS rank FROM articles, plainto_tsquery('simple', :query) q "
+            f"SELECT id, ts_rank({PG_DOCUMENT}, q) AS rank "
+            "FROM articles, plainto_tsquery('simple', :query) q "
             f"WHERE {PG_DOCUMENT} @@ q ORDER BY rank DESC, id DESC LIMIT :limit OFFSET :offset"
         ),
         {"query": query, "limit": limit, "offset": offset},

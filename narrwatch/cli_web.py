@@ -50,7 +50,8 @@ def serve(
     app = create_app(ctx, web)
     bound_host, bound_port = host or web.host, port or web.port
     typer.echo(
-        f"narrwatch serving on http://{bound_host}:{bound_port}/ (store: {ctx.settings.resolved_database_url})"
+        f"narrwatch serving on http://{bound_host}:{bound_port}/ "
+        f"(store: {ctx.settings.resolved_database_url})"
     )
     try:
         # proxy_headers: the client address comes from X-Forwarded-For only from forwarded_allow_ips.

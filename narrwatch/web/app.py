@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from narrwatch.ingest import UnknownFeedError, set_paused
 from narrwatch.seedstore import has_seed_store, import_seeds
 from narrwatch.web import pages, review, seeds
 from narrwatch.web.accounts import authenticate, record
-from narrwatch.web.base import Caller, Web, action, page, utcnow
+from narrwatch.web.base import Caller, Handler, Web, action, page, utcnow
 from narrwatch.web.security import SecurityHeaders, Sessions
 from narrwatch.web.settings import WebSettings, secret_key
 
@@ -114,11 +115,11 @@ def create_app(ctx: AppContext | None = None, web_settings: WebSettings | None =
     prepare_store(ctx)
     web = Web(ctx, web_settings, secret_key(web_settings, ctx.settings.data_dir))
 
-    def get(permission: str, body: object) -> object:
-        return page(web, permission, partial(body, web))  # type: ignore[call-arg]
+    def get(permission: str, body: Callable[[Web, Request, Caller], Response]) -> Handler:
+        return page(web, permission, partial(body, web))
 
-    def post(permission: str, body: object) -> object:
-        return action(web, permission, partial(body, web))  # type: ignore[call-arg]
+    def post(permission: str, body: Callable[[Web, Request, Caller, FormData], Response]) -> Handler:
+        return action(web, permission, partial(body, web))
 
     async def report_css(request: Request) -> Response:
         from importlib import resources
@@ -153,7 +154,7 @@ def create_app(ctx: AppContext | None = None, web_settings: WebSettings | None =
         Route("/static/report.css", report_css),
         Mount("/static", app=StaticFiles(directory=str(web.static_dir)), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])  # type: ignore[arg-type]
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.web = web
 
     return app

@@ -120,7 +120,7 @@ def verdict(web: Web, request: Request, caller: Caller, form: FormData) -> Respo
     if choice not in ("confirm", "reject"):
         return web.forbidden(request, caller, "verdict must be confirm or reject")
     verdict_value: Literal["confirm", "reject"] = "confirm" if choice == "confirm" else "reject"
-    ids = [int(value) for value in form.getlist("match_id") if str(value).isdigit()]
+    ids = [int(str(value)) for value in form.getlist("match_id") if str(value).isdigit()]
     now = utcnow()
     audit_ids: list[int] = []
     days: set[dt.date] = set()
@@ -160,7 +160,7 @@ def verdict(web: Web, request: Request, caller: Caller, form: FormData) -> Respo
 
 def undo(web: Web, request: Request, caller: Caller, form: FormData) -> Response:
     """Put back what a verdict replaced (the earlier verdict, or none) for the given audit events."""
-    ids = [int(value) for value in form.getlist("event_id") if str(value).isdigit()]
+    ids = [int(str(value)) for value in form.getlist("event_id") if str(value).isdigit()]
     now = utcnow()
     undone = []
     days: set[dt.date] = set()
@@ -172,7 +172,7 @@ def undo(web: Web, request: Request, caller: Caller, form: FormData) -> Response
             details = dict(event.details or {})
         previous = details.get("previous")
         if previous in ("confirm", "reject"):
-            label_match(web.ctx, int(details["match_id"]), previous, now)
+            label_match(web.ctx, int(str(details["match_id"])), previous, now)
         else:
             withdraw_verdict(
                 web.ctx, int(details["article_id"]), str(details["narrative_id"]), str(details["collection"])
