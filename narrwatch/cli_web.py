@@ -20,6 +20,7 @@ users_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("notify")(notify)
     app.add_typer(users_app, name="users")
     narratives_app.command("import")(import_narratives)
     narratives_app.command("export")(export_narratives)
@@ -65,6 +66,26 @@ def serve(
         )
     finally:
         ctx.close()
+
+
+def notify(
+    date: Annotated[
+        str | None, typer.Option("--date", help="Day of the report, YYYY-MM-DD (default: yesterday, UTC).")
+    ] = None,
+) -> None:
+    """Send a day's report summary by email and/or Slack (the daily DAG's notify task)."""
+    from narrwatch.config import get_settings
+    from narrwatch.notify import NotificationError, notify_day
+
+    try:
+        day = dt.date.fromisoformat(date) if date else (_now() - dt.timedelta(days=1)).date()
+    except ValueError:
+        _fail(f"--date: {date!r} is not a YYYY-MM-DD date")
+    try:
+        result = notify_day(get_settings(), day)
+    except NotificationError as exc:
+        _fail(str(exc), 1)
+    typer.echo(json.dumps(result.as_dict()))
 
 
 def _context():  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ is untrusted, so:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -277,3 +278,13 @@ def slack_text(report: Mapping[str, Any], links: ServedLinks) -> str:
     if len(text) + len(footer) + 1 > SLACK_MAX_CHARS:
         text = text[: SLACK_MAX_CHARS - len(footer) - 3].rsplit("\n", 1)[0] + "\n…"
     return f"{text}\n{footer}"
+
+
+def notify_day(
+    settings: Settings, day: dt.date, context: Mapping[str, Any] | None = None, *, base_url: str | None = None
+) -> NotifyReport:
+    """Send the day's report from its default folder (``<reports_dir>/<day>/``): the daily DAG's
+    notify task and ``narrwatch notify --date DAY`` both call this."""
+    return notify_report(
+        settings, settings.resolved_reports_dir / day.isoformat(), context, base_url=base_url
+    )

@@ -18,7 +18,7 @@ from db.models import Article
 from narrwatch import notify
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
-from narrwatch.notify import NotificationError, notify_report, slack_text
+from narrwatch.notify import NotificationError, ServedLinks, notify_report, slack_text
 from narrwatch.report import render_report
 
 pytestmark = pytest.mark.db
@@ -91,8 +91,10 @@ def test_email_and_slack_get_the_summary_through_notify(
     assert email.kwargs["subject"] == f"narrwatch report {DAY.isoformat()}: 2 rising"
     assert email.kwargs["files"] == [str(report_dir / "report.html")]
     body = email.kwargs["html_content"]
-    assert body.startswith("<pre") and RISING_TITLE in body
-    assert "<script>" not in body and "\\&lt;script\\&gt;" in body
+    assert body.startswith("<!doctype html>") and RISING_TITLE in body and "<pre" not in body
+    assert "<script>" not in body and "&lt;script&gt;" in body
+    # links go to the served pages (NARRWATCH_WEB_BASE_URL's default here), never to javascript:
+    assert f'href="http://127.0.0.1:8000/day/{DAY.isoformat()}"' in body and "javascript:" not in body
     assert slack.kwargs["slack_webhook_conn_id"] == "slack_team"
     assert slack.kwargs["unfurl_links"] is False and slack.kwargs["unfurl_media"] is False
     assert email.notified == [{"run_id": "r1"}] and slack.notified == [{"run_id": "r1"}]
@@ -126,14 +128,15 @@ def test_missing_report_is_a_clear_error(settings: Settings, tmp_path: Path) -> 
 def test_slack_text_escapes_mentions_and_markup(report_dir: Path) -> None:
     report = json.loads((report_dir / "report.json").read_text())
     report["rising"][0]["title"] = "<!channel> urgent <https://evil.test|click> & more"
-    text = slack_text(report, report_dir / "report.html")
+    text = slack_text(report, ServedLinks("https://narrwatch.example.org"))
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "<https://evil.test|click>" not in text and "&amp; more" in text
     # the only angle brackets left are links to http(s) article URLs
     for link in [part.split(">")[0] for part in text.split("<")[1:]]:
         assert link.startswith(("https://", "http://")), link
     assert "javascript:" not in text
-    assert text.endswith(f"Full report: {report_dir / 'report.html'}")
+    day_url = f"https://narrwatch.example.org/day/{DAY.isoformat()}"
+    assert text.endswith(f"Full report: <{day_url}|{day_url}>")
 
 
 # --- Airflow's own notifiers, with Connections from the environment, against loopback servers ------
@@ -251,7 +254,7 @@ def test_airflow_notifiers_deliver_through_connections(
     payload = parts["text/html"].get_payload(decode=True)
     assert isinstance(payload, bytes)
     body = payload.decode()
-    assert RISING_TITLE in body and "\\{\\{ 7 \\* 7 \\}\\} \\{\\{ conf \\}\\} Ministers warn" in body
+    assert RISING_TITLE in body and "{{ 7 * 7 }} {{ conf }} Ministers warn" in body
     attachment = [p for p in message.walk() if p.get_filename() == "report.html"]
     assert attachment and b"Content-Security-Policy" in attachment[0].get_payload(decode=True)
     (post,) = hook.posts
