@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("author", sa.String(length=100), nullable=False),
         sa.Column("created_at", db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_seed_revisions")),
-        sa.UniqueConstraint("narrative_id", "revision", name=op.f("uq_seed_revisions_narrative_id")),
+        sa.UniqueConstraint("narrative_id", "revision", name=op.f("uq_seed_revisions_narrative_id_revision")),
     )
     with op.batch_alter_table("seed_revisions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_seed_revisions_narrative_id"), ["narrative_id"], unique=False)
