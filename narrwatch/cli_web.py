@@ -7,11 +7,15 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from narrwatch.cli_narratives import narratives_app
+
+if TYPE_CHECKING:
+    from narrwatch.config import Settings
+    from narrwatch.context import AppContext
 
 users_app = typer.Typer(
     help="Accounts of the served app: reader, analyst, operator, admin.", no_args_is_help=True
@@ -47,7 +51,7 @@ def serve(
     from narrwatch.web.settings import WebSettings
 
     web = WebSettings()
-    ctx = AppContext.from_settings()
+    ctx = AppContext.from_settings(_settings())
     app = create_app(ctx, web)
     bound_host, bound_port = host or web.host, port or web.port
     typer.echo(
@@ -74,7 +78,6 @@ def notify(
     ] = None,
 ) -> None:
     """Send a day's report summary by email and/or Slack (the daily DAG's notify task)."""
-    from narrwatch.config import get_settings
     from narrwatch.notify import NotificationError, notify_day
 
     try:
@@ -82,16 +85,22 @@ def notify(
     except ValueError:
         _fail(f"--date: {date!r} is not a YYYY-MM-DD date")
     try:
-        result = notify_day(get_settings(), day)
+        result = notify_day(_settings(), day)
     except NotificationError as exc:
         _fail(str(exc), 1)
     typer.echo(json.dumps(result.as_dict()))
 
 
-def _context():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
+    from narrwatch.config import get_settings
+
+    return get_settings()
+
+
+def _context() -> AppContext:
     from narrwatch.context import AppContext
 
-    return AppContext.from_settings()
+    return AppContext.from_settings(_settings())
 
 
 def _password(prompt: bool, from_stdin: bool) -> str | None:

@@ -185,8 +185,9 @@ def action(web: Web, permission: str, body: Callable[[Request, Caller, FormData]
 def release_vector_store(ctx: AppContext) -> None:
     """Close Qdrant's local mode after each use: it holds a lock that the pipeline's commands need.
 
-    A Qdrant server (``NARRWATCH_QDRANT_URL``) is kept open.
+    A Qdrant server (``NARRWATCH_QDRANT_URL``) and an in-memory store (tests) are kept open.
     """
-    if ctx.settings.qdrant_url is None and ctx._vector_store is not None:  # noqa: SLF001 - the app owns ctx
+    in_memory = str(ctx.settings.qdrant_path) == ":memory:"
+    if ctx.settings.qdrant_url is None and not in_memory and ctx._vector_store is not None:  # noqa: SLF001 - the app owns ctx
         ctx._vector_store.close()  # noqa: SLF001
         ctx._vector_store = None  # noqa: SLF001

@@ -100,4 +100,3 @@ def test_daily_summary_arrives_with_working_links(
         page = client.get(link.removeprefix(BASE))
         assert page.status_code == 200, link
     assert RISING_TITLE in client.get(f"/narratives/{RISING_SEED}").text
-

@@ -9,9 +9,19 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, csrf_of, login, web_settings
 from report_fixtures import RISING_SEED
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from db.models import AuditEvent, Feed, Match, NarrativeVersion, SeedHead, SeedRevision, Verdict
+from db.models import (
+    AuditEvent,
+    Cluster,
+    ClusterMember,
+    Feed,
+    Match,
+    NarrativeVersion,
+    SeedHead,
+    SeedRevision,
+    Verdict,
+)
 from narrwatch.context import AppContext
 from narrwatch.narratives import check_narratives
 from narrwatch.seedstore import export_seeds, import_seeds
@@ -328,3 +338,31 @@ def test_disabled_account_loses_its_session(client: Any, ctx: AppContext) -> Non
     assert client.get("/review").status_code == 200
     set_disabled(ctx, "ana", True, _now())
     assert client.get("/review", follow_redirects=False).status_code == 303
+
+
+def test_promote_a_cluster_to_a_draft_seed(client: Any, ctx: AppContext) -> None:
+    from narrwatch import pipeline
+
+    ctx.settings = ctx.settings.model_copy(update={"embedding_backend": "torch"})
+    collection = pipeline.embed(ctx, _now())["collection"]
+    # The fixture's cluster has no centroid and names a collection without the model fingerprint.
+    with ctx.transaction() as session:
+        session.execute(update(Cluster).values(collection=collection, centroid=[0.05] * 384))
+        session.execute(update(ClusterMember).values(collection=collection))
+    login(client, "rita")
+    page = client.get("/clusters/7")
+    assert "Promote" not in page.text
+    assert client.post("/clusters/7/promote", data={"csrf_token": csrf_of(page.text)}).status_code == 403
+    client.cookies.clear()
+    login(client, "ana")
+    page = client.get("/clusters/7")
+    response = client.post(
+        "/clusters/7/promote", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    seed_id = response.headers["location"].split("/")[2]
+    with ctx.transaction() as session:
+        head = session.get(SeedHead, seed_id)
+        assert head is not None and head.document["status"] == "draft" and head.updated_by == "ana"
+        assert head.document["examples"]
+    assert f"seed:{seed_id}" in client.get("/audit?action=seed.promote").text
