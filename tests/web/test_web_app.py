@@ -366,3 +366,23 @@ def test_promote_a_cluster_to_a_draft_seed(client: Any, ctx: AppContext) -> None
         assert head is not None and head.document["status"] == "draft" and head.updated_by == "ana"
         assert head.document["examples"]
     assert f"seed:{seed_id}" in client.get("/audit?action=seed.promote").text
+
+
+def test_today_shows_new_before_continuing_when_flags_record_it(client: Any, ctx: AppContext) -> None:
+    from report_fixtures import DAY
+
+    from db.models import RisingFlag
+
+    login(client, "rita")
+    page = client.get(f"/day/{DAY}").text
+    assert 'class="badge new"' not in page  # flags without the field: no badge, no guess
+    with ctx.transaction() as session:
+        flags = list(
+            session.scalars(select(RisingFlag).where(RisingFlag.day == DAY, RisingFlag.dimension == "all"))
+        )
+        assert len(flags) >= 2
+        flags[0].details = {**(flags[0].details or {}), "novelty": "continuing", "streak_day": 3}
+        flags[1].details = {**(flags[1].details or {}), "novelty": "new"}
+    page = client.get(f"/day/{DAY}").text
+    assert "continuing · day 3" in page and '<span class="badge new">new</span>' in page
+    assert page.index('<span class="badge new">new</span>') < page.index("continuing · day 3")
