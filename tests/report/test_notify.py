@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from report_fixtures import DAY, NOW, RISING_TITLE, build_report_fixture
 
-from db.models import Article
-from narrwatch import notify
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
-from narrwatch.notify import NotificationError, ServedLinks, notify_report, slack_text
-from narrwatch.report import render_report
+from narrwatch.db.models import Article
+from narrwatch.ops import notify
+from narrwatch.ops.notify import NotificationError, ServedLinks, notify_report, slack_text
+from narrwatch.steps.report import render_report
 
 pytestmark = pytest.mark.db
+APP = "http://127.0.0.1:8000"  # where the served app is, as NARRWATCH_WEB_BASE_URL would say
 
 
 class FakeNotifier:
@@ -69,7 +70,7 @@ def test_off_by_default_sends_nothing(
     settings: Settings, report_dir: Path, fake_notifiers: type[FakeNotifier]
 ) -> None:
     assert (settings.notify_email_conn_id, settings.notify_slack_conn_id) == (None, None)
-    result = notify_report(settings, report_dir)
+    result = notify_report(settings, report_dir, base_url=APP)
     assert result.as_dict() == {"day": DAY.isoformat(), "sent": [], "off": ["email", "slack"]}
     assert fake_notifiers.instances == []
 
@@ -83,7 +84,7 @@ def test_email_and_slack_get_the_summary_through_notify(
         notify_email_to="desk@example.org, lead@example.org",
         notify_slack_conn_id="slack_team",
     )
-    result = notify_report(configured, report_dir, context={"run_id": "r1"})
+    result = notify_report(configured, report_dir, context={"run_id": "r1"}, base_url=APP)
     assert result.sent == ["email", "slack"] and result.off == []
     email, slack = fake_notifiers.instances
     assert email.kwargs["smtp_conn_id"] == "smtp_team"
@@ -108,7 +109,7 @@ def test_one_failing_channel_does_not_stop_the_other(
         settings, notify_email_conn_id="smtp", notify_email_to="a@example.org", notify_slack_conn_id="s"
     )
     with pytest.raises(NotificationError, match="email: ConnectionError: email is down"):
-        notify_report(configured, report_dir)
+        notify_report(configured, report_dir, base_url=APP)
     assert [n.channel for n in fake_notifiers.instances if n.notified] == ["slack"]
 
 
@@ -116,13 +117,13 @@ def test_email_without_recipients_names_the_setting(
     settings: Settings, report_dir: Path, fake_notifiers: type[FakeNotifier]
 ) -> None:
     with pytest.raises(NotificationError, match="NARRWATCH_NOTIFY_EMAIL_TO"):
-        notify_report(with_channels(settings, notify_email_conn_id="smtp"), report_dir)
+        notify_report(with_channels(settings, notify_email_conn_id="smtp"), report_dir, base_url=APP)
 
 
 def test_missing_report_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
     configured = with_channels(settings, notify_slack_conn_id="s")
     with pytest.raises(NotificationError, match="report.json"):
-        notify_report(configured, tmp_path)
+        notify_report(configured, tmp_path, base_url=APP)
 
 
 def test_slack_text_escapes_mentions_and_markup(report_dir: Path) -> None:
@@ -243,7 +244,7 @@ def test_airflow_notifiers_deliver_through_connections(
         notify_email_to="desk@example.org",
         notify_slack_conn_id="narrwatch_slack",
     )
-    result = notify_report(configured, out_dir)
+    result = notify_report(configured, out_dir, base_url=APP)
     assert result.sent == ["email", "slack"]
 
     (raw,) = smtp.messages

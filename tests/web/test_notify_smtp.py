@@ -16,8 +16,8 @@ from conftest import login
 from report_fixtures import DAY, NOW, RISING_SEED, RISING_TITLE
 
 from narrwatch.context import AppContext
-from narrwatch.notify import notify_day
-from narrwatch.report import render_report
+from narrwatch.ops.notify import notify_day
+from narrwatch.steps.report import render_report
 
 pytestmark = pytest.mark.db
 BASE = "http://testserver"

@@ -11,7 +11,8 @@ from conftest import PASSWORD, csrf_of, login, web_settings
 from report_fixtures import RISING_SEED
 from sqlalchemy import func, select, update
 
-from db.models import (
+from narrwatch.context import AppContext
+from narrwatch.db.models import (
     AuditEvent,
     Cluster,
     ClusterMember,
@@ -22,9 +23,8 @@ from db.models import (
     SeedRevision,
     Verdict,
 )
-from narrwatch.context import AppContext
-from narrwatch.narratives import check_narratives
-from narrwatch.seedstore import export_seeds, import_seeds
+from narrwatch.steps.match.seeds import check_narratives
+from narrwatch.steps.match.seedstore import export_seeds, import_seeds
 
 pytestmark = pytest.mark.db
 
@@ -268,7 +268,7 @@ def _now() -> Any:
 def test_file_edit_on_disk_is_imported_unless_the_app_edited_too(
     ctx: AppContext, store: dict[str, Any]
 ) -> None:
-    from narrwatch.seedstore import load_seeds, refresh_from_files, save_seed
+    from narrwatch.steps.match.seedstore import load_seeds, refresh_from_files, save_seed
 
     folder = ctx.settings.narratives_dir
     import_seeds(ctx, folder, _now(), "import")
@@ -371,7 +371,7 @@ def test_promote_a_cluster_to_a_draft_seed(client: Any, ctx: AppContext) -> None
 def test_today_shows_new_before_continuing_when_flags_record_it(client: Any, ctx: AppContext) -> None:
     from report_fixtures import DAY
 
-    from db.models import RisingFlag
+    from narrwatch.db.models import RisingFlag
 
     login(client, "rita")
     page = client.get(f"/day/{DAY}").text

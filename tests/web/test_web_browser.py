@@ -26,10 +26,10 @@ from conftest import PASSWORD, add_users, web_settings
 from report_fixtures import DAY, RISING_SEED, Hostile, build_report_fixture
 from sqlalchemy import select
 
-from db.models import AuditEvent, SeedHead, Verdict
 from narrwatch.context import AppContext
-from narrwatch.narratives import check_narratives
-from narrwatch.seedstore import export_seeds, import_seeds
+from narrwatch.db.models import AuditEvent, SeedHead, Verdict
+from narrwatch.steps.match.seeds import check_narratives
+from narrwatch.steps.match.seedstore import export_seeds, import_seeds
 
 pytestmark = pytest.mark.db
 

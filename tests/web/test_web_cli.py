@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from narrwatch import cli_web
+from narrwatch.cli import web as cli_web
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.web.accounts import authenticate
