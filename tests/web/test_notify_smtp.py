@@ -12,8 +12,8 @@ from email.message import Message
 from typing import Any
 
 import pytest
-from conftest import login
 from report_fixtures import DAY, NOW, RISING_SEED, RISING_TITLE
+from web_helpers import login
 
 from narrwatch.context import AppContext
 from narrwatch.ops.notify import notify_day

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, csrf_of, login, web_settings
 from report_fixtures import RISING_SEED
 from sqlalchemy import func, select, update
+from web_helpers import PASSWORD, csrf_of, login, web_settings
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import (

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, add_users, web_settings
 from report_fixtures import DAY, RISING_SEED, Hostile, build_report_fixture
 from sqlalchemy import select
+from web_helpers import PASSWORD, add_users, web_settings
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import AuditEvent, SeedHead, Verdict
