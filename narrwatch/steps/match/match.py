@@ -29,6 +29,7 @@ from narrwatch.domain.scoring import (
     Level,
     SeedScore,
 )
+from narrwatch.steps.match.seeds import NarrativeSet
 from narrwatch.steps.match.seedstore import load_seeds
 
 if TYPE_CHECKING:
@@ -86,7 +87,13 @@ class _Decision:
 
 
 def match_articles(
-    ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime, *, recompute: bool = False
+    ctx: AppContext,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    *,
+    recompute: bool = False,
+    narratives: NarrativeSet | None = None,
 ) -> MatchReport:
     """Match articles embedded in the configured model's collection and published in ``[start, end)``.
 
@@ -100,7 +107,8 @@ def match_articles(
 
     if start >= end:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
-    narratives = load_seeds(ctx, now)
+    if narratives is None:
+        narratives = load_seeds(ctx, now)
     sync_narratives(ctx, now, narratives)
     encoder = ctx.encoder
     store = ctx.vector_store

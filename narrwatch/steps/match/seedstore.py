@@ -34,6 +34,7 @@ from narrwatch.steps.match.seeds import (
     _set_problems,
     check_narratives,
     load_narratives,
+    load_usable_narratives,
     parse_seed_file,
     seed_files,
 )
@@ -101,28 +102,46 @@ def _narrative_set(
     return NarrativeSet(loaded), []
 
 
+def _stored(ctx: AppContext) -> bool:
+    try:
+        with ctx.transaction() as session:
+            return has_seed_store(session)
+    except (OperationalError, ProgrammingError):
+        # No store or not migrated yet (`narratives test` works without one): the files decide.
+        return False
+
+
+def _from_sql(ctx: AppContext) -> NarrativeSet:
+    with ctx.transaction() as session:
+        heads = session.scalars(select(SeedHead).order_by(SeedHead.narrative_id)).all()
+        narratives, problems = _narrative_set(heads, Path(ctx.settings.narratives_dir))
+    if narratives is None:
+        raise NarrativeError(problems)
+    return narratives
+
+
 def load_seeds(ctx: AppContext, now: dt.datetime | None = None) -> NarrativeSet:
     """The seeds to score with: SQL once seeds were imported, else the YAML files.
 
     Given ``now``, files edited on disk since their last import or export are imported first.
     """
-    directory = ctx.settings.narratives_dir
-    try:
-        with ctx.transaction() as session:
-            stored = has_seed_store(session)
-    except (OperationalError, ProgrammingError):
-        # No store or not migrated yet (`narratives test` works without one): the files decide.
-        stored = False
-    if not stored:
-        return load_narratives(directory)
-    if now is not None and Path(directory).is_dir():
+    if not _stored(ctx):
+        return load_narratives(ctx.settings.narratives_dir)
+    if now is not None:
         refresh_from_files(ctx, now)
-    with ctx.transaction() as session:
-        heads = session.scalars(select(SeedHead).order_by(SeedHead.narrative_id)).all()
-        narratives, problems = _narrative_set(heads, Path(directory))
-    if narratives is None:
-        raise NarrativeError(problems)
-    return narratives
+    return _from_sql(ctx)
+
+
+def load_usable_seeds(ctx: AppContext, now: dt.datetime) -> tuple[NarrativeSet, list[SeedProblem]]:
+    """What the match step scores with, and the problems of seed files it could not use.
+
+    Without a seed store: the usable files (``load_usable_narratives``). With one: the stored seeds
+    after importing the files changed on disk (a bad file is named and left out, its stored seed kept).
+    """
+    if not _stored(ctx):
+        return load_usable_narratives(ctx.settings.narratives_dir)
+    report = refresh_from_files(ctx, now)
+    return _from_sql(ctx), report.problems
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -134,6 +153,7 @@ class ImportReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)  # edited in the app and on disk
+    problems: list[SeedProblem] = field(default_factory=list)  # files that could not be read
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +161,7 @@ class ImportReport:
             "updated": self.updated,
             "unchanged": len(self.unchanged),
             "conflicts": self.conflicts,
+            "problems": [str(problem) for problem in self.problems],
         }
 
 
@@ -191,12 +212,14 @@ def import_seeds(
 
 
 def refresh_from_files(ctx: AppContext, now: dt.datetime) -> ImportReport:
-    """Import the seed files changed on disk since their last import or export."""
-    narratives, problems = check_narratives(ctx.settings.narratives_dir)
-    if narratives is None:
-        # A bad file must not stop matching with the stored seeds; `narratives validate` names it.
-        return ImportReport(conflicts=[f"{p.file}: {p.field}: {p.message}" for p in problems])
-    return _import(ctx, narratives, now, "files", force=False)
+    """Import the seed files changed on disk since their last import or export; a bad file is left
+    out (and named in ``problems``) without stopping the others."""
+    if not Path(ctx.settings.narratives_dir).is_dir():
+        return ImportReport()
+    narratives, problems = load_usable_narratives(ctx.settings.narratives_dir)
+    report = _import(ctx, narratives, now, "files", force=False)
+    report.problems = list(problems)
+    return report
 
 
 def _import(

@@ -39,7 +39,8 @@ def sync_narratives(ctx: AppContext, now: dt.datetime, narratives: NarrativeSet 
     version (the content-hash key is unique): its stored matches stay valid and the version numbers
     still only increase. Raises ``NarrativeError`` (naming file and field) if a seed file is bad.
     """
-    narratives = narratives or load_seeds(ctx, now)
+    if narratives is None:  # an empty set (every seed file bad) is falsy but given
+        narratives = load_seeds(ctx, now)
     for attempt in range(3):
         try:
             return _sync_once(ctx, now, narratives)

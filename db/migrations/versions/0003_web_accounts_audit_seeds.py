@@ -1,7 +1,7 @@
 """accounts, audit trail, seeds edited in the app, full-text search over articles
 
-Revision ID: 0002_web
-Revises: 0001_initial
+Revision ID: 0003_web
+Revises: 0002_rising_runs
 Create Date: 2026-12-06 02:00:00
 """
 
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import db.models
-from db.search import create_search_index, drop_search_index
+import narrwatch.db.models
+from narrwatch.db.search import create_search_index, drop_search_index
 
-revision: str = "0002_web"
-down_revision: str | None = "0001_initial"
+revision: str = "0003_web"
+down_revision: str | None = "0002_rising_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -29,15 +29,15 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.Text(), nullable=True),
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", db.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("username", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=40), nullable=False),
         sa.Column("subject", sa.String(length=200), nullable=False),
@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=20), nullable=False),
         sa.Column("file_sha", sa.String(length=64), nullable=True),
         sa.Column("synced_revision", sa.Integer(), nullable=True),
-        sa.Column("updated_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=100), nullable=False),
         sa.PrimaryKeyConstraint("narrative_id", name=op.f("pk_seed_heads")),
     )
@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("document", sa.JSON(), nullable=False),
         sa.Column("source", sa.String(length=20), nullable=False),
         sa.Column("author", sa.String(length=100), nullable=False),
-        sa.Column("created_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_seed_revisions")),
         sa.UniqueConstraint("narrative_id", "revision", name=op.f("uq_seed_revisions_narrative_id_revision")),
     )
