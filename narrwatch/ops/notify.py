@@ -179,16 +179,9 @@ class ServedLinks:
 
 
 def rising_new_first(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The rising items with new flags before continuing ones, when the report records which is which."""
+    """The rising items, new flags before continuing ones (the report's own order within each)."""
     items = [item for item in (report.get("rising") or []) if isinstance(item, dict)]
-
-    def rank(item: Mapping[str, Any]) -> int:
-        novelty = item.get("novelty") or item.get("status")
-        if novelty is None and isinstance(item.get("new"), bool):
-            novelty = "new" if item["new"] else "continuing"
-        return {"new": 0, "continuing": 1}.get(str(novelty), 2)
-
-    return sorted(items, key=rank)  # stable: the report's own order within each group
+    return sorted(items, key=lambda item: item.get("new") is False)
 
 
 def email_html(report: Mapping[str, Any], links: ServedLinks) -> str:

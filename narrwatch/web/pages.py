@@ -39,27 +39,19 @@ def today(web: Web, request: Request, caller: Caller) -> Response:
     with web.ctx.transaction() as session:
         day = _day(request.query_params.get("day")) or queries.latest_day(session) or now.date()
         nav = queries.day_nav(session, day)
-        novelty = queries.day_novelty(session, day)
         outlets = queries.outlets(session)
         countries = queries.breakdown(session, day, "country")
         languages = queries.breakdown(session, day, "language")
         days = queries.archive(session, limit=14)
-    # The report's own collector: the page and report.html cannot disagree on what counts.
+    # The report's own collector: the page and report.html cannot disagree on what counts, and its
+    # rising items come new flags first.
     report = collect_report_data(web.ctx, day, max(now, day_bounds(day)[1]))
-    rising = sorted(
-        report.rising,
-        key=lambda item: {"new": 0, "continuing": 1}.get(
-            novelty.get((item.kind, item.subject_id), ("", None))[0], 2
-        ),
-    )
     return web.render(
         request,
         caller,
         "today.html",
         r=report,
-        rising=rising,
         nav=nav,
-        novelty=novelty,
         outlets=outlets,
         countries=countries,
         languages=languages,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -95,50 +94,6 @@ def outlets(session: Session) -> dict[str, OutletInfo]:
         elif feed.state_affiliated and not found[feed.outlet].state_affiliated:
             info = found[feed.outlet]
             found[feed.outlet] = OutletInfo(info.slug, info.name, info.country, True)
-    return found
-
-
-# --- new vs continuing --------------------------------------------------------------------------
-
-#: Attributes or ``details`` keys a flag row may carry to say whether it is new (issue 14 adds them).
-_NOVELTY_KEYS = ("novelty", "status", "is_new", "new")
-_STREAK_KEYS = ("streak_day", "continuing_day", "day_of_streak", "streak")
-
-
-def flag_novelty(flag: RisingFlag) -> tuple[str, int | None] | None:
-    """("new"|"continuing", day of the streak) when the flag row records it, else None."""
-    details = flag.details or {}
-    value: Any = None
-    for key in _NOVELTY_KEYS:
-        value = getattr(flag, key, None)
-        if value is None:
-            value = details.get(key)
-        if value is not None:
-            break
-    if value is None:
-        return None
-    streak: Any = None
-    for key in _STREAK_KEYS:
-        streak = getattr(flag, key, None)
-        if streak is None:
-            streak = details.get(key)
-        if streak is not None:
-            break
-    if isinstance(value, bool):
-        label = "new" if value else "continuing"
-    else:
-        label = "new" if str(value).lower() == "new" else "continuing"
-    return label, int(streak) if isinstance(streak, int | float) else None
-
-
-def day_novelty(session: Session, day: dt.date) -> dict[tuple[str, str], tuple[str, int | None]]:
-    found: dict[tuple[str, str], tuple[str, int | None]] = {}
-    for flag in session.scalars(
-        select(RisingFlag).where(RisingFlag.day == day, RisingFlag.dimension == "all")
-    ):
-        novelty = flag_novelty(flag)
-        if novelty is not None:
-            found[(flag.subject_kind, flag.subject_id)] = novelty
     return found
 
 

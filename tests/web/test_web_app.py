@@ -368,21 +368,19 @@ def test_promote_a_cluster_to_a_draft_seed(client: Any, ctx: AppContext) -> None
     assert f"seed:{seed_id}" in client.get("/audit?action=seed.promote").text
 
 
-def test_today_shows_new_before_continuing_when_flags_record_it(client: Any, ctx: AppContext) -> None:
+def test_today_marks_new_and_continuing_flags_new_first(client: Any, ctx: AppContext) -> None:
     from report_fixtures import DAY
 
     from narrwatch.db.models import RisingFlag
 
     login(client, "rita")
-    page = client.get(f"/day/{DAY}").text
-    assert 'class="badge new"' not in page  # flags without the field: no badge, no guess
     with ctx.transaction() as session:
         flags = list(
             session.scalars(select(RisingFlag).where(RisingFlag.day == DAY, RisingFlag.dimension == "all"))
         )
         assert len(flags) >= 2
-        flags[0].details = {**(flags[0].details or {}), "novelty": "continuing", "streak_day": 3}
-        flags[1].details = {**(flags[1].details or {}), "novelty": "new"}
+        flags[0].is_new, flags[0].run_day = False, 3
+        flags[1].is_new, flags[1].run_day = True, 1
     page = client.get(f"/day/{DAY}").text
     assert "continuing · day 3" in page and '<span class="badge new">new</span>' in page
     assert page.index('<span class="badge new">new</span>') < page.index("continuing · day 3")
