@@ -29,7 +29,7 @@ from narrwatch.domain.scoring import (
     Level,
     SeedScore,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seeds import NarrativeSet, load_narratives
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -87,7 +87,13 @@ class _Decision:
 
 
 def match_articles(
-    ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime, *, recompute: bool = False
+    ctx: AppContext,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    *,
+    recompute: bool = False,
+    narratives: NarrativeSet | None = None,
 ) -> MatchReport:
     """Match articles embedded in the configured model's collection and published in ``[start, end)``.
 
@@ -101,7 +107,8 @@ def match_articles(
 
     if start >= end:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    if narratives is None:
+        narratives = load_narratives(ctx.settings.narratives_dir)
     sync_narratives(ctx, now, narratives)
     encoder = ctx.encoder
     store = ctx.vector_store

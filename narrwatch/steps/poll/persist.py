@@ -25,6 +25,7 @@ from narrwatch.domain.polling import (
     estimate_item_gap_s,
     next_poll_at,
 )
+from narrwatch.domain.types import ParsedFeed
 
 if TYPE_CHECKING:
     from narrwatch.steps.poll.fetch import FetchResult
@@ -59,6 +60,7 @@ class PollReport:
     duplicates: Counter[str] = field(default_factory=Counter)
     tombstoned: int = 0
     skipped_entries: int = 0
+    dropped_entries: Counter[str] = field(default_factory=Counter)  # found by feedparser, not kept
     undated_entries: int = 0
     full_text_fetched: int = 0
     full_text_failed: int = 0
@@ -104,6 +106,7 @@ class PollReport:
             "duplicates": dict(self.duplicates),
             "tombstoned": self.tombstoned,
             "skipped_entries": self.skipped_entries,
+            "dropped_entries": dict(self.dropped_entries),
             "undated_entries": self.undated_entries,
             "full_text_fetched": self.full_text_fetched,
             "full_text_failed": self.full_text_failed,
@@ -218,7 +221,12 @@ def _persist(ctx: AppContext, now: dt.datetime, outcome: Retrieved, report: Poll
         else:
             _store_entries(ctx, session, feed, outcome, now, fetch_row, report)
         feed.consecutive_failures = 0
-        feed.last_error = None
+        # A truncated document is a success that lost items: health shows it until a full poll.
+        if outcome.parsed is not None:
+            feed.last_error = truncation_note(outcome.parsed)
+        elif not (feed.last_error or "").startswith("truncated:"):
+            feed.last_error = None  # an unchanged body keeps the note of the same truncated document
+        fetch_row.error = feed.last_error
         feed.last_success_at = now
         _schedule(ctx, feed, now, None)
         session.add(fetch_row)
@@ -269,6 +277,7 @@ def _store_entries(
     report.duplicates.update(plan.duplicates)
     report.tombstoned += plan.tombstoned
     report.skipped_entries += plan.skipped
+    report.dropped_entries.update(parsed.dropped)
     report.undated_entries += parsed.n_undated
     report.full_text_fetched += sum(1 for item in outcome.full_texts.values() if item.text)
     report.full_text_failed += sum(1 for item in outcome.full_texts.values() if not item.text)
@@ -276,6 +285,16 @@ def _store_entries(
         report.feeds_new += 1
     else:
         report.feeds_unchanged += 1
+
+
+def truncation_note(parsed: ParsedFeed) -> str | None:
+    """The health note of a document cut to the entry cap, or None."""
+    if not parsed.truncated:
+        return None
+    return (
+        f"truncated: the document lists {parsed.n_found} entries; kept the {len(parsed.entries)} newest "
+        "(raise NARRWATCH_PARSE_MAX_ENTRIES or poll more often)"
+    )
 
 
 def _persist_failure(ctx: AppContext, now: dt.datetime, outcome: Retrieved, message: str) -> None:

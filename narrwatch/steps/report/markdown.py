@@ -47,6 +47,15 @@ def _flag_line(flag: FlagStat) -> str:
     )
 
 
+def _change_line(flag: FlagStat) -> str:
+    added = ", ".join(markdown_text(o) for o in flag.new_outlets)
+    return (
+        f"{flag.outlets_yesterday} → {flag.n_outlets} outlets"
+        f"{f'; new today: {added}' if added else ''}; "
+        f"{'flagged yesterday too' if flag.flagged_yesterday else 'not flagged yesterday'}"
+    )
+
+
 def _article_lines(article: ArticleEvidence) -> list[str]:
     where = ", ".join(
         part
@@ -73,8 +82,10 @@ def _article_lines(article: ArticleEvidence) -> list[str]:
 def _rising_lines(rank: int, item: RisingItem) -> list[str]:
     kind = "Seed" if item.kind == "narrative" else "Cluster"
     lines = [f"### {rank}. {kind}: {markdown_text(item.title)} ({code(item.subject_id)})", ""]
+    lines.append(f"- {'New' if item.new else f'Continuing, day {item.run_day}'}")
     if item.overall:
         lines.append(f"- {_flag_line(item.overall)}")
+        lines.append(f"- Since yesterday: {_change_line(item.overall)}")
     else:
         lines.append("- Rising in a country or language slice only")
     countries = ", ".join(markdown_text(c) for c in item.countries) or "none"
@@ -126,10 +137,25 @@ def render_markdown(data: ReportData) -> str:
             "overall or in any country or language.",
             "",
         ]
+    lines += _fell_back_lines(data)
     for section in (_seed_lines, _cluster_lines, _change_lines, _health_lines, _provenance_lines):
         lines += section(data)
         lines.append("")
     return "\n".join(lines)
+
+
+def _fell_back_lines(data: ReportData) -> list[str]:
+    """Subjects flagged yesterday and not today: the reader sees that a rise ended."""
+    if not data.fell_back:
+        return []
+    lines = ["Fell back (flagged yesterday, not today):", ""]
+    for back in data.fell_back:
+        kind = "Seed" if back.kind == "narrative" else "Cluster"
+        lines.append(
+            f"- {kind}: {markdown_text(back.title)} ({code(back.subject_id)}), flagged {back.run_days} "
+            f"day{'' if back.run_days == 1 else 's'}, {back.last_n_outlets} → {back.n_outlets} outlets"
+        )
+    return [*lines, ""]
 
 
 def _seed_lines(data: ReportData) -> list[str]:

@@ -1,7 +1,7 @@
 """match evidence: raw score before calibration, stance, verdict head
 
-Revision ID: 0002_match_evidence
-Revises: 0001_initial
+Revision ID: 0003_match_evidence
+Revises: 0002_rising_runs
 Create Date: 2026-12-06 02:10:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_match_evidence"
-down_revision: str | None = "0001_initial"
+revision: str = "0003_match_evidence"
+down_revision: str | None = "0002_rising_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
