@@ -196,7 +196,7 @@ def test_model_defaults_and_overrides() -> None:
     assert thresholds_for("intfloat/multilingual-e5-small", None) == thresholds_for(
         "bundled:multilingual-e5-small", None
     )
-    assert thresholds_for("sentence-transformers/LaBSE", None) is None
+    assert thresholds_for("some-org/untuned-model", None) is None
     assert thresholds_for("intfloat/multilingual-e5-small", 0.82) == ClusterThresholds(0.82, 0.82)
     with pytest.raises(ValueError):
         ClusterThresholds(join=0.6, merge=0.5)
