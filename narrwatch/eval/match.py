@@ -359,7 +359,7 @@ def apply_labels_as_verdicts(
     """An analyst's pass over the review queue: each stored match of these articles (suggest level
     or above) is confirmed when its seed is labelled, or is an ancestor of a labelled seed (the leaf
     convention), and rejected otherwise. Labelled seeds that matched nothing get no verdict."""
-    from narrwatch.analyst.label import label_match
+    from narrwatch.db.models import Verdict
     from narrwatch.domain.scoring import ancestors
 
     parents = narratives.parents()
@@ -367,15 +367,26 @@ def apply_labels_as_verdicts(
     for article in articles:
         labels = set(article.labels)
         wanted[ids[article.id]] = labels | {a for label in labels for a in ancestors(label, parents)}
-    with ctx.transaction() as session:
-        rows = session.execute(
-            select(Match.id, Match.article_id, Match.narrative_id).where(Match.article_id.in_(list(wanted)))
-        ).all()
     counts = {"confirm": 0, "reject": 0}
-    for match_id, article_id, narrative_id in sorted(rows):
-        verdict: Literal["confirm", "reject"] = "confirm" if narrative_id in wanted[article_id] else "reject"
-        label_match(ctx, match_id, verdict, now, note="eval match --verdicts")
-        counts[verdict] += 1
+    with ctx.transaction() as session:
+        # The articles were stored just now: none has a verdict yet, so plain inserts suffice.
+        for match in session.scalars(
+            select(Match).where(Match.article_id.in_(list(wanted))).order_by(Match.id)
+        ):
+            verdict = "confirm" if match.narrative_id in wanted[match.article_id] else "reject"
+            session.add(
+                Verdict(
+                    article_id=match.article_id,
+                    narrative_id=match.narrative_id,
+                    match_id=match.id,
+                    verdict=verdict,
+                    score=match.score,
+                    collection=match.collection,
+                    note="eval match --verdicts",
+                    created_at=now,
+                )
+            )
+            counts[verdict] += 1
     return counts
 
 
