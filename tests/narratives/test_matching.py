@@ -88,7 +88,7 @@ def test_matches_carry_their_evidence(nctx: AppContext, matched: list[int]) -> N
         version = session.get(NarrativeVersion, row.narrative_version_id)
     assert passage is not None and row.evidence_text == passage.text and NATO_TEXT in row.evidence_text
     assert (
-        row.level == "confirm" and row.score >= row.threshold_confirm == 0.3 and row.threshold_suggest == 0.2
+        row.level == "confirm" and row.score >= row.threshold_confirm == 0.55 and row.threshold_suggest == 0.4
     )
     assert row.model_name == nctx.encoder.model_name and row.collection == collection_for(nctx.encoder)
     assert row.evidence_language == "en" and row.evidence_example is not None
@@ -125,7 +125,7 @@ def test_editing_a_seed_makes_a_new_version_and_rematches(
     with nctx.transaction() as session:
         assert session.get(NarrativeVersion, row.narrative_version_id).version == 2  # type: ignore[union-attr]
     # Back to the first content: that version's row comes back with the next number.
-    edit_seed(seeds_dir, "nato-aggressor", thresholds={"suggest": 0.2, "confirm": 0.3})
+    edit_seed(seeds_dir, "nato-aggressor", thresholds={"suggest": 0.4, "confirm": 0.55})
     assert versions_mod.sync_narratives(nctx, NOW).reactivated == ["nato-aggressor@3"]
     assert dict(versions(nctx, "nato-aggressor"))[3] == first_hash
 
