@@ -25,7 +25,7 @@ from narrwatch.steps.match.prepare import (
     resolve_seed_thresholds,
     scoring_params,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seedstore import load_seeds
 from narrwatch.steps.match.stored import StoredArticle, _canonical, load_stored_articles
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class BacktestResult:
 def backtest(
     ctx: AppContext, narrative_id: str, days: int, now: dt.datetime, *, top_n: int = 10
 ) -> BacktestResult:
-    """What the seed as it is on disk (draft or not) would match among stored articles of the last ``days``.
+    """What the seed as it is stored (draft or not) would match among stored articles of the last ``days``.
 
     Candidates come from the vector store: each positive phrasing's nearest passages down to the
     lowest similarity that could still reach ``suggest`` (so no match is missed); the candidates are
@@ -101,7 +101,7 @@ def backtest(
     from narrwatch.embeddings.collections import collection_for
 
     started = time.perf_counter()
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx, now)
     narratives.get(narrative_id)
     narratives = narratives.with_status(narrative_id, "active")
     collection = collection_for(ctx.encoder)

@@ -24,7 +24,7 @@ from narrwatch.steps.match.prepare import (
     resolve_seed_thresholds,
     scoring_params,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seedstore import load_seeds
 from narrwatch.steps.match.stored import load_stored_articles
 
 
@@ -69,7 +69,7 @@ def calibrate(
 
     if not 0.0 < target_precision <= 1.0:
         raise ValueError("target precision must be in (0, 1]")
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx)
     narratives.get(narrative_id)  # a clear KeyError for an unknown id
     encoder = ctx.encoder
     collection = collection_for(encoder)

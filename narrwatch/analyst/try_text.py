@@ -16,7 +16,7 @@ from narrwatch.steps.match.prepare import (
     resolve_seed_thresholds,
     scoring_params,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seedstore import load_seeds
 
 
 @dataclass
@@ -64,7 +64,7 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     from narrwatch.embeddings.passages import split_passages
     from narrwatch.steps.poll.language import detect_language
 
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx)
     status_on_disk = {seed.id: seed.status for seed in narratives}
     if include_drafts:
         for seed in list(narratives):

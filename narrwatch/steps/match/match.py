@@ -29,7 +29,8 @@ from narrwatch.domain.scoring import (
     Level,
     SeedScore,
 )
-from narrwatch.steps.match.seeds import NarrativeSet, load_narratives
+from narrwatch.steps.match.seeds import NarrativeSet
+from narrwatch.steps.match.seedstore import load_seeds
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -108,7 +109,7 @@ def match_articles(
     if start >= end:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
     if narratives is None:
-        narratives = load_narratives(ctx.settings.narratives_dir)
+        narratives = load_seeds(ctx, now)
     sync_narratives(ctx, now, narratives)
     encoder = ctx.encoder
     store = ctx.vector_store
