@@ -31,6 +31,7 @@ from sqlalchemy import delete, exists, func, select, update
 
 from db.models import Article, ArticleEmbedding, Passage
 from db.session import dialect_insert
+from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
 
 if TYPE_CHECKING:
@@ -147,28 +148,35 @@ def embed_pending(ctx: AppContext, now: dt.datetime, *, limit: int | None = None
         backend=encoder.backend,
         fingerprint=encoder.fingerprint,
     )
+    claimer = Claimer("embed", collection, dt.timedelta(seconds=ctx.settings.work_claim_lease_s))
     after_id = 0
     selected = 0
     # One writer: Qdrant's local mode and SQLite both want a single writer, and one batch in
     # flight is enough to hide the writes behind the next batch's encoding.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrwatch-embed-writer") as writer:
-        in_flight: Future[_Written] | None = None
-        while limit is None or selected < limit:
-            size = ctx.settings.embed_batch_articles
-            if limit is not None:
-                size = min(size, limit - selected)
-            articles = _next_pending(ctx, collection, after_id, size)
-            if not articles:
-                break
-            after_id = articles[-1].id
-            selected += len(articles)
-            report.batches += 1
-            batch = _prepare_batch(ctx, encoder, collection, articles, report.batches)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrwatch-embed-writer") as writer:
+            in_flight: Future[_Written] | None = None
+            while limit is None or selected < limit:
+                size = ctx.settings.embed_batch_articles
+                if limit is not None:
+                    size = min(size, limit - selected)
+                articles = _next_pending(ctx, claimer, after_id, size)
+                if not articles:
+                    break
+                after_id = articles[-1].id
+                selected += len(articles)
+                report.batches += 1
+                batch = _prepare_batch(ctx, encoder, collection, articles, report.batches)
+                if in_flight is not None:
+                    _add_written(report, in_flight.result())
+                in_flight = writer.submit(_write_batch, ctx, encoder, store, claimer, batch, now)
             if in_flight is not None:
                 _add_written(report, in_flight.result())
-            in_flight = writer.submit(_write_batch, ctx, encoder, store, collection, batch, now)
-        if in_flight is not None:
-            _add_written(report, in_flight.result())
+    except BaseException:
+        # Hand the unfinished batches back at once rather than when the lease runs out.
+        with ctx.transaction() as session:
+            claimer.release_all(session)
+        raise
 
     report.pending = count_pending(ctx, collection)
     if report.pending == 0:
@@ -189,7 +197,13 @@ def _is_embedded(collection: str) -> Any:
     )
 
 
-def _next_pending(ctx: AppContext, collection: str, after_id: int, size: int) -> list[_PendingArticle]:
+def _next_pending(ctx: AppContext, claimer: Claimer, after_id: int, size: int) -> list[_PendingArticle]:
+    """Claim the next batch of unembedded articles (keyset on id), then read them."""
+    candidates = select(Article.id).where(Article.id > after_id, ~_is_embedded(claimer.collection))
+    with ctx.transaction() as session:
+        ids = claimer.claim(session, candidates, size)
+    if not ids:
+        return []
     query = (
         select(
             Article.id,
@@ -203,9 +217,8 @@ def _next_pending(ctx: AppContext, collection: str, after_id: int, size: int) ->
             Article.summary,
             Article.published_at,
         )
-        .where(Article.id > after_id, ~_is_embedded(collection))
+        .where(Article.id.in_(ids))
         .order_by(Article.id)
-        .limit(size)
     )
     with ctx.transaction() as session:
         rows = session.execute(query).all()
@@ -297,11 +310,12 @@ def _write_batch(
     ctx: AppContext,
     encoder: Encoder,
     store: VectorStore,
-    collection: str,
+    claimer: Claimer,
     batch: _Batch,
     now: dt.datetime,
 ) -> _Written:
-    """Qdrant first (acknowledged writes), then the marks. Runs in the writer thread."""
+    """Qdrant first (acknowledged writes), then the marks, which release the claims. Writer thread."""
+    collection = claimer.collection
     if batch.stale:
         # Points of passages a new split no longer has: gone from Qdrant before their rows go.
         store.delete(collection, [point_id for _, point_id in batch.stale])
@@ -338,6 +352,7 @@ def _write_batch(
                 },
             )
         )
+        claimer.release(session, [article.id for article in batch.articles])
     _checkpoint("marked", batch.number)
     return _Written(
         articles=sum(1 for a in batch.articles if batch.split[a.id]),
