@@ -342,6 +342,18 @@ class Settings(BaseSettings):
         description="Vector tasks running at once with a Qdrant server. Without qdrant_url the pool has "
         "1 slot whatever this says: Qdrant local mode allows one process at a time.",
     )
+    queue_ingest: str = Field(
+        "ingest",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Celery queue of the ingest DAGs' tasks (CeleryExecutor): run workers for it where "
+        "outbound HTTP is allowed (`airflow celery worker --queues ingest`).",
+    )
+    queue_processing: str = Field(
+        "processing",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Celery queue of the process, daily and maintenance DAGs' tasks: workers with the "
+        "CPU and memory for the encoder (`airflow celery worker --queues processing`).",
+    )
     task_retries: int = Field(
         3, ge=0, description="Retries of a failed task: outlasts a database or Qdrant restart."
     )
