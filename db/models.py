@@ -369,6 +369,9 @@ class Cluster(Base):
     first_seen_at: Mapped[dt.datetime]
     last_seen_at: Mapped[dt.datetime]
 
+    # cluster reads the live clusters of its window: a range on last_seen_at, not a scan of history
+    __table_args__ = (Index("ix_clusters_collection_last_seen_at", "collection", "last_seen_at"),)
+
 
 class ClusterMember(Base):
     __tablename__ = "cluster_members"

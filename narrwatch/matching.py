@@ -41,6 +41,7 @@ from db.models import (
     Verdict,
 )
 from db.session import dialect_insert
+from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
 from narrwatch.domain.scoring import (
     BACKGROUND_TEXTS,
@@ -445,33 +446,43 @@ def match_articles(
         total = session.scalar(
             select(func.count()).select_from(Article).join(ArticleEmbedding).where(in_window)
         )
-    after_id = 0
-    while True:
-        query = select(Article.id).join(ArticleEmbedding).where(in_window, Article.id > after_id)
-        if not recompute:
-            query = query.where(
-                ~exists().where(
-                    MatchState.article_id == Article.id,
-                    MatchState.collection == collection,
-                    MatchState.seeds_key == key,
+    # Claims let several match workers share the window without scoring an article twice.
+    claimer = Claimer("match", collection, dt.timedelta(seconds=ctx.settings.work_claim_lease_s))
+    try:
+        after_id = 0
+        while True:
+            query = select(Article.id).join(ArticleEmbedding).where(in_window, Article.id > after_id)
+            if not recompute:
+                query = query.where(
+                    ~exists().where(
+                        MatchState.article_id == Article.id,
+                        MatchState.collection == collection,
+                        MatchState.seeds_key == key,
+                    )
                 )
-            )
-        with ctx.transaction() as session:
-            ids = list(session.scalars(query.order_by(Article.id).limit(MATCH_BATCH)))
+            with ctx.transaction() as session:
+                ids = claimer.claim(session, query, MATCH_BATCH)
             if not ids:
                 break
             after_id = ids[-1]
-            articles, missing = load_stored_articles(session, store, collection, ids)
-        report.articles_missing_vectors += len(missing)
-        decisions: list[_Decision] = []
-        for article in articles:
-            scores = prepared.score(article.vectors, article.passage_texts)
-            for seed_id, level in prepared.decide(scores).items():
-                decisions.append(_Decision(article, seed_id, level, scores[seed_id]))
+            with ctx.transaction() as session:
+                articles, missing = load_stored_articles(session, store, collection, ids)
+            report.articles_missing_vectors += len(missing)
+            decisions: list[_Decision] = []
+            for article in articles:
+                scores = prepared.score(article.vectors, article.passage_texts)
+                for seed_id, level in prepared.decide(scores).items():
+                    decisions.append(_Decision(article, seed_id, level, scores[seed_id]))
+            with ctx.transaction() as session:
+                _write_matches(session, collection, prepared, versions, articles, decisions, now, report)
+                _write_states(session, collection, key, [a.id for a in articles], now)
+                claimer.release(session, ids)
+            report.articles_scored += len(articles)
+    except BaseException:
+        # Hand unfinished batches back at once rather than when the lease runs out.
         with ctx.transaction() as session:
-            _write_matches(session, collection, prepared, versions, articles, decisions, now, report)
-            _write_states(session, collection, key, [a.id for a in articles], now)
-        report.articles_scored += len(articles)
+            claimer.release_all(session)
+        raise
     if recompute:
         with ctx.transaction() as session:
             # Rows of the window whose article is no longer embedded here (re-split, unmarked).

@@ -36,7 +36,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("kind", "collection", "article_id", name=op.f("pk_work_claims")),
     )
+    op.create_index("ix_clusters_collection_last_seen_at", "clusters", ["collection", "last_seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_clusters_collection_last_seen_at", table_name="clusters")
     op.drop_table("work_claims")
