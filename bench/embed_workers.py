@@ -54,6 +54,7 @@ def fresh_context(pg: str, name: str, work: Path, articles: list[Any]) -> Any:
     ctx = AppContext.from_settings(settings)
     with ctx.transaction() as session:
         session.add(Feed(id="f", outlet="Outlet", name="f", url="https://o.example/rss", country="RS"))
+        session.flush()
         for n, article in enumerate(articles):
             url_n = f"https://o.example/{n}"
             session.add(
