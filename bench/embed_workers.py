@@ -33,10 +33,10 @@ NOW = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
 
 
 def fresh_context(pg: str, name: str, work: Path, articles: list[Any]) -> Any:
-    from db.migrate import upgrade
-    from db.models import Article, Feed
     from narrwatch.config import Settings
     from narrwatch.context import AppContext
+    from narrwatch.db.migrate import upgrade
+    from narrwatch.db.models import Article, Feed
 
     host, _, port = pg.partition(":")
     subprocess.run(["dropdb", "-h", host, "-p", port, "-U", "postgres", "--if-exists", name], check=True)
@@ -78,8 +78,8 @@ def fresh_context(pg: str, name: str, work: Path, articles: list[Any]) -> Any:
 
 
 def run_workers(ctx: Any, n_workers: int) -> tuple[float, Counter[int]]:
-    from narrwatch import vectorize
     from narrwatch.context import AppContext
+    from narrwatch.steps.embed import embed as vectorize
 
     store, encoder = ctx.vector_store, ctx.encoder
     workers = [
@@ -123,8 +123,8 @@ def run_workers(ctx: Any, n_workers: int) -> tuple[float, Counter[int]]:
 def check(ctx: Any, encoded: Counter[int], n_articles: int) -> str:
     from sqlalchemy import func, select
 
-    from db.models import ArticleEmbedding, Passage
-    from narrwatch.vectorize import collection_for
+    from narrwatch.db.models import ArticleEmbedding, Passage
+    from narrwatch.embeddings.collections import collection_for
 
     collection = collection_for(ctx.encoder)
     with ctx.transaction() as session:
@@ -136,7 +136,7 @@ def check(ctx: Any, encoded: Counter[int], n_articles: int) -> str:
 
 
 def main() -> None:
-    from embeddings.newsgen import generate_articles
+    from narrwatch.embeddings.newsgen import generate_articles
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--articles", type=int, default=400)

@@ -133,8 +133,8 @@ def load_pool(ctx: Any, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     if cache.exists():
         data = np.load(cache)
         return data["pool"], data["seeds"]
-    from embeddings.newsgen import generate_articles
-    from narrwatch.narratives import load_narratives
+    from narrwatch.embeddings.newsgen import generate_articles
+    from narrwatch.steps.match.seeds import load_narratives
 
     narratives = load_narratives(ctx.settings.narratives_dir)
     sentences = sorted({s.strip() + "." for a in generate_articles(120, seed=5) for s in a.text.split(". ")})
@@ -177,12 +177,12 @@ def history_days(size: int, per_day: int) -> int:
 
 def build(ctx: Any, backend: str, size: int, per_day: int) -> dict[str, float]:
     """Write ``size`` articles of history with their passages, marks, states, matches, clusters, points."""
-    from db.migrate import upgrade
-    from db.models import Feed
-    from embeddings.newsgen import generate_articles
-    from narrwatch.matching import current_versions, sync_narratives
-    from narrwatch.narratives import load_narratives
-    from narrwatch.vectorize import collection_for
+    from narrwatch.db.migrate import upgrade
+    from narrwatch.db.models import Feed
+    from narrwatch.embeddings.collections import collection_for
+    from narrwatch.embeddings.newsgen import generate_articles
+    from narrwatch.steps.match.seeds import load_narratives
+    from narrwatch.steps.match.versions import current_versions, sync_narratives
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -407,7 +407,7 @@ class Writer:
         self.match_id = 0
 
     def write(self, rows: dict[str, Any]) -> None:
-        from db.models import Base
+        from narrwatch.db.models import Base
 
         for match in rows["matches"]:
             self.match_id += 1
@@ -422,7 +422,7 @@ class Writer:
                     connection.execute(Base.metadata.tables[table].insert(), rows[table])
 
     def _copy(self, connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
-        from db.models import Base
+        from narrwatch.db.models import Base
 
         columns = list(rows[0])
         sa_table = Base.metadata.tables[table]
@@ -467,9 +467,11 @@ def day_of(size: int, per_day: int) -> dt.date:
 
 def persist_day(ctx: Any, day: dt.date, n: int) -> dict[str, Any]:
     """The day's entries through the real dedup and insert path, one document per feed."""
-    from embeddings.newsgen import generate_articles
     from narrwatch.domain.types import ParsedEntry
-    from narrwatch.ingest import FeedSnapshot, _load_lookups, decide_entries, entry_keys, persist_plan
+    from narrwatch.embeddings.newsgen import generate_articles
+    from narrwatch.steps.poll.decide import FeedSnapshot, decide_entries, entry_keys
+    from narrwatch.steps.poll.lookups import _load_lookups
+    from narrwatch.steps.poll.persist import persist_plan
 
     start = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
     generated = generate_articles(n, seed=day.toordinal())
@@ -492,7 +494,7 @@ def persist_day(ctx: Any, day: dt.date, n: int) -> dict[str, Any]:
             )
         )
     now = start + dt.timedelta(days=1, hours=1)
-    from db.models import Feed
+    from narrwatch.db.models import Feed
 
     new_articles = 0
     started = time.perf_counter()
@@ -511,7 +513,9 @@ def persist_day(ctx: Any, day: dt.date, n: int) -> dict[str, Any]:
 
 
 def run_step(step: str, ctx: Any, day: dt.date) -> dict[str, Any]:
-    from narrwatch import matching, pipeline
+    from narrwatch import pipeline
+    from narrwatch.analyst.backtest import backtest
+    from narrwatch.analyst.try_text import test_text
 
     start = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
     end = start + dt.timedelta(days=1)
@@ -531,15 +535,15 @@ def run_step(step: str, ctx: Any, day: dt.date) -> dict[str, Any]:
     elif step == "report":
         summary = pipeline.report(ctx, day, now, out_dir=ctx.settings.data_dir / "reports")
     elif step == "backtest":
-        from narrwatch.narratives import load_narratives
+        from narrwatch.steps.match.seeds import load_narratives
 
         seed = next(iter(load_narratives(ctx.settings.narratives_dir).active())).id
-        result = matching.backtest(ctx, seed, 30, now)
+        result = backtest(ctx, seed, 30, now)
         summary = {"candidates": result.candidates, "total": result.total}
     elif step == "search":
         return timed_searches(ctx, now)
     elif step == "try":
-        summary = {"seeds": len(matching.test_text(ctx, SEARCH_TEXT).seeds)}
+        summary = {"seeds": len(test_text(ctx, SEARCH_TEXT).seeds)}
     else:
         raise ValueError(step)
     return {"seconds": time.perf_counter() - started, "summary": summary}
@@ -548,9 +552,9 @@ def run_step(step: str, ctx: Any, day: dt.date) -> dict[str, Any]:
 def timed_searches(ctx: Any, now: dt.datetime) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from db.models import Article
+    from narrwatch.db.models import Article
+    from narrwatch.embeddings.collections import collection_for
     from narrwatch.ports import SearchFilter
-    from narrwatch.vectorize import collection_for
 
     collection = collection_for(ctx.encoder)
     timings = []
@@ -767,8 +771,8 @@ def forget_new_day(backend: str, size: int, work: Path, pg: str, data_dir: Path,
     """With --reuse: remove what a previous run's new day added, so every run starts from the history."""
     from sqlalchemy import delete, select, text
 
-    from db.models import Article, Passage
-    from narrwatch.vectorize import collection_for
+    from narrwatch.db.models import Article, Passage
+    from narrwatch.embeddings.collections import collection_for
 
     ctx = open_context(database_url(backend, size, work, pg), data_dir, models_dir, work / "pool.npz")
     collection = collection_for(ctx.encoder)

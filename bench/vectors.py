@@ -47,8 +47,8 @@ def make_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def main() -> None:
-    from embeddings.store import open_vector_store
     from narrwatch.config import Settings
+    from narrwatch.embeddings.store import open_vector_store
     from narrwatch.ports import SearchFilter, VectorPoint
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

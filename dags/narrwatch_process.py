@@ -1,6 +1,6 @@
 """narrwatch process DAG: embed -> match -> cluster.
 
-Wiring only; the steps are narrwatch.pipeline functions, the knobs are in narrwatch.schedule.
+Wiring only; the steps are narrwatch.pipeline functions, the knobs are in narrwatch.ops.schedule.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from narrwatch import schedule
+from narrwatch.ops import schedule
 
 PLAN = schedule.load_plan()
 NEW_ARTICLES = Asset(schedule.NEW_ARTICLES_ASSET)
@@ -62,19 +62,15 @@ def narrwatch_process() -> None:
     def match(**context: Any) -> dict[str, Any]:
         from narrwatch import pipeline
 
-        now = schedule.logical_now(context)
         with schedule.task_context() as ctx:
-            start, end = schedule.lookback_window(now, ctx.settings.match_window_days)
-            return pipeline.match(ctx, start, end, now)
+            return pipeline.match_recent(ctx, schedule.logical_now(context))
 
     @task(pool=PLAN.vector_pool.name, execution_timeout=PLAN.timeout("cluster"))
     def cluster(**context: Any) -> dict[str, Any]:
         from narrwatch import pipeline
 
-        now = schedule.logical_now(context)
         with schedule.task_context() as ctx:
-            start, end = schedule.lookback_window(now, ctx.settings.match_window_days)
-            return pipeline.cluster(ctx, start, end, now)
+            return pipeline.cluster_recent(ctx, schedule.logical_now(context))
 
     embed() >> match() >> cluster()
 

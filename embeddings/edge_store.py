@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embeddings.folder_lock import SharedFolders
-from embeddings.store_errors import VectorStoreError
+from narrwatch.embeddings.folder_lock import SharedFolders
+from narrwatch.embeddings.store_errors import VectorStoreError
 from narrwatch.ports import Hit, SearchFilter, VectorPoint
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from embeddings.store_errors import VectorStoreBusy
+from narrwatch.embeddings.store_errors import VectorStoreBusy
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ client (reference-counted), so two contexts in one process do not lock each othe
 
 Every write passes ``wait=True``: when ``upsert`` or ``delete`` returns, Qdrant has applied it, so
 the caller may mark SQL rows as synced. Collections are created with cosine distance; the caller
-names them per model and dimension (see ``narrwatch.vectorize.collection_for``), and an alias can
+names them per model and dimension (see ``narrwatch.steps.embed.embed.collection_for``), and an alias can
 point at the collection in use.
 """
 
@@ -24,13 +24,12 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from embeddings.folder_lock import SharedFolders, lock_path
-from embeddings.store_errors import VectorStoreBusy, VectorStoreError
-from narrwatch.config import Settings
+from narrwatch.embeddings.folder_lock import SharedFolders, lock_path
+from narrwatch.embeddings.store_errors import VectorStoreBusy, VectorStoreError
 from narrwatch.ports import Hit, SearchFilter, VectorPoint, VectorStore
 
 if TYPE_CHECKING:
@@ -56,6 +55,29 @@ _PAYLOAD_INDEXES = {
     "outlet": "keyword",
     "country": "keyword",
 }
+
+
+class _Secret(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class StoreSettings(Protocol):
+    """What opening a store needs; the application's settings object provides it."""
+
+    @property
+    def qdrant_url(self) -> str | None: ...
+    @property
+    def qdrant_api_key(self) -> _Secret | None: ...
+    @property
+    def vector_engine(self) -> str: ...
+    @property
+    def qdrant_path(self) -> Path | None: ...
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def resolved_qdrant_path(self) -> Path | str: ...
+    @property
+    def qdrant_lock_timeout_s(self) -> float: ...
 
 
 def canonical_id(point_id: str | uuid.UUID | int) -> str:
@@ -319,7 +341,7 @@ def build_filter(flt: SearchFilter | None) -> qmodels.Filter | None:
 _LOCAL: SharedFolders[QdrantClient] = SharedFolders()
 
 
-def open_vector_store(settings: Settings) -> VectorStore:
+def open_vector_store(settings: StoreSettings) -> VectorStore:
     """The configured store: a server when ``qdrant_url`` is set, else the embedded engine.
 
     The embedded engine (``vector_engine``) is Qdrant Edge by default, in ``<data_dir>/vectors``,
@@ -329,14 +351,14 @@ def open_vector_store(settings: Settings) -> VectorStore:
     if settings.qdrant_url:
         return _open_server(settings)
     if settings.vector_engine == "edge":
-        from embeddings.edge_store import open_edge_store, open_scratch_edge_store
+        from narrwatch.embeddings.edge_store import open_edge_store, open_scratch_edge_store
 
         if settings.qdrant_path is not None and str(settings.qdrant_path) == ":memory:":
             return open_scratch_edge_store()
         folder = settings.qdrant_path if settings.qdrant_path is not None else settings.data_dir / "vectors"
         _refuse_local_mode_folder(folder)
         return open_edge_store(folder, settings.qdrant_lock_timeout_s)
-    location = settings.resolved_qdrant_path
+    location = str(settings.resolved_qdrant_path)
     if location == ":memory:":
         from qdrant_client import QdrantClient
 
@@ -355,7 +377,7 @@ def _refuse_local_mode_folder(folder: Path) -> None:
         )
 
 
-def _open_server(settings: Settings) -> QdrantVectorStore:
+def _open_server(settings: StoreSettings) -> QdrantVectorStore:
     from qdrant_client import QdrantClient
 
     url = settings.qdrant_url or ""

@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import Select, and_, delete, exists, select
 from sqlalchemy.orm import Session
 
-from db.models import Article, WorkClaim
-from db.session import dialect_insert
+from narrwatch.db.models import Article, WorkClaim
+from narrwatch.db.session import dialect_insert
 
 
 def _new_worker_name() -> str:

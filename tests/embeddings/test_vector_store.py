@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from embeddings_support import unique_collection
 
-from embeddings import edge_store
-from embeddings import store as store_module
-from embeddings.store import VectorStoreBusy, VectorStoreError, open_vector_store
 from narrwatch.config import Settings
+from narrwatch.embeddings import edge_store
+from narrwatch.embeddings import store as store_module
+from narrwatch.embeddings.store import VectorStoreBusy, VectorStoreError, open_vector_store
 from narrwatch.ports import SearchFilter, VectorPoint, VectorStore
 
 DIM = 8
@@ -234,7 +234,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from embeddings.store import open_vector_store
+    from narrwatch.embeddings.store import open_vector_store
     from narrwatch.config import Settings
     store = open_vector_store(Settings(qdrant_path=Path(sys.argv[1]), _env_file=None))
     Path(sys.argv[2]).write_text("open")

@@ -13,9 +13,11 @@ import yaml
 from feeds_support import FIXTURES, Item, LoopbackServer, rss, write_feeds_file
 from typer.testing import CliRunner
 
-from narrwatch import cli_feeds, ingest
+from narrwatch.cli import feeds as cli_feeds
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.steps.poll import poll as poll_mod
+from narrwatch.steps.poll import sync as sync_mod
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,6 +53,17 @@ def test_validate_names_entry_and_field_of_a_broken_copy(app: typer.Typer, tmp_p
     assert f"feeds[5] (id='{feed5}'): country: 'YU' is not an ISO 3166-1 alpha-2 code" in err
     assert f"feeds[7] (id='{feed7}'): url: Field required" in err
     assert "Traceback" not in err
+
+
+def test_validate_checks_group_schedules_as_schedule_show_does(app: typer.Typer, tmp_path: Path) -> None:
+    document = yaml.safe_load((REPO / "feeds.yaml").read_text(encoding="utf-8"))
+    group = sorted(document["groups"])[0]
+    document["groups"][group]["schedule"] = "every tuesday"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    code, _out, err = invoke(app, "feeds", "validate", "--file", str(broken))
+    assert code == 1
+    assert f"{broken}: groups.{group}.schedule: 'every tuesday' is not a cron expression" in err
 
 
 def test_list_as_table_and_json(app: typer.Typer) -> None:
@@ -121,8 +134,8 @@ def test_health_pause_resume_reset(
     ctx.settings = ctx.settings.model_copy(update={"feeds_file": path})
     monkeypatch.setattr(cli_feeds, "_settings", lambda: ctx.settings)
     now = dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC)
-    ingest.sync_feeds(ctx, now)
-    ingest.poll_feeds(ctx, now)
+    sync_mod.sync_feeds(ctx, now)
+    poll_mod.poll_feeds(ctx, now)
 
     code, out, _ = invoke(app, "feeds", "health", "--now", "2026-03-03T12:05:00Z")
     assert code == 0
@@ -140,6 +153,6 @@ def test_health_pause_resume_reset(
     assert invoke(app, "feeds", "resume", "good")[0] == 0
     code, out, _ = invoke(app, "feeds", "reset", "bad")
     assert code == 0 and "polled on the next poll" in out
-    assert ingest.poll_feeds(ctx, now + dt.timedelta(minutes=1)).feeds_due == 1
+    assert poll_mod.poll_feeds(ctx, now + dt.timedelta(minutes=1)).feeds_due == 1
     code, _out, err = invoke(app, "feeds", "pause", "nope")
     assert code == 1 and "no feed 'nope'" in err
