@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from narrwatch.config import Settings  # noqa: E402
+from narrwatch.web.settings import WebSettings  # noqa: E402
 
 HEADER = """\
 # narrwatch settings for docker compose (and for local runs: narrwatch reads .env too).
@@ -43,6 +44,8 @@ AIRFLOW_JWT_SECRET=
 AIRFLOW_FERNET_KEY=
 # Password of Redis (service redis), Celery's broker for the CeleryExecutor.
 REDIS_PASSWORD=
+# Key that signs the sessions of the served app (service narrwatch-web): any long random string.
+WEB_SECRET_KEY=
 
 # --- Airflow (docker-compose.yml) ---
 # Tasks the scheduler lets run at once over all Celery workers (Airflow's default, 32, is far more
@@ -86,6 +89,17 @@ def render() -> str:
         if env in set_by_compose:
             lines.append("# (set by docker-compose.yml for the containers)")
         lines.append(f"# {env}={_value(field.default)}")
+    lines.append("")
+    lines.append("# --- the served app, narrwatch serve (narrwatch/web/settings.py) ---")
+    for name, field in WebSettings.model_fields.items():
+        env = f"NARRWATCH_WEB_{name.upper()}"
+        lines.append("")
+        for line in textwrap.wrap(field.description or "", width=96):
+            lines.append(f"# {line}")
+        if env in set_by_compose:
+            lines.append("# (set by docker-compose.yml for the containers)")
+        default = "[]" if name == "trusted_proxies" else _value(field.default)
+        lines.append(f"# {env}={default}")
     return "\n".join(lines) + "\n"
 
 
