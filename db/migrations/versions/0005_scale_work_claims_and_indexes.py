@@ -1,7 +1,7 @@
 """work claims (leases for N embed/match workers) and indexes for the daily steps at scale
 
-Revision ID: 0003_scale
-Revises: 0002_rising_runs
+Revision ID: 0005_scale
+Revises: 0004_web
 Create Date: 2026-12-06 02:20:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import narrwatch.db.models
 
-revision: str = "0003_scale"
-down_revision: str | None = "0002_rising_runs"
+revision: str = "0005_scale"
+down_revision: str | None = "0004_web"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
