@@ -150,7 +150,7 @@ def test_busy_local_folder_is_one_clear_line(cli_ctx: AppContext, tmp_path: Path
             time.sleep(0.05)
         result = CliRunner().invoke(app, ["vectors", "reconcile"])
         assert result.exit_code == 1
-        assert f"error: Qdrant local folder {cli_ctx.settings.qdrant_path} is in use" in result.output
+        assert f"error: vector folder {cli_ctx.settings.qdrant_path} is in use" in result.output
         assert f"pid {holder.pid}" in result.output and "NARRWATCH_QDRANT_URL" in result.output
         assert "Traceback" not in result.output
     finally:
