@@ -278,6 +278,13 @@ class Match(Base):
     threshold_confirm: Mapped[float] = mapped_column(Float)
     published_at: Mapped[dt.datetime] = mapped_column(index=True)
     matched_at: Mapped[dt.datetime]
+    # the score before per-language calibration (``score`` is calibrated)
+    raw_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # promoting | reporting | debunking, and the cue words that decided it (comma-separated)
+    stance: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    stance_cues: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the seed's verdict head's probability, when a head decided
+    head_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (UniqueConstraint("article_id", "narrative_id", "collection"),)
 

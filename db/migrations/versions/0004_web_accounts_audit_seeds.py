@@ -1,7 +1,7 @@
 """accounts, audit trail, seeds edited in the app, full-text search over articles
 
-Revision ID: 0003_web
-Revises: 0002_rising_runs
+Revision ID: 0004_web
+Revises: 0003_match_evidence
 Create Date: 2026-12-06 02:00:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 import narrwatch.db.models
 from narrwatch.db.search import create_search_index, drop_search_index
 
-revision: str = "0003_web"
-down_revision: str | None = "0002_rising_runs"
+revision: str = "0004_web"
+down_revision: str | None = "0003_match_evidence"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
