@@ -41,6 +41,9 @@ def cli_ctx(
     monkeypatch.setenv("NARRWATCH_QDRANT_PATH", str(qdrant))
     monkeypatch.setenv("NARRWATCH_MODELS_DIR", str(settings.resolved_models_dir))
     monkeypatch.setenv("NARRWATCH_QDRANT_LOCK_TIMEOUT_S", "0")
+    # the CLI reads the environment: the same model and backend as the test's context
+    monkeypatch.setenv("NARRWATCH_EMBEDDING_MODEL", settings.embedding_model)
+    monkeypatch.setenv("NARRWATCH_EMBEDDING_BACKEND", settings.embedding_backend)
     get_settings.cache_clear()
     local = AppContext(
         settings=settings.model_copy(update={"qdrant_path": qdrant}), engine=ctx.engine, sessions=ctx.sessions
