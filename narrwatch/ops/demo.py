@@ -295,14 +295,18 @@ def replay(
     data: DemoData,
     echo: Callable[[str], Any],
     on_day: Callable[[], Any] | None = None,
+    *,
+    last_days: int | None = None,
 ) -> DemoResult:
+    """Replay every day, or only the ``last_days`` (the first of them polls each feed's whole window)."""
     from narrwatch import pipeline
 
     n_days = data.n_days
+    first_offset = 0 if last_days is None else max(0, n_days - last_days)
     echo(f"demo: {len(data.outlets)} outlets, {len(data.items)} items over {n_days} days")
     report_html = Path()
     flags: list[dict[str, Any]] = []
-    for offset in range(n_days):
+    for offset in range(first_offset, n_days):
         day = DEMO_START + dt.timedelta(days=offset)
         now = dt.datetime.combine(day, dt.time(23, 30), tzinfo=dt.UTC)
         server.now = now

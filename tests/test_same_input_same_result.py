@@ -1,0 +1,153 @@
+"""Same input, same result: two replays of the demo in fresh data dirs, with the feeds answering in
+opposite orders, store the same matches, clusters and rising flags (issue 16, acceptance 1).
+
+Articles get their ids in the order feeds finish polling, and the embed step batches articles by id,
+so the second replay gives every article a different id and different batch-mates; anything that
+depends on ids or on batching shows up as a difference here.
+
+Only the last ``REPLAYED_DAYS`` days are replayed, to keep the runtime modest: the demo's rise falls
+in its last three days, and the first replayed day polls each feed's whole window (30 items, about a
+month of one outlet), so the replay still has the history the rise is measured against. The test
+checks that the rise is flagged, so a shorter replay cannot pass by flagging nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from narrwatch.config import BUNDLED_MODEL, Settings
+from narrwatch.context import AppContext
+from narrwatch.db.migrate import upgrade
+from narrwatch.db.models import Article, ClusterMember, Match, RisingFlag
+from narrwatch.ops.demo import DEMO_START, DemoData, DemoFeedServer, load_demo_data, replay, write_feeds_file
+
+REPO = Path(__file__).resolve().parent.parent
+REPLAYED_DAYS = 10
+RISING_SEED = "west-ignores-serbian-sovereignty"
+#: Gap between two feeds' answers: large enough that the poll's thread pool sees them finish in rank order.
+ANSWER_GAP_S = 0.05
+
+
+class RankedFeedServer(DemoFeedServer):
+    """Answers feed ``k`` of ``order`` after ``k * ANSWER_GAP_S``, so feeds finish polling in that order."""
+
+    def __init__(self, data: DemoData, order: list[str]) -> None:
+        super().__init__(data)
+        self.rank = {outlet_id: position for position, outlet_id in enumerate(order)}
+
+    def feed_body(self, outlet_id: str) -> bytes | None:
+        time.sleep(self.rank.get(outlet_id, 0) * ANSWER_GAP_S)
+        return super().feed_body(outlet_id)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    article_ids: dict[str, int]
+    matches: set[tuple[str, str, str, float]]
+    clusters: set[frozenset[str]]
+    flags: set[tuple[str, str, str, str, str, str, int]]
+
+
+def _replay_in_fresh_dir(data_dir: Path, models_dir: Path, order: list[str]) -> StoredResult:
+    data = load_demo_data()
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'narrwatch.db'}",
+        qdrant_path=data_dir / "qdrant",
+        models_dir=models_dir,
+        embedding_model=BUNDLED_MODEL,
+        # The encoder whose per-batch activation scales made reruns differ (issue 16).
+        embedding_backend="onnx-int8",
+        feeds_file=data_dir / "feeds.yaml",
+        narratives_dir=REPO / "narratives",
+        allow_private_networks=True,
+        fetch_per_host_delay_s=0.0,
+        fetch_concurrency=len(data.outlets),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    server = RankedFeedServer(data, order)
+    listed = DemoData(outlets={outlet_id: data.outlets[outlet_id] for outlet_id in order}, items=data.items)
+    with server.running() as base_url:
+        write_feeds_file(listed, base_url, settings.feeds_file)
+        upgrade(settings.resolved_database_url)
+        ctx = AppContext.from_settings(settings)
+        try:
+            replay(ctx, server, data, echo=lambda _line: None, last_days=REPLAYED_DAYS)
+            return _stored(ctx)
+        finally:
+            ctx.close()
+
+
+def _stored(ctx: AppContext) -> StoredResult:
+    with ctx.transaction() as session:
+        url_of = dict(session.execute(select(Article.id, Article.canonical_url)).tuples().all())
+        matches = {
+            (url_of[article_id], narrative_id, level, round(score, 6))
+            for article_id, narrative_id, level, score in session.execute(
+                select(Match.article_id, Match.narrative_id, Match.level, Match.score)
+            ).tuples()
+        }
+        members: dict[tuple[str, int], set[str]] = {}
+        for collection, cluster_id, article_id in session.execute(
+            select(ClusterMember.collection, ClusterMember.cluster_id, ClusterMember.article_id)
+        ).tuples():
+            members.setdefault((collection, cluster_id), set()).add(url_of[article_id])
+        urls_of_cluster = {str(cluster_id): frozenset(urls) for (_, cluster_id), urls in members.items()}
+        flags = set()
+        for flag in session.scalars(select(RisingFlag)):
+            # A cluster's id depends on creation order; its members name it across runs.
+            subject = flag.subject_id
+            if flag.subject_kind == "cluster":
+                subject = " ".join(sorted(urls_of_cluster.get(flag.subject_id, frozenset())))
+            flags.add(
+                (
+                    flag.day.isoformat(),
+                    flag.subject_kind,
+                    subject,
+                    flag.dimension,
+                    flag.dimension_value,
+                    flag.statistic,
+                    flag.count,
+                )
+            )
+        return StoredResult(
+            article_ids={url: article_id for article_id, url in url_of.items()},
+            matches=matches,
+            clusters=set(urls_of_cluster.values()),
+            flags=flags,
+        )
+
+
+@pytest.mark.slow
+def test_two_replays_with_feeds_in_opposite_orders_store_the_same_results(
+    tmp_path: Path, model_cache_dir: Path
+) -> None:
+    outlet_ids = sorted(load_demo_data().outlets)
+    first = _replay_in_fresh_dir(tmp_path / "first", model_cache_dir, outlet_ids)
+    second = _replay_in_fresh_dir(tmp_path / "second", model_cache_dir, outlet_ids[::-1])
+
+    # The two runs really differ in what the pipeline could wrongly depend on.
+    assert first.article_ids.keys() == second.article_ids.keys()
+    assert first.article_ids != second.article_ids
+    last_day = max(flag[0] for flag in first.flags) if first.flags else ""
+    assert any(flag[2] == RISING_SEED and flag[3] == "all" for flag in first.flags if flag[0] == last_day), (
+        f"the demo's rise is not flagged in the replayed days: {sorted(first.flags)}"
+    )
+    assert first.matches
+
+    assert first.matches == second.matches, (
+        f"only in the first: {sorted(first.matches - second.matches)[:10]}; "
+        f"only in the second: {sorted(second.matches - first.matches)[:10]}"
+    )
+    assert first.clusters == second.clusters
+    assert first.flags == second.flags, (
+        f"only in the first: {sorted(first.flags - second.flags)}; "
+        f"only in the second: {sorted(second.flags - first.flags)}"
+    )
+    assert last_day == (DEMO_START + dt.timedelta(days=load_demo_data().n_days - 1)).isoformat()
