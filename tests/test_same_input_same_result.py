@@ -31,6 +31,7 @@ from narrwatch.ops.demo import DEMO_START, DemoFeedServer, load_demo_data, repla
 REPO = Path(__file__).resolve().parent.parent
 REPLAYED_DAYS = 10
 RISING_SEED = "west-ignores-serbian-sovereignty"
+EMBED_BATCH_ARTICLES = 7
 
 
 def _poll_in_order(feeds_file: Path, order: list[str]) -> None:
@@ -67,6 +68,9 @@ def _replay_in_fresh_dir(data_dir: Path, models_dir: Path, order: list[str]) -> 
         fetch_per_host_delay_s=0.0,
         # One feed at a time, so articles get their ids in the polling order.
         fetch_concurrency=1,
+        # Embed batches are runs of consecutive ids: small ones give a text other batch-mates in the
+        # other order (one batch of a whole day would hold the same articles in both runs).
+        embed_batch_articles=EMBED_BATCH_ARTICLES,
         _env_file=None,  # type: ignore[call-arg]
     )
     server = DemoFeedServer(data)
