@@ -90,6 +90,19 @@ def thresholds_for(model_name: str, override: float | None) -> ClusterThresholds
     return MODEL_THRESHOLDS.get(model_key(model_name))
 
 
+def claim_vector(passages: npt.ArrayLike) -> FloatArray | None:
+    """An article's vector for clustering from its passage vectors (rows, in passage order): the
+    normalised mean of the unit passage vectors; None when it has no usable passage."""
+    rows = np.asarray(passages, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        return None
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    units = rows / np.where(norms > 0, norms, 1.0)
+    mean = units.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 and math.isfinite(norm) else None
+
+
 @dataclass
 class ClusterState:
     """What the clusterer needs to resume: the exact running mean of member unit vectors."""
