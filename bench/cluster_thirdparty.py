@@ -47,7 +47,7 @@ from narrwatch.eval.match import store_eval_articles, temporary_context  # noqa:
 from narrwatch.eval.stream import read_stream  # noqa: E402
 
 NAIVE_GRID = [round(0.50 + 0.01 * i, 2) for i in range(50)]
-JOIN_GRID = [round(0.78 + 0.01 * i, 2) for i in range(16)]
+JOIN_GRID = [round(0.30 + 0.01 * i, 2) for i in range(66)]
 
 Item = tuple[str, dt.datetime, np.ndarray, str]  # id, published, passage vectors, gold cluster
 
@@ -130,7 +130,9 @@ def row(name: str, knob: str, guess: Sequence[str], gold: Sequence[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sources", nargs="+", default=["clef2020", "fnc1"])
     parser.add_argument("--sweep", action="store_true", help="join/merge sweep on the tuning part")
     args = parser.parse_args(argv)

@@ -3,11 +3,11 @@
 ``cluster_unmatched(ctx, start, end, now)`` takes the articles embedded in the configured model's
 collection, published in ``[start, end)``, that have no active seed match (a suggest or confirm match
 no analyst rejected) and are not clustered yet, and feeds them to the online clusterer in publication
-order, resuming from the stored clusters. An article's vector is the normalised mean of its passage
-vectors, read back from the vector store. Already clustered articles are skipped, so a rerun changes
-nothing and ids never move; members keep the cluster they first joined, and a merge only marks the
-younger cluster ``merged`` with ``merged_into`` and ``merged_at`` (rising detection follows merges that
-happened before the day it counts).
+order, resuming from the stored clusters. An article's vector is its claim vector
+(``claim_vector``: the lead passage), read back from the vector store. Already clustered articles
+are skipped, so a rerun changes nothing and ids never move; members keep the cluster they first
+joined, and a merge only marks the younger cluster ``merged`` with ``merged_into`` and ``merged_at``
+(rising detection follows merges that happened before the day it counts).
 
 ``promote_cluster`` turns a cluster into a draft seed file for an analyst to finish.
 """
