@@ -38,6 +38,7 @@ from narrwatch.report.model import (
     FeedHealth,
     FeedIssue,
     FlagStat,
+    LanguageShare,
     Provenance,
     ReportData,
     ReportSummary,
@@ -278,6 +279,7 @@ def _rising_items(
         headline = overall_rows[0] if overall_rows else min(group, key=_flag_order)
         countries = _slice_values(session, day, kind, subject_id, "country")
         languages = _slice_values(session, day, kind, subject_id, "language")
+        language_mix = _language_mix(session, day, kind, subject_id, overall.window_days if overall else 1)
         trend = _trend(session, settings, day, kind, subject_id, headline)
         if kind == "narrative":
             seed = seeds.get(subject_id)
@@ -296,6 +298,7 @@ def _rising_items(
                     trend=trend,
                     articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
                     promote_command=None,
+                    language_mix=language_mix,
                 )
             )
         else:
@@ -317,6 +320,7 @@ def _rising_items(
                     trend=trend,
                     articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
                     promote_command=f"narrwatch clusters promote {subject_id}" if cluster else None,
+                    language_mix=language_mix,
                 )
             )
     return items
@@ -346,6 +350,26 @@ def _slice_values(session: Session, day: dt.date, kind: str, subject_id: str, di
         .order_by(DailyCount.dimension_value)
     ).all()
     return [_slice_label(dimension, v) for v in values if v]
+
+
+def _language_mix(
+    session: Session, day: dt.date, kind: str, subject_id: str, window_days: int
+) -> list[LanguageShare]:
+    """Counted articles per language over the ``window_days`` ending with ``day`` (the flag's window)."""
+    first = day - dt.timedelta(days=window_days - 1)
+    rows = session.execute(
+        select(DailyCount.dimension_value, func.sum(DailyCount.n_articles))
+        .where(
+            DailyCount.day >= first,
+            DailyCount.day <= day,
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == "language",
+        )
+        .group_by(DailyCount.dimension_value)
+    ).all()
+    shares = [LanguageShare(_slice_label("language", value), int(total)) for value, total in rows if total]
+    return sorted(shares, key=lambda share: (-share.n_articles, share.language))
 
 
 def _trend(

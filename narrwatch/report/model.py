@@ -72,6 +72,14 @@ class ArticleEvidence:
 
 
 @dataclass(frozen=True)
+class LanguageShare:
+    """Articles a flag counted in one language (the language stored with each article)."""
+
+    language: str
+    n_articles: int
+
+
+@dataclass(frozen=True)
 class RisingItem:
     kind: str  # narrative | cluster
     subject_id: str
@@ -85,6 +93,9 @@ class RisingItem:
     trend: Trend
     articles: list[ArticleEvidence]
     promote_command: str | None
+    # Over the flag's window, most articles first: a narrative pushed in one language reads differently
+    # from one that crosses languages.
+    language_mix: list[LanguageShare] = field(default_factory=list)
 
     @property
     def anchor(self) -> str:
