@@ -9,7 +9,7 @@ What it measures, each backend in its own child process so thread pools and memo
 * raw encoder throughput (texts/s) of torch, ONNX fp32 and ONNX int8 on the same texts (title and
   body of each generated article, 150-200 words), warm, model load excluded;
 * the int8 vectors' mean and minimum cosine to the fp32 ones;
-* the whole embed step (``narrwatch.vectorize.embed_pending``: read from SQL, split, encode, upsert
+* the whole embed step (``narrwatch.steps.embed.embed.embed_pending``: read from SQL, split, encode, upsert
   into a local Qdrant folder, mark) with the pipeline backend, against that backend's raw encoder
   on the same texts in the same process (the mean of a run just before and one just after the
   step); the child's peak RSS is the step's memory.
@@ -45,7 +45,7 @@ WARMUP_TEXTS = 64
 
 
 def _texts(n: int, seed: int) -> tuple[list[Any], list[str]]:
-    from embeddings.newsgen import generate_articles
+    from narrwatch.embeddings.newsgen import generate_articles
 
     articles = generate_articles(n, seed=seed)
     # The raw encoder sees what the first passage of a one-passage article is: title, newline, body.
@@ -67,7 +67,7 @@ def _peak_rss_mb() -> float:
 
 
 def child_raw(args: argparse.Namespace) -> dict[str, Any]:
-    from embeddings.encoder import load_encoder
+    from narrwatch.embeddings.encoder import load_encoder
 
     _, texts = _texts(args.n, args.seed)
     started = time.perf_counter()
@@ -94,9 +94,9 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
     from sqlalchemy import func, select
 
-    from db.models import Article, ArticleEmbedding, Base, Feed, Passage
-    from narrwatch import vectorize
     from narrwatch.context import AppContext
+    from narrwatch.db.models import Article, ArticleEmbedding, Base, Feed, Passage
+    from narrwatch.steps.embed import embed as vectorize
 
     articles, texts = _texts(args.n, args.seed)
     work = Path(args.data_dir)

@@ -10,7 +10,7 @@ at a time per host, ``fetch_per_host_delay_s`` between two) applies as in produc
 feeds answer conditional requests (ETag -> 304), the other half always send the full body, so the
 re-poll exercises both ways of recognising an unchanged feed (304, and the body hash).
 
-It runs the real use case (``narrwatch.ingest.poll_feeds``: guarded fetch, isolated parse workers,
+It runs the real use case (``narrwatch.steps.poll.poll.poll_feeds``: guarded fetch, isolated parse workers,
 dedup, SQLite store) and prints, for both polls, the wall time, time per feed and the median and
 95th percentile of the per-feed times recorded in ``feed_fetches``. Acceptance (issue 3): the
 unchanged re-poll stores nothing new and takes at most 5 s; the exit status is 1 when it does not.
@@ -126,10 +126,11 @@ def run(n_feeds: int, items: int, data_dir: Path, concurrency: int | None) -> di
     import yaml
     from sqlalchemy import func, select
 
-    from db.models import Article, ArticleSighting, Base, FeedFetch
-    from narrwatch import ingest
     from narrwatch.config import Settings
     from narrwatch.context import AppContext
+    from narrwatch.db.models import Article, ArticleSighting, Base, FeedFetch
+    from narrwatch.steps.poll import poll as poll_mod
+    from narrwatch.steps.poll import sync as sync_mod
 
     urls, servers = start_servers(n_feeds, items)
     feeds_file = data_dir / "feeds.yaml"
@@ -163,7 +164,7 @@ def run(n_feeds: int, items: int, data_dir: Path, concurrency: int | None) -> di
     ctx = AppContext.from_settings(settings)
     try:
         Base.metadata.create_all(ctx.engine)
-        ingest.sync_feeds(ctx, NOW)
+        sync_mod.sync_feeds(ctx, NOW)
 
         def counts() -> tuple[int, int]:
             with ctx.transaction() as session:
@@ -188,7 +189,7 @@ def run(n_feeds: int, items: int, data_dir: Path, concurrency: int | None) -> di
         for label, at in (("cold", NOW), ("repoll", NOW + dt.timedelta(hours=1))):
             before = counts()
             started = time.perf_counter()
-            report = ingest.poll_feeds(ctx, at, force=True)
+            report = poll_mod.poll_feeds(ctx, at, force=True)
             wall = time.perf_counter() - started
             after = counts()
             per_feed = durations(at)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from narrwatch.config import Settings  # noqa: E402
 from narrwatch.domain.rising import RisingParams, assess_rising, weekday_factors  # noqa: E402
-from narrwatch.rising import params_from_settings  # noqa: E402
+from narrwatch.steps.detect.detect import params_from_settings  # noqa: E402
 
 #: Monday..Sunday volume relative to the weekly mean (weekends about half of weekdays).
 WEEKDAY_PATTERN = np.array([1.12, 1.15, 1.14, 1.12, 1.07, 0.75, 0.65])
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "clusters":
-        from narrwatch.evaluation_stream import sweep_cluster_thresholds
+        from narrwatch.eval.stream import sweep_cluster_thresholds
 
         sweep = sweep_cluster_thresholds(args.articles, Settings(_env_file=None))
         if args.json:

@@ -1,7 +1,7 @@
 """narrwatch daily DAG: rising detection -> report -> freshness watchdog.
 
-Wiring only; the steps are narrwatch.pipeline and narrwatch.maintenance functions, the knobs are in
-narrwatch.schedule.
+Wiring only; the steps are narrwatch.pipeline and narrwatch.steps.retain.retain functions, the knobs are in
+narrwatch.ops.schedule.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from narrwatch import schedule
+from narrwatch.ops import schedule
 
 PLAN = schedule.load_plan()
 
@@ -65,7 +65,7 @@ def narrwatch_daily() -> None:
     def freshness_watchdog(**context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from narrwatch.maintenance import check_freshness
+        from narrwatch.ops.freshness import check_freshness
 
         _, now = schedule.daily_run(PLAN.daily_report_time, context)
         with schedule.task_context() as ctx:

@@ -1,6 +1,6 @@
 """narrwatch ingest DAGs: one per feed group of feeds.yaml, each on the group's own schedule.
 
-Wiring only; polling is narrwatch.pipeline.poll, the knobs are in narrwatch.schedule. Adding a group
+Wiring only; polling is narrwatch.pipeline.poll, the knobs are in narrwatch.ops.schedule. Adding a group
 or changing its `schedule` in feeds.yaml changes these DAGs at the next parse, with no code change.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, dag, task
 
-from narrwatch import schedule
+from narrwatch.ops import schedule
 
 PLAN = schedule.load_plan()
 NEW_ARTICLES = Asset(schedule.NEW_ARTICLES_ASSET)

@@ -1,6 +1,6 @@
 """narrwatch maintenance DAG: retention -> vector reconcile -> recompute matches of edited seeds.
 
-Wiring only; the steps are narrwatch.pipeline functions, the knobs are in narrwatch.schedule.
+Wiring only; the steps are narrwatch.pipeline functions, the knobs are in narrwatch.ops.schedule.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from narrwatch import schedule
+from narrwatch.ops import schedule
 
 PLAN = schedule.load_plan()
 

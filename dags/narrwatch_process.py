@@ -1,6 +1,6 @@
 """narrwatch process DAG: embed -> match -> cluster.
 
-Wiring only; the steps are narrwatch.pipeline functions, the knobs are in narrwatch.schedule.
+Wiring only; the steps are narrwatch.pipeline functions, the knobs are in narrwatch.ops.schedule.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from narrwatch import schedule
+from narrwatch.ops import schedule
 
 PLAN = schedule.load_plan()
 NEW_ARTICLES = Asset(schedule.NEW_ARTICLES_ASSET)

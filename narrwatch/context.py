@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.session import make_engine, make_session_factory, transaction
 from narrwatch.config import Settings, get_settings
+from narrwatch.db.session import make_engine, make_session_factory, transaction
 
 if TYPE_CHECKING:
     from narrwatch.ports import Encoder, VectorStore
@@ -44,7 +44,7 @@ class AppContext:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from embeddings.encoder import load_encoder
+            from narrwatch.embeddings.encoder import load_encoder
 
             self._encoder = load_encoder(self.settings)
         return self._encoder
@@ -52,7 +52,7 @@ class AppContext:
     @property
     def vector_store(self) -> VectorStore:
         if self._vector_store is None:
-            from embeddings.store import open_vector_store
+            from narrwatch.embeddings.store import open_vector_store
 
             self._vector_store = open_vector_store(self.settings)
         return self._vector_store

@@ -21,10 +21,10 @@ def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def sync_feeds(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import ingest
+    from narrwatch.steps.poll import sync as sync_mod
 
     with recorded_run(ctx, "sync_feeds", now) as run:
-        run.summary = ingest.sync_feeds(ctx, now).as_dict()
+        run.summary = sync_mod.sync_feeds(ctx, now).as_dict()
     return run.summary
 
 
@@ -38,11 +38,12 @@ def poll(
     feed_ids: list[str] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    from narrwatch import ingest
+    from narrwatch.steps.poll import poll as poll_mod
+    from narrwatch.steps.poll import sync as sync_mod
 
     with recorded_run(ctx, "poll", now) as run:
-        ingest.sync_feeds(ctx, now)
-        report = ingest.poll_feeds(
+        sync_mod.sync_feeds(ctx, now)
+        report = poll_mod.poll_feeds(
             ctx, now, group=group, shard=shard, shards=shards, feed_ids=feed_ids, force=force
         )
         run.summary = report.as_dict()
@@ -50,7 +51,7 @@ def poll(
 
 
 def embed(ctx: AppContext, now: dt.datetime, *, limit: int | None = None) -> dict[str, Any]:
-    from narrwatch import vectorize
+    from narrwatch.steps.embed import embed as vectorize
 
     with recorded_run(ctx, "embed", now) as run:
         run.summary = vectorize.embed_pending(ctx, now, limit=limit).as_dict()
@@ -65,16 +66,17 @@ def match(
     *,
     recompute: bool = False,
 ) -> dict[str, Any]:
-    from narrwatch import matching
+    from narrwatch.steps.match import match as matching
+    from narrwatch.steps.match import versions as versions_mod
 
     with recorded_run(ctx, "match", now, start, end) as run:
-        matching.sync_narratives(ctx, now)
+        versions_mod.sync_narratives(ctx, now)
         run.summary = matching.match_articles(ctx, start, end, now, recompute=recompute).as_dict()
     return run.summary
 
 
 def cluster(ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import clustering
+    from narrwatch.steps.cluster import cluster as clustering
 
     with recorded_run(ctx, "cluster", now, start, end) as run:
         run.summary = clustering.cluster_unmatched(ctx, start, end, now).as_dict()
@@ -82,7 +84,7 @@ def cluster(ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datet
 
 
 def detect(ctx: AppContext, day: dt.date, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import rising
+    from narrwatch.steps.detect import detect as rising
 
     start, end = day_window(day)
     with recorded_run(ctx, "detect", now, start, end) as run:
@@ -91,7 +93,7 @@ def detect(ctx: AppContext, day: dt.date, now: dt.datetime) -> dict[str, Any]:
 
 
 def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None = None) -> dict[str, Any]:
-    from narrwatch.report import render_report
+    from narrwatch.steps.report import render_report
 
     start, end = day_window(day)
     with recorded_run(ctx, "report", now, start, end) as run:
@@ -105,7 +107,7 @@ def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None
 
 
 def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -> dict[str, Any]:
-    from narrwatch import vectorize
+    from narrwatch.steps.embed import embed as vectorize
 
     with recorded_run(ctx, "reconcile", now) as run:
         run.summary = vectorize.reconcile_vectors(ctx, now, mend=mend).as_dict()
@@ -113,7 +115,7 @@ def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -> dict[s
 
 
 def retention(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import maintenance
+    from narrwatch.steps.retain import retain as maintenance
 
     with recorded_run(ctx, "retention", now) as run:
         run.summary = maintenance.apply_retention(ctx, now).as_dict()
@@ -121,10 +123,10 @@ def retention(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
 
 
 def recompute_changed(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch import maintenance
+    from narrwatch.steps.match import recompute as recompute_mod
 
     with recorded_run(ctx, "recompute", now) as run:
-        run.summary = maintenance.recompute_changed_narratives(ctx, now).as_dict()
+        run.summary = recompute_mod.recompute_changed_narratives(ctx, now).as_dict()
     return run.summary
 
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.models import PipelineRun
 from narrwatch.context import AppContext
+from narrwatch.db.models import PipelineRun
 
 
 @dataclass

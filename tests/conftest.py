@@ -15,9 +15,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
-from db.models import Base
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import Base
 
 # Property tests check behaviour, not speed: on a loaded 2-core CI machine Hypothesis's default
 # 200 ms per-example deadline fails tests at random (timings belong in bench/).

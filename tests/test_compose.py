@@ -145,7 +145,7 @@ def test_migrate_waits_for_the_database_then_upgrades(services: dict[str, Any]) 
 
 
 def test_every_narrwatch_command_exists_with_its_options(services: dict[str, Any]) -> None:
-    from narrwatch.cli import app
+    from narrwatch.cli.main import app
 
     runner = CliRunner()
     seen = 0

@@ -10,10 +10,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from db import migrate
-from db.models import Base, Feed, PipelineRun
-from db.session import dialect_insert
 from narrwatch.context import AppContext
+from narrwatch.db import migrate
+from narrwatch.db.models import Base, Feed, PipelineRun
+from narrwatch.db.session import dialect_insert
 
 pytestmark = pytest.mark.db
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from db.session import make_engine
 from narrwatch.config import Settings
-from narrwatch.demo import DEMO_START, DemoData, load_demo_data, run_demo_with
+from narrwatch.db.session import make_engine
+from narrwatch.ops.demo import DEMO_START, DemoData, load_demo_data, run_demo_with
 
 pytestmark = pytest.mark.db
 

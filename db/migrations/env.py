@@ -1,11 +1,11 @@
-"""Alembic environment: the URL comes from the caller (db.migrate) or from narrwatch's settings."""
+"""Alembic environment: the URL comes from the caller (``narrwatch.db.migrate``, which the CLI uses)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from db.models import Base
-from db.session import make_engine
+from narrwatch.db.models import Base
+from narrwatch.db.session import make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -13,11 +13,9 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
-    if url:
-        return url
-    from narrwatch.config import get_settings
-
-    return get_settings().resolved_database_url
+    if not url:
+        raise RuntimeError("no sqlalchemy.url: run migrations through `narrwatch db upgrade`")
+    return url
 
 
 def run_migrations_offline() -> None:

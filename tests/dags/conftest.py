@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from db.models import Article, ArticleEmbedding, ArticleSighting, Feed, Passage
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, ArticleEmbedding, ArticleSighting, Feed, Passage
 from narrwatch.ports import VectorPoint
 
 NOW = dt.datetime(2026, 3, 10, 6, 0, tzinfo=dt.UTC)  # the tests use the same instant

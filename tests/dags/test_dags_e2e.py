@@ -22,9 +22,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from db.models import Article, Match, PipelineRun
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, Match, PipelineRun
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).with_name("fixtures") / "e2e"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from narrwatch.feeds.registry import load_feeds_file
-from narrwatch.schedule import INGEST_DAG_PREFIX
+from narrwatch.ops.schedule import INGEST_DAG_PREFIX
+from narrwatch.steps.poll.registry import load_feeds_file
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("dagbag_probe.py")
@@ -111,7 +111,7 @@ def test_each_dag_file_parses_fast_in_a_fresh_process(
     dag_file: Path, tmp_path: Path, airflow_env: EnvFactory
 ) -> None:
     # Airflow itself is imported first: the dag-processor has it loaded before it parses a file, so
-    # the budget is for what the file adds (narrwatch.schedule, settings, feeds.yaml).
+    # the budget is for what the file adds (narrwatch.ops.schedule, settings, feeds.yaml).
     script = (
         "import json, runpy, sys, time\n"
         "import airflow.sdk\n"

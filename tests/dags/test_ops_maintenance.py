@@ -11,7 +11,8 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from db.models import (
+from narrwatch.context import AppContext
+from narrwatch.db.models import (
     Article,
     ArticleEmbedding,
     ArticleSighting,
@@ -20,8 +21,9 @@ from db.models import (
     Passage,
     Tombstone,
 )
-from narrwatch.context import AppContext
-from narrwatch.maintenance import apply_retention, check_freshness, outdated_seed_versions, stale_match_states
+from narrwatch.ops.freshness import check_freshness
+from narrwatch.steps.match.recompute import outdated_seed_versions, stale_match_states
+from narrwatch.steps.retain.retain import apply_retention
 
 pytestmark = pytest.mark.db
 
@@ -228,8 +230,9 @@ NATO_TEXTS = [
 def test_recompute_follows_an_edited_seed_and_is_a_no_op_afterwards(
     ctx: AppContext, rows: Any, tmp_path: Path
 ) -> None:
-    from narrwatch import matching, vectorize
-    from narrwatch.maintenance import recompute_changed_narratives
+    from narrwatch.steps.embed import embed as vectorize
+    from narrwatch.steps.match import match as matching
+    from narrwatch.steps.match.recompute import recompute_changed_narratives
 
     narratives = tmp_path / "narratives"
     shutil.copytree(REPO / "narratives", narratives)
@@ -280,7 +283,7 @@ def test_recompute_follows_an_edited_seed_and_is_a_no_op_afterwards(
 def test_stale_match_states_counts_window_articles_scored_against_older_seeds(
     ctx: AppContext, rows: Any
 ) -> None:
-    from db.models import MatchState
+    from narrwatch.db.models import MatchState
 
     rows.feed("f1")
     ids = [

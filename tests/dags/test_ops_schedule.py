@@ -1,4 +1,4 @@
-"""narrwatch.schedule: the DAG knobs from settings and feeds.yaml, and the run-time helpers."""
+"""narrwatch.ops.schedule: the DAG knobs from settings and feeds.yaml, and the run-time helpers."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from narrwatch import schedule
 from narrwatch.config import Settings
-from narrwatch.schedule import ScheduleError
+from narrwatch.ops import schedule
+from narrwatch.ops.schedule import ScheduleError
 
 FIXTURE_FEEDS = Path(__file__).with_name("fixtures") / "feeds.yaml"
 

@@ -11,10 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from db.models import PipelineRun
-from narrwatch import cli_ops
+from narrwatch.cli import ops as cli_ops
 from narrwatch.config import get_settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import PipelineRun
 
 pytestmark = pytest.mark.db
 

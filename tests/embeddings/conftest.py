@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from embeddings_support import QDRANT_SERVER, model_settings
 
-from embeddings.encoder import SentenceEncoder, load_encoder
-from embeddings.store import QdrantVectorStore, open_vector_store
 from narrwatch.config import Settings
+from narrwatch.embeddings.encoder import SentenceEncoder, load_encoder
+from narrwatch.embeddings.store import QdrantVectorStore, open_vector_store
 
 
 @pytest.fixture(scope="session")

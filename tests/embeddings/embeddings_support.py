@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from db.models import Article, Feed
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, Feed
 
 QDRANT_SERVER = os.environ.get("NARRWATCH_TEST_QDRANT_URL")
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)

@@ -15,12 +15,12 @@ import pytest
 from embeddings_support import add_articles, add_feed
 from typer.testing import CliRunner
 
-from embeddings.newsgen import generate_articles
-from narrwatch import vectorize
-from narrwatch.cli import app
+from narrwatch.cli.main import app
 from narrwatch.config import Settings, get_settings
 from narrwatch.context import AppContext
+from narrwatch.embeddings.newsgen import generate_articles
 from narrwatch.ports import VectorPoint
+from narrwatch.steps.embed import embed as vectorize
 
 pytestmark = pytest.mark.db
 
@@ -99,7 +99,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from embeddings.store import open_vector_store
+    from narrwatch.embeddings.store import open_vector_store
     from narrwatch.config import Settings
     store = open_vector_store(Settings(qdrant_path=Path(sys.argv[1]), _env_file=None))
     Path(sys.argv[2]).write_text("open")

@@ -22,11 +22,12 @@ import pytest
 from embeddings_support import add_articles, add_feed
 from sqlalchemy import select
 
-from db.models import ArticleEmbedding, Passage
-from embeddings.newsgen import generate_articles
-from narrwatch import vectorize
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import ArticleEmbedding, Passage
+from narrwatch.embeddings import collections as collections_mod
+from narrwatch.embeddings.newsgen import generate_articles
+from narrwatch.steps.embed import embed as vectorize
 
 pytestmark = pytest.mark.db
 
@@ -38,7 +39,8 @@ CHILD = textwrap.dedent(
     """
     import datetime as dt, sys, time
     from pathlib import Path
-    from narrwatch import vectorize
+    from narrwatch.steps.embed import embed as vectorize
+    from narrwatch.embeddings import collections as collections_mod
     from narrwatch.config import Settings
     from narrwatch.context import AppContext
 
@@ -85,7 +87,7 @@ def test_sigkill_between_upsert_and_mark_then_rerun(
 
     rerun_ctx = AppContext(settings=child_settings, engine=ctx.engine, sessions=ctx.sessions)
     try:
-        collection = vectorize.collection_for(rerun_ctx.encoder)
+        collection = collections_mod.collection_for(rerun_ctx.encoder)
         store = rerun_ctx.vector_store  # opens the folder the killed child held: its lock died with it
         with rerun_ctx.transaction() as session:
             marked_before = session.scalars(

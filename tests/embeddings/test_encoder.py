@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from embeddings_support import model_settings
 
-from embeddings.encoder import (
+from narrwatch.config import BUNDLED_MODEL
+from narrwatch.embeddings.encoder import (
     EncoderError,
     SentenceEncoder,
     int8_variant,
@@ -23,7 +24,6 @@ from embeddings.encoder import (
     model_slug,
     resolve_model_dir,
 )
-from narrwatch.config import BUNDLED_MODEL
 
 TEXTS = [
     "The West ignores Serbia's sovereignty.",
@@ -183,7 +183,7 @@ RACER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from embeddings.encoder import ensure_onnx_export, model_fingerprint, resolve_model_dir
+    from narrwatch.embeddings.encoder import ensure_onnx_export, model_fingerprint, resolve_model_dir
     from narrwatch.config import BUNDLED_MODEL
     source = resolve_model_dir(BUNDLED_MODEL)
     models = Path(sys.argv[1])
@@ -217,7 +217,7 @@ def test_quantisation_falls_back_to_the_plain_export_when_fusion_fails(
 ) -> None:
     from optimum.onnxruntime import ORTOptimizer
 
-    from embeddings import encoder as encoder_module
+    from narrwatch.embeddings import encoder as encoder_module
 
     def no_fusions(*args: object, **kwargs: object) -> None:
         raise NotImplementedError("no fusions for this architecture")

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embeddings.encoder import SentenceEncoder, resolve_model_dir
-from embeddings.passages import passage_token_budget, sentences, split_passages
 from narrwatch.config import BUNDLED_MODEL
+from narrwatch.embeddings.encoder import SentenceEncoder, resolve_model_dir
+from narrwatch.embeddings.passages import passage_token_budget, sentences, split_passages
 
 
 class TokenizerOnly:

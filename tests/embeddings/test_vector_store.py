@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from embeddings_support import unique_collection
 
-from embeddings import store as store_module
-from embeddings.store import QdrantVectorStore, VectorStoreBusy, VectorStoreError, open_vector_store
 from narrwatch.config import Settings
+from narrwatch.embeddings import store as store_module
+from narrwatch.embeddings.store import QdrantVectorStore, VectorStoreBusy, VectorStoreError, open_vector_store
 from narrwatch.ports import SearchFilter, VectorPoint
 
 DIM = 8
@@ -223,7 +223,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from embeddings.store import open_vector_store
+    from narrwatch.embeddings.store import open_vector_store
     from narrwatch.config import Settings
     store = open_vector_store(Settings(qdrant_path=Path(sys.argv[1]), _env_file=None))
     Path(sys.argv[2]).write_text("open")

@@ -12,15 +12,16 @@ import pytest
 from embeddings_support import add_articles, add_feed
 from sqlalchemy import delete, func, select, update
 
-from db.models import Article, ArticleEmbedding, Passage
-from embeddings.encoder import resolve_model_dir
-from embeddings.newsgen import generate_articles
-from embeddings.store import QdrantVectorStore
-from narrwatch import vectorize
 from narrwatch.config import BUNDLED_MODEL, Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, ArticleEmbedding, Passage
 from narrwatch.domain.urls import point_uuid
+from narrwatch.embeddings import collections as collections_mod
+from narrwatch.embeddings.encoder import resolve_model_dir
+from narrwatch.embeddings.newsgen import generate_articles
+from narrwatch.embeddings.store import QdrantVectorStore
 from narrwatch.ports import VectorPoint
+from narrwatch.steps.embed import embed as vectorize
 
 pytestmark = pytest.mark.db
 
@@ -81,7 +82,7 @@ def test_embed_pending_embeds_every_article_once(small_batches: AppContext) -> N
     texts = [*sample(8), ("Влада о плану", LONG_CYRILLIC), ("", "")]
     ids = add_articles(ctx, texts, language="sr")
     report = vectorize.embed_pending(ctx, NOW)
-    collection = vectorize.collection_for(ctx.encoder)
+    collection = collections_mod.collection_for(ctx.encoder)
 
     assert report.collection == collection
     assert report.articles_embedded == 9 and report.empty_articles == 1
@@ -206,7 +207,7 @@ def test_crash_before_the_upsert_is_redone_without_duplicates(
     monkeypatch.setattr(vectorize, "checkpoint_hook", crash)
     with pytest.raises(RuntimeError, match="simulated"):
         vectorize.embed_pending(ctx, NOW)
-    collection = vectorize.collection_for(ctx.encoder)
+    collection = collections_mod.collection_for(ctx.encoder)
     assert len(marks(ctx, collection)) == 4
     assert len(sql_points(ctx, collection)) == 8 > ctx.vector_store.count(collection) == 4
     assert vectorize.reconcile_vectors(ctx, NOW, mend=False).orphan_points == 0, "rows come before points"

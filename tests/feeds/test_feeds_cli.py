@@ -13,9 +13,11 @@ import yaml
 from feeds_support import FIXTURES, Item, LoopbackServer, rss, write_feeds_file
 from typer.testing import CliRunner
 
-from narrwatch import cli_feeds, ingest
+from narrwatch.cli import feeds as cli_feeds
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.steps.poll import poll as poll_mod
+from narrwatch.steps.poll import sync as sync_mod
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,8 +123,8 @@ def test_health_pause_resume_reset(
     ctx.settings = ctx.settings.model_copy(update={"feeds_file": path})
     monkeypatch.setattr(cli_feeds, "_settings", lambda: ctx.settings)
     now = dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC)
-    ingest.sync_feeds(ctx, now)
-    ingest.poll_feeds(ctx, now)
+    sync_mod.sync_feeds(ctx, now)
+    poll_mod.poll_feeds(ctx, now)
 
     code, out, _ = invoke(app, "feeds", "health", "--now", "2026-03-03T12:05:00Z")
     assert code == 0
@@ -140,6 +142,6 @@ def test_health_pause_resume_reset(
     assert invoke(app, "feeds", "resume", "good")[0] == 0
     code, out, _ = invoke(app, "feeds", "reset", "bad")
     assert code == 0 and "polled on the next poll" in out
-    assert ingest.poll_feeds(ctx, now + dt.timedelta(minutes=1)).feeds_due == 1
+    assert poll_mod.poll_feeds(ctx, now + dt.timedelta(minutes=1)).feeds_due == 1
     code, _out, err = invoke(app, "feeds", "pause", "nope")
     assert code == 1 and "no feed 'nope'" in err

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from narrwatch.domain.text import title_key
 from narrwatch.domain.types import ParsedEntry
-from narrwatch.ingest import FeedSnapshot, Lookups, decide_entries, entry_keys, guids_unusable
+from narrwatch.steps.poll.decide import FeedSnapshot, Lookups, decide_entries, entry_keys, guids_unusable
 
 NOW = dt.datetime(2026, 3, 3, 12, tzinfo=dt.UTC)
 WEEK = dt.timedelta(days=7)

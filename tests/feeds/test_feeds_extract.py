@@ -8,9 +8,9 @@ import pytest
 from feeds_support import LoopbackServer
 
 from narrwatch.config import Settings
-from narrwatch.feeds.extract import EXTRACTOR, ArticleExtractor
-from narrwatch.feeds.fetch import GuardedFetcher
-from narrwatch.feeds.isolate import IsolatedRunner
+from narrwatch.steps.poll.extract import EXTRACTOR, ArticleExtractor
+from narrwatch.steps.poll.fetch import GuardedFetcher
+from narrwatch.steps.poll.isolate import IsolatedRunner
 
 PARAGRAPHS = [
     "Vlada Srbije usvojila je u četvrtak predlog zakona o budžetu za narednu godinu, "

@@ -18,8 +18,9 @@ from feeds_support import LoopbackServer, send
 
 from narrwatch.config import Settings
 from narrwatch.domain.polling import ErrorKind
-from narrwatch.feeds import fetch as fetch_module
-from narrwatch.feeds.fetch import AddressPolicy, AddressRefused, GuardedFetcher, is_public_address
+from narrwatch.steps.poll import guard as guard_module
+from narrwatch.steps.poll.fetch import AddressPolicy, AddressRefused, GuardedFetcher
+from narrwatch.steps.poll.guard import is_public_address
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 
@@ -163,7 +164,7 @@ def test_private_addresses_and_odd_ports_are_refused_by_default(
     with GuardedFetcher(strict) as guarded:
         port_refused = guarded.fetch(url)
         assert port_refused.error is not None and "port" in port_refused.error.message
-        monkeypatch.setattr(fetch_module, "PUBLIC_PORTS", frozenset({server._server.server_address[1]}))  # type: ignore[union-attr]
+        monkeypatch.setattr(guard_module, "PUBLIC_PORTS", frozenset({server._server.server_address[1]}))  # type: ignore[union-attr]
         address_refused = guarded.fetch(url)
     assert address_refused.error is not None and address_refused.error.kind is ErrorKind.HARD
     assert "non-public addresses (127.0.0.1)" in address_refused.error.message
@@ -217,9 +218,9 @@ def test_address_is_checked_after_resolution_on_every_connection(
         return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding_resolver)
-    monkeypatch.setattr(fetch_module, "PUBLIC_PORTS", frozenset({port}))
+    monkeypatch.setattr(guard_module, "PUBLIC_PORTS", frozenset({port}))
     monkeypatch.setattr(
-        fetch_module, "is_public_address", lambda address: str(address) == "127.0.0.1"
+        guard_module, "is_public_address", lambda address: str(address) == "127.0.0.1"
     )  # pretend 127.0.0.1 is a public server and 127.0.0.2 an internal one
     strict = fetch_settings.model_copy(update={"allow_private_networks": False})
     with GuardedFetcher(strict) as first:
@@ -238,8 +239,8 @@ def test_redirect_to_a_refused_address_is_caught_on_that_hop(
     internal = second_server.serve("/admin", b"secret")
     server.serve("/feed", b"", 302, {"Location": internal})
     ports = {s._server.server_address[1] for s in (server, second_server)}  # type: ignore[union-attr]
-    monkeypatch.setattr(fetch_module, "PUBLIC_PORTS", frozenset(ports))
-    monkeypatch.setattr(fetch_module, "is_public_address", lambda address: str(address) == "127.0.0.1")
+    monkeypatch.setattr(guard_module, "PUBLIC_PORTS", frozenset(ports))
+    monkeypatch.setattr(guard_module, "is_public_address", lambda address: str(address) == "127.0.0.1")
     with GuardedFetcher(fetch_settings.model_copy(update={"allow_private_networks": False})) as guarded:
         result = guarded.fetch(server.url("/feed"))
     assert result.error is not None and result.error.kind is ErrorKind.HARD

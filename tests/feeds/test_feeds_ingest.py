@@ -16,12 +16,16 @@ import pytest
 from feeds_support import Item, LoopbackServer, rss, send, write_feeds_file
 from sqlalchemy import func, select
 
-from db.models import Article, ArticleSighting, Feed, FeedFetch, Tombstone
-from narrwatch import ingest
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, ArticleSighting, Feed, FeedFetch, Tombstone
 from narrwatch.domain.polling import HealthState
 from narrwatch.domain.text import story_key
-from narrwatch.feeds.extract import EXTRACTOR
+from narrwatch.steps.poll import decide as decide_mod
+from narrwatch.steps.poll import operate as operate_mod
+from narrwatch.steps.poll import persist as persist_mod
+from narrwatch.steps.poll import poll as poll_mod
+from narrwatch.steps.poll import sync as sync_mod
+from narrwatch.steps.poll.extract import EXTRACTOR
 
 pytestmark = pytest.mark.db
 
@@ -42,7 +46,7 @@ def setup(ctx: AppContext, tmp_path: Path) -> Setup:
         ctx.settings = ctx.settings.model_copy(
             update={"feeds_file": path, "fetch_deadline_s": 1.5, **settings}
         )
-        ingest.sync_feeds(ctx, NOW)
+        sync_mod.sync_feeds(ctx, NOW)
         return ctx
 
     return _setup
@@ -117,7 +121,7 @@ def test_cyrillic_and_latin_titles_of_one_outlet_are_one_article_with_two_sighti
             {"id": "other", "url": other},
         ]
     )
-    report = ingest.poll_feeds(ctx, NOW)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.feeds_failed == 0 and report.new_sightings == 3
     stored = articles(ctx)
     sputnik = [article for article in stored if article.outlet == "sputnik"]
@@ -145,7 +149,7 @@ def test_one_url_with_and_without_tracking_parameters_is_one_article_with_two_si
             {"id": "n1-politics", "outlet": "n1", "url": second},
         ]
     )
-    ingest.poll_feeds(ctx, NOW)
+    poll_mod.poll_feeds(ctx, NOW)
     [article] = articles(ctx)
     assert article.canonical_url == "https://n1.example/vesti/budzet-usvojen"
     assert len(article.sightings) == 2
@@ -162,7 +166,7 @@ def test_article_fields(server: LoopbackServer, setup: Setup) -> None:
         "<p>Влада Србије је на данашњој седници <b>усвојила</b> предлог закона.</p><script>x()</script>",
     )
     ctx = setup([{"id": "rts-cyr", "outlet": "rts", "url": server.serve("/f", rss([item]))}])
-    ingest.poll_feeds(ctx, NOW)
+    poll_mod.poll_feeds(ctx, NOW)
     [article] = articles(ctx)
     assert article.title == item.title and article.url == item.link
     assert article.text == "Влада Србије је на данашњој седници усвојила предлог закона."
@@ -182,7 +186,7 @@ def test_undated_and_future_entries_fall_back_to_the_fetch_time(server: Loopback
         ),
     ]
     ctx = setup([{"id": "x", "url": server.serve("/f", rss(items))}])
-    report = ingest.poll_feeds(ctx, NOW)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.undated_entries == 1
     for article in articles(ctx):
         assert article.published_at == NOW and article.published_estimated
@@ -212,7 +216,7 @@ def test_failing_feeds_never_stop_the_others_and_health_says_why(
     ctx = setup(
         [{"id": feed_id, "url": url} for feed_id, url in feeds.items()], fetch_max_body_bytes=10 * 1024 * 1024
     )
-    report = ingest.poll_feeds(ctx, NOW)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.feeds_polled == 6 and report.feeds_failed == 5 and report.new_articles == 1
     assert report.failures_by_kind == {"temporary": 2, "soft": 3}
     expected = {
@@ -222,7 +226,7 @@ def test_failing_feeds_never_stop_the_others_and_health_says_why(
         "garbage": "soft: parse: not a feed",
         "bomb": "soft: fetch: body larger than 10485760 bytes after decompression",
     }
-    health = {row.id: row for row in ingest.feed_health(ctx, NOW)}
+    health = {row.id: row for row in operate_mod.feed_health(ctx, NOW)}
     for feed_id, reason in expected.items():
         assert reason in (health[feed_id].last_error or ""), (feed_id, health[feed_id].last_error)
         assert health[feed_id].state is HealthState.DEGRADED and health[feed_id].last_success_at is None
@@ -262,10 +266,10 @@ def test_unchanged_repoll_stores_nothing_new(server: LoopbackServer, setup: Setu
             },
         ]
     )
-    first = ingest.poll_feeds(ctx, NOW)
+    first = poll_mod.poll_feeds(ctx, NOW)
     assert first.new_articles == 10
     before = (count(ctx, Article), count(ctx, ArticleSighting))
-    again = ingest.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
+    again = poll_mod.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
     assert (count(ctx, Article), count(ctx, ArticleSighting)) == before
     assert again.new_articles == 0 and again.new_sightings == 0 and again.feeds_failed == 0
     assert again.feeds_not_modified == 1 and again.feeds_unchanged == 1
@@ -279,9 +283,9 @@ def test_changed_feed_adds_only_new_items(server: LoopbackServer, setup: Setup) 
     old = [Item("Prva vest o vremenskoj prognozi danas", "https://x.example/1", "1", EARLIER)]
     server.serve("/f", rss(old))
     ctx = setup([{"id": "x", "url": server.url("/f")}])
-    ingest.poll_feeds(ctx, NOW)
+    poll_mod.poll_feeds(ctx, NOW)
     server.serve("/f", rss([Item("Druga vest o saobraćaju u gradu", "https://x.example/2", "2", NOW), *old]))
-    report = ingest.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
+    report = poll_mod.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
     assert report.new_articles == 1 and report.duplicates == {"entry_key": 1}
     assert count(ctx, Article) == 2 and feed_row(ctx, "x").last_new_item_at == NOW + dt.timedelta(hours=1)
 
@@ -292,13 +296,13 @@ def test_unusable_guids_switch_the_feed_to_link_keys(server: LoopbackServer, set
         for n in range(4)
     ]
     ctx = setup([{"id": "x", "url": server.serve("/f", rss(items))}])
-    report = ingest.poll_feeds(ctx, NOW)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.new_articles == 4
     assert feed_row(ctx, "x").guid_unreliable
     with ctx.transaction() as session:
         keys = session.scalars(select(ArticleSighting.entry_key)).all()
     assert len(keys) == 4 and all(key.startswith("link:") for key in keys)
-    again = ingest.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
+    again = poll_mod.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
     assert again.new_sightings == 0  # unchanged body: nothing to do
 
 
@@ -309,7 +313,7 @@ def test_a_rare_repeated_guid_is_told_apart_by_link(server: LoopbackServer, setu
     ]
     items.append(Item("Vest sa ponovljenim identifikatorom danas", "https://x.example/extra", "g0", EARLIER))
     ctx = setup([{"id": "x", "url": server.serve("/f", rss(items))}])
-    assert ingest.poll_feeds(ctx, NOW).new_articles == 41
+    assert poll_mod.poll_feeds(ctx, NOW).new_articles == 41
     assert not feed_row(ctx, "x").guid_unreliable  # 1 of 41 is under FreshRSS's 5%
 
 
@@ -337,7 +341,7 @@ def test_tombstoned_urls_are_not_stored_again(server: LoopbackServer, setup: Set
     )
     with ctx.transaction() as session:
         session.add(Tombstone(canonical_url="https://x.example/old", article_id=99, deleted_at=EARLIER))
-    report = ingest.poll_feeds(ctx, NOW)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.tombstoned == 1 and [a.canonical_url for a in articles(ctx)] == ["https://x.example/new"]
 
 
@@ -354,7 +358,7 @@ def test_title_dedup_holds_only_within_the_window(server: LoopbackServer, setup:
         ),
     )
     ctx = setup([{"id": "x", "url": server.url("/f")}])
-    report = ingest.poll_feeds(ctx, NOW)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.new_articles == 2 and report.duplicates["title"] == 1
     assert count(ctx, ArticleSighting) == 3
 
@@ -383,7 +387,7 @@ def test_poll_is_idempotent_and_a_crash_in_one_feed_is_recovered_by_a_rerun(
         for n in range(3)
     ]
     ctx = setup(feeds)
-    real_persist = ingest.persist_plan
+    real_persist = persist_mod.persist_plan
 
     def crash_for_f1(session: Any, feed_id: str, *args: Any) -> Any:
         result = real_persist(session, feed_id, *args)
@@ -391,16 +395,16 @@ def test_poll_is_idempotent_and_a_crash_in_one_feed_is_recovered_by_a_rerun(
             raise RuntimeError("disk full")  # after writing: the transaction must roll back
         return result
 
-    monkeypatch.setattr(ingest, "persist_plan", crash_for_f1)
-    report = ingest.poll_feeds(ctx, NOW)
+    monkeypatch.setattr(persist_mod, "persist_plan", crash_for_f1)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.feeds_failed == 1 and "store: RuntimeError: disk full" in report.failures["f1"]
     assert count(ctx, Article) == 6
     assert "disk full" in (feed_row(ctx, "f1").last_error or "")
-    monkeypatch.setattr(ingest, "persist_plan", real_persist)
-    rerun = ingest.poll_feeds(ctx, NOW + dt.timedelta(minutes=5), force=True)
+    monkeypatch.setattr(persist_mod, "persist_plan", real_persist)
+    rerun = poll_mod.poll_feeds(ctx, NOW + dt.timedelta(minutes=5), force=True)
     assert rerun.new_articles == 3 and count(ctx, Article) == 9 and count(ctx, ArticleSighting) == 9
     assert feed_row(ctx, "f1").last_error is None
-    third = ingest.poll_feeds(ctx, NOW + dt.timedelta(minutes=10), force=True)
+    third = poll_mod.poll_feeds(ctx, NOW + dt.timedelta(minutes=10), force=True)
     assert third.new_articles == 0 and count(ctx, Article) == 9 and count(ctx, ArticleSighting) == 9
 
 
@@ -418,12 +422,12 @@ def test_two_feeds_of_one_outlet_racing_store_each_article_once(
             {"id": "two", "outlet": "same", "url": server.serve("/two", rss(shared[::-1]))},
         ]
     )
-    blind = ingest.Lookups(frozenset(), {}, frozenset(), {})
-    monkeypatch.setattr(ingest, "_load_lookups", lambda *args: blind)
+    blind = decide_mod.Lookups(frozenset(), {}, frozenset(), {})
+    monkeypatch.setattr(persist_mod, "_load_lookups", lambda *args: blind)
     other = AppContext.from_settings(ctx.settings)  # a second process on the same store
     try:
         threads = [
-            threading.Thread(target=ingest.poll_feeds, args=(context, NOW), kwargs={"feed_ids": [feed_id]})
+            threading.Thread(target=poll_mod.poll_feeds, args=(context, NOW), kwargs={"feed_ids": [feed_id]})
             for context, feed_id in ((ctx, "one"), (other, "two"))
         ]
         for thread in threads:
@@ -448,7 +452,7 @@ def test_sync_keeps_state_marks_removed_feeds_and_resets_moved_ones(
             {"id": "b", "url": server.serve("/b", body)},
         ]
     )
-    ingest.poll_feeds(ctx, NOW)
+    poll_mod.poll_feeds(ctx, NOW)
     assert feed_row(ctx, "a").etag == '"e"'
     path = write_feeds_file(
         Path(ctx.settings.feeds_file),
@@ -458,15 +462,15 @@ def test_sync_keeps_state_marks_removed_feeds_and_resets_moved_ones(
         ],
     )
     assert path == Path(ctx.settings.feeds_file)
-    report = ingest.sync_feeds(ctx, NOW)
+    report = sync_mod.sync_feeds(ctx, NOW)
     assert report.added == ["c"] and report.removed == ["b"] and report.updated == ["a"]
     moved, removed = feed_row(ctx, "a"), feed_row(ctx, "b")
     assert moved.etag is None and moved.body_hash is None and moved.name == "A moved"
     assert moved.last_success_at == NOW  # health history is kept
     assert not removed.in_config
-    polled = ingest.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
+    polled = poll_mod.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
     assert polled.feeds_due == 2  # b is no longer polled
-    assert ingest.sync_feeds(ctx, NOW).as_dict()["updated"] == 0  # nothing changed: nothing updated
+    assert sync_mod.sync_feeds(ctx, NOW).as_dict()["updated"] == 0  # nothing changed: nothing updated
 
 
 def test_selection_by_group_shard_ids_pause_and_due_time(server: LoopbackServer, setup: Setup) -> None:
@@ -481,19 +485,19 @@ def test_selection_by_group_shard_ids_pause_and_due_time(server: LoopbackServer,
         for n in range(6)
     ]
     ctx = setup(feeds, groups={"a": {"schedule": "@hourly"}, "b": {}})
-    assert ingest.poll_feeds(ctx, NOW, group="a").feeds_due == 3
-    assert ingest.poll_feeds(ctx, NOW, group="a").feeds_due == 0  # not due again yet
-    shards = [ingest.poll_feeds(ctx, NOW, shard=s, shards=3, force=True).feeds_due for s in range(3)]
+    assert poll_mod.poll_feeds(ctx, NOW, group="a").feeds_due == 3
+    assert poll_mod.poll_feeds(ctx, NOW, group="a").feeds_due == 0  # not due again yet
+    shards = [poll_mod.poll_feeds(ctx, NOW, shard=s, shards=3, force=True).feeds_due for s in range(3)]
     assert sum(shards) == 6 and max(shards) < 6
-    picked = ingest.poll_feeds(ctx, NOW, feed_ids=["f1", "nope"], force=True)
+    picked = poll_mod.poll_feeds(ctx, NOW, feed_ids=["f1", "nope"], force=True)
     assert picked.feeds_due == 1 and picked.unknown_feed_ids == ["nope"]
-    ingest.set_paused(ctx, "f4", True)
-    paused = ingest.poll_feeds(ctx, NOW, group="b", force=True)
+    operate_mod.set_paused(ctx, "f4", True)
+    paused = poll_mod.poll_feeds(ctx, NOW, group="b", force=True)
     assert paused.feeds_paused == 1 and paused.feeds_due == 2
     with pytest.raises(ValueError):
-        ingest.poll_feeds(ctx, NOW, shard=1)
+        poll_mod.poll_feeds(ctx, NOW, shard=1)
     with pytest.raises(ValueError):
-        ingest.poll_feeds(ctx, NOW, shard=3, shards=3)
+        poll_mod.poll_feeds(ctx, NOW, shard=3, shards=3)
 
 
 def test_operator_pause_resume_and_reset(server: LoopbackServer, setup: Setup) -> None:
@@ -503,26 +507,26 @@ def test_operator_pause_resume_and_reset(server: LoopbackServer, setup: Setup) -
             {"id": "frozen", "url": server.url("/missing-too"), "poll": {"paused": True}},
         ]
     )
-    ingest.poll_feeds(ctx, NOW)
+    poll_mod.poll_feeds(ctx, NOW)
     assert feed_row(ctx, "x").consecutive_failures == 1
-    assert ingest.poll_feeds(ctx, NOW + dt.timedelta(minutes=1)).feeds_due == 0  # backing off
-    ingest.reset_feed(ctx, "x")
+    assert poll_mod.poll_feeds(ctx, NOW + dt.timedelta(minutes=1)).feeds_due == 0  # backing off
+    operate_mod.reset_feed(ctx, "x")
     row = feed_row(ctx, "x")
     assert row.consecutive_failures == 0 and row.last_error is None and row.next_poll_at is None
-    assert ingest.poll_feeds(ctx, NOW + dt.timedelta(minutes=2)).feeds_due == 1
-    ingest.set_paused(ctx, "x", True)
-    health = {row.id: row.state for row in ingest.feed_health(ctx, NOW)}
+    assert poll_mod.poll_feeds(ctx, NOW + dt.timedelta(minutes=2)).feeds_due == 1
+    operate_mod.set_paused(ctx, "x", True)
+    health = {row.id: row.state for row in operate_mod.feed_health(ctx, NOW)}
     assert health == {"x": HealthState.PAUSED, "frozen": HealthState.PAUSED}
-    ingest.set_paused(ctx, "x", False)
+    operate_mod.set_paused(ctx, "x", False)
     with pytest.raises(ValueError, match="paused in feeds.yaml"):
-        ingest.set_paused(ctx, "frozen", False)
-    with pytest.raises(ingest.UnknownFeedError):
-        ingest.reset_feed(ctx, "nope")
+        operate_mod.set_paused(ctx, "frozen", False)
+    with pytest.raises(sync_mod.UnknownFeedError):
+        operate_mod.reset_feed(ctx, "nope")
 
 
 def test_retry_after_postpones_the_next_poll(server: LoopbackServer, setup: Setup) -> None:
     ctx = setup([{"id": "x", "url": server.serve("/f", b"busy", 503, {"Retry-After": "7200"})}])
-    ingest.poll_feeds(ctx, NOW)
+    poll_mod.poll_feeds(ctx, NOW)
     row = feed_row(ctx, "x")
     assert row.retry_after_until == NOW + dt.timedelta(seconds=7200)
     assert row.next_poll_at is not None and row.next_poll_at >= NOW + dt.timedelta(seconds=7200)
@@ -549,10 +553,10 @@ def test_a_feed_without_new_items_turns_silent(server: LoopbackServer, setup: Se
             }
         ]
     )
-    ingest.poll_feeds(ctx, NOW)
+    poll_mod.poll_feeds(ctx, NOW)
     later = NOW + dt.timedelta(days=2)
-    ingest.poll_feeds(ctx, later, force=True)
-    [health] = ingest.feed_health(ctx, later)
+    poll_mod.poll_feeds(ctx, later, force=True)
+    [health] = operate_mod.feed_health(ctx, later)
     assert health.state is HealthState.SILENT and health.last_success_at == later
     assert health.last_new_item_at == NOW
 
@@ -589,7 +593,7 @@ def test_full_text_is_fetched_for_new_articles(server: LoopbackServer, setup: Se
             }
         ]
     )
-    report = ingest.poll_feeds(ctx, NOW)
+    report = poll_mod.poll_feeds(ctx, NOW)
     assert report.full_text_fetched == 1
     [article] = articles(ctx)
     assert (
@@ -598,5 +602,5 @@ def test_full_text_is_fetched_for_new_articles(server: LoopbackServer, setup: Se
         and article.summary == "Kratak sažetak."
     )
     assert server.hits("/clanak") == 1
-    ingest.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
+    poll_mod.poll_feeds(ctx, NOW + dt.timedelta(hours=1), force=True)
     assert server.hits("/clanak") == 1  # known articles are not fetched again

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from narrwatch.domain.text import transliterate_serbian
-from narrwatch.feeds.language import BCMS_CODES, DETECTOR, detect_language, is_bcms
+from narrwatch.steps.poll.language import BCMS_CODES, DETECTOR, detect_language, is_bcms
 
 SERBIAN_ALPHABET = "абвгдђежзијклљмнњопрстћуфхцчџш"
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_feeds_parse_golden import check_invariants
 
-from narrwatch.feeds.isolate import IsolatedRunner
-from narrwatch.feeds.parse import FeedParseError, FeedParser, decode_document
+from narrwatch.steps.poll.isolate import IsolatedRunner
+from narrwatch.steps.poll.parse import FeedParseError, FeedParser, decode_document
 
 FIXTURE_BODIES = [
     path.read_bytes() for path in sorted(FIXTURES.iterdir()) if not path.name.endswith(".expected.json")

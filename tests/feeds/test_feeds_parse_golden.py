@@ -19,8 +19,8 @@ from feeds_support import FIXTURES
 
 from narrwatch.domain.types import ParsedFeed
 from narrwatch.domain.urls import is_http_url
-from narrwatch.feeds.isolate import IsolatedRunner
-from narrwatch.feeds.parse import MAX_TITLE_CHARS, FeedParser, is_feed
+from narrwatch.steps.poll.isolate import IsolatedRunner
+from narrwatch.steps.poll.parse import MAX_TITLE_CHARS, FeedParser, is_feed
 
 REGENERATE = os.environ.get("NARRWATCH_REGEN_GOLDEN") == "1"
 

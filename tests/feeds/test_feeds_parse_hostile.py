@@ -16,8 +16,8 @@ import pytest
 from feeds_support import Item, LoopbackServer, rss
 
 from narrwatch.domain.types import ParsedFeed
-from narrwatch.feeds.isolate import IsolatedRunner, TaskFailed
-from narrwatch.feeds.parse import MAX_AUTHOR_FIELD_CHARS, MAX_TITLE_CHARS, FeedParseError, FeedParser
+from narrwatch.steps.poll.isolate import IsolatedRunner, TaskFailed
+from narrwatch.steps.poll.parse import MAX_AUTHOR_FIELD_CHARS, MAX_TITLE_CHARS, FeedParseError, FeedParser
 
 TIME_LIMIT_S = 10.0
 MEMORY_LIMIT = 200 * 1024 * 1024

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from narrwatch.feeds.registry import FeedsFileError, load_feeds_file
+from narrwatch.steps.poll.registry import FeedsFileError, load_feeds_file
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "feeds.yaml"
@@ -130,7 +130,7 @@ def test_defaults_and_normalisation(tmp_path: Path) -> None:
 
 def test_registry_import_stays_light() -> None:
     code = (
-        "import sys, narrwatch.feeds.registry as r; r.load_feeds_file(sys.argv[1]);"
+        "import sys, narrwatch.steps.poll.registry as r; r.load_feeds_file(sys.argv[1]);"
         "names = ('sqlalchemy', 'httpx', 'feedparser', 'urllib3', 'torch', 'numpy');"
         "heavy = [m for m in names if m in sys.modules];"
         "print(','.join(heavy))"

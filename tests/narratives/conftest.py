@@ -16,7 +16,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="session")
 def encoder(model_cache_dir: Path) -> Encoder:
-    from embeddings.encoder import load_encoder
+    from narrwatch.embeddings.encoder import load_encoder
 
     settings = Settings(data_dir=model_cache_dir.parent, models_dir=model_cache_dir, _env_file=None)  # type: ignore[call-arg]
     return load_encoder(settings)

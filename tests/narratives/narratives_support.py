@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from db.models import Article, Feed
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, Feed
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -71,7 +71,7 @@ def store_articles(
 
 
 def embed(ctx: AppContext, now: dt.datetime = T0 + dt.timedelta(days=10)) -> None:
-    from narrwatch.vectorize import embed_pending
+    from narrwatch.steps.embed.embed import embed_pending
 
     report = embed_pending(ctx, now)
     assert report.pending == 0

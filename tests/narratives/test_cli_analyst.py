@@ -14,9 +14,12 @@ import typer
 from narratives_support import NATO_TEXT, RUSSIA_TEXT, T0, WEATHER_TEXT, embed, store_articles
 from typer.testing import CliRunner
 
-from narrwatch import cli_narratives, config, matching
-from narrwatch.cli_narratives import register
+from narrwatch import config
+from narrwatch.cli import narratives as cli_narratives
+from narrwatch.cli.narratives import register
 from narrwatch.context import AppContext
+from narrwatch.db import rules as rules_mod
+from narrwatch.steps.match import match as matching
 
 pytestmark = pytest.mark.db
 
@@ -124,4 +127,4 @@ def test_backtest_review_label_calibrate(cli: typer.Typer, nctx: AppContext) -> 
 
 def _report_rows(ctx: AppContext) -> list[object]:
     with ctx.transaction() as session:
-        return list(session.scalars(matching.active_matches_query()))
+        return list(session.scalars(rules_mod.counted_matches_query()))

@@ -10,12 +10,12 @@ import typer
 from typer.testing import CliRunner
 
 from narrwatch import config
-from narrwatch.cli_eval import eval_app
-from narrwatch.cli_narratives import register
+from narrwatch.cli.eval import eval_app
+from narrwatch.cli.narratives import register
 from narrwatch.config import Settings
-from narrwatch.evaluation import EvalDataError, eval_match, figures, read_eval_articles
-from narrwatch.narratives import load_narratives
+from narrwatch.eval.match import EvalDataError, eval_match, figures, read_eval_articles
 from narrwatch.ports import Encoder
+from narrwatch.steps.match.seeds import load_narratives
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "eval_tiny.jsonl"

@@ -20,10 +20,17 @@ from narratives_support import (
 )
 from sqlalchemy import delete, func, select
 
-from db.models import Match, MatchState, NarrativeVersion, Passage
-from narrwatch import matching
+from narrwatch.analyst import backtest as backtest_mod
+from narrwatch.analyst import calibrate as calibrate_mod
+from narrwatch.analyst import label as label_mod
+from narrwatch.analyst import review as review_mod
+from narrwatch.analyst import try_text as try_text_mod
 from narrwatch.context import AppContext
-from narrwatch.vectorize import collection_for
+from narrwatch.db import rules as rules_mod
+from narrwatch.db.models import Match, MatchState, NarrativeVersion, Passage
+from narrwatch.embeddings.collections import collection_for
+from narrwatch.steps.match import match as matching
+from narrwatch.steps.match import versions as versions_mod
 
 pytestmark = pytest.mark.db
 
@@ -108,9 +115,9 @@ def test_editing_a_seed_makes_a_new_version_and_rematches(
     [(first_version, first_hash)] = versions(nctx, "nato-aggressor")
     assert first_version == 1
     edit_seed(seeds_dir, "nato-aggressor", thresholds={"suggest": 0.4, "confirm": 0.99})
-    report = matching.sync_narratives(nctx, NOW)
+    report = versions_mod.sync_narratives(nctx, NOW)
     assert report.created == ["nato-aggressor@2"] and report.unchanged == 3
-    assert matching.sync_narratives(nctx, NOW).created == []  # nothing new the second time
+    assert versions_mod.sync_narratives(nctx, NOW).created == []  # nothing new the second time
     result = matching.match_articles(nctx, *WINDOW, NOW)
     assert result.articles_scored == len(matched)  # the seeds changed: every article is stale
     row = stored_matches(nctx)[(nato, "nato-aggressor")]
@@ -119,7 +126,7 @@ def test_editing_a_seed_makes_a_new_version_and_rematches(
         assert session.get(NarrativeVersion, row.narrative_version_id).version == 2  # type: ignore[union-attr]
     # Back to the first content: that version's row comes back with the next number.
     edit_seed(seeds_dir, "nato-aggressor", thresholds={"suggest": 0.4, "confirm": 0.55})
-    assert matching.sync_narratives(nctx, NOW).reactivated == ["nato-aggressor@3"]
+    assert versions_mod.sync_narratives(nctx, NOW).reactivated == ["nato-aggressor@3"]
     assert dict(versions(nctx, "nato-aggressor"))[3] == first_hash
 
 
@@ -149,7 +156,7 @@ def test_recompute_replaces_only_its_window(nctx: AppContext, seeds_dir: Path) -
     edit_seed(
         seeds_dir, "nato-aggressor", description="NATO is called an aggressor and an occupier in the Balkans."
     )
-    matching.sync_narratives(nctx, NOW)
+    versions_mod.sync_narratives(nctx, NOW)
     matching.match_articles(nctx, T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=2), NOW, recompute=True)
     found = stored_matches(nctx)
     with nctx.transaction() as session:
@@ -214,24 +221,25 @@ def test_rejecting_a_match_removes_it_from_the_report_and_moves_the_threshold(
     weakest = rows[-1]
     assert weakest.score < rows[-2].score
 
-    too_few = matching.calibrate(nctx, "nato-aggressor", 0.9, NOW, min_verdicts=3)
+    too_few = calibrate_mod.calibrate(nctx, "nato-aggressor", 0.9, NOW, min_verdicts=3)
     assert not too_few.stored and "too few verdicts: 0" in too_few.message
 
     for row in rows[:-1]:
-        matching.label_match(nctx, row.id, "confirm", NOW)
-    labelled = matching.label_match(nctx, weakest.id, "reject", NOW, note="reports the claim")
+        label_mod.label_match(nctx, row.id, "confirm", NOW)
+    labelled = label_mod.label_match(nctx, weakest.id, "reject", NOW, note="reports the claim")
     assert labelled.replaced is None
-    assert matching.pending_reviews(nctx, narrative_id="nato-aggressor") == []
+    assert review_mod.pending_reviews(nctx, narrative_id="nato-aggressor") == []
 
     def in_report() -> set[int]:
         with nctx.transaction() as session:
             return {
-                m.id for m in session.scalars(matching.active_matches_query(narrative_ids=["nato-aggressor"]))
+                m.id
+                for m in session.scalars(rules_mod.counted_matches_query(narrative_ids=["nato-aggressor"]))
             }
 
     assert weakest.id not in in_report() and rows[0].id in in_report()
 
-    result = matching.calibrate(nctx, "nato-aggressor", 0.9, NOW, min_verdicts=3)
+    result = calibrate_mod.calibrate(nctx, "nato-aggressor", 0.9, NOW, min_verdicts=3)
     assert result.stored and result.n_confirmed == 3 and result.n_rejected == 1
     assert result.previous is not None and result.previous["confirm"] == 0.3
     assert weakest.score < result.confirm <= rows[-2].score + 1e-6  # type: ignore[operator]
@@ -242,40 +250,40 @@ def test_rejecting_a_match_removes_it_from_the_report_and_moves_the_threshold(
     after = stored_matches(nctx)[(weakest.article_id, "nato-aggressor")]
     assert after.level == "suggest" and after.threshold_confirm == result.confirm
     # A verdict outlives the recomputed row, and a second verdict replaces the first.
-    assert matching.label_match(nctx, after.id, "confirm", NOW).replaced == "reject"
+    assert label_mod.label_match(nctx, after.id, "confirm", NOW).replaced == "reject"
     assert after.id in in_report()
 
 
 def test_label_an_unknown_match(nctx: AppContext) -> None:
-    with pytest.raises(matching.MatchNotFound, match="no match with id 999"):
-        matching.label_match(nctx, 999, "reject", NOW)
+    with pytest.raises(label_mod.MatchNotFound, match="no match with id 999"):
+        label_mod.label_match(nctx, 999, "reject", NOW)
 
 
 def test_backtest_agrees_with_match_and_shows_the_difference(
     nctx: AppContext, seeds_dir: Path, matched: list[int]
 ) -> None:
-    same = matching.backtest(nctx, "kosovo-mafia", 30, NOW)
+    same = backtest_mod.backtest(nctx, "kosovo-mafia", 30, NOW)
     assert same.total == 1 and same.top[0].article_id == matched[2] and same.top[0].evidence_text
     assert (same.added, same.removed, same.level_changed) == ([], [], [])
     assert same.per_day == {"2025-03-01": {"suggest": 0, "confirm": 1}} and same.stored_versions == [1]
     # A draft edit on disk: the backtest shows what would change before it goes live.
     edit_seed(seeds_dir, "kosovo-illegitimate", thresholds={"suggest": 0.99, "confirm": 0.99})
-    stricter = matching.backtest(nctx, "kosovo-illegitimate", 30, NOW)
+    stricter = backtest_mod.backtest(nctx, "kosovo-illegitimate", 30, NOW)
     assert stricter.removed == [matched[1], matched[2]] and stricter.added == []
     edit_seed(seeds_dir, "kosovo-illegitimate", thresholds={"suggest": -0.9, "confirm": 0.99})
-    looser = matching.backtest(nctx, "kosovo-illegitimate", 30, NOW)
+    looser = backtest_mod.backtest(nctx, "kosovo-illegitimate", 30, NOW)
     assert set(looser.added) == set(matched) - {matched[1], matched[2]}
     assert looser.level_changed == [matched[1], matched[2]]  # confirmed before, only suggested now
     # Outside the window nothing is found.
-    assert matching.backtest(nctx, "kosovo-mafia", 1, NOW).total == 0
+    assert backtest_mod.backtest(nctx, "kosovo-mafia", 1, NOW).total == 0
 
 
 def test_test_text_scores_every_seed_with_evidence(nctx: AppContext, seeds_dir: Path) -> None:
     edit_seed(seeds_dir, "russia-true-friend", status="draft")
-    result = matching.test_text(nctx, "Weather first. " * 3 + "\n\n" + RUSSIA_TEXT, title="Brothers")
+    result = try_text_mod.test_text(nctx, "Weather first. " * 3 + "\n\n" + RUSSIA_TEXT, title="Brothers")
     best = result.seeds[0]
     assert best.narrative_id == "russia-true-friend" and best.status == "draft" and best.level == "confirm"
     assert RUSSIA_TEXT in best.evidence_text and best.keyword_hits == ["brothers"]
     assert [s.score for s in result.seeds] == sorted((s.score for s in result.seeds), reverse=True)
     with pytest.raises(ValueError, match="empty"):
-        matching.test_text(nctx, "   ")
+        try_text_mod.test_text(nctx, "   ")

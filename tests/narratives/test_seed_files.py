@@ -10,8 +10,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from narrwatch.cli_narratives import register
-from narrwatch.narratives import NarrativeError, check_narratives, load_narratives, scaffold
+from narrwatch.cli.narratives import register
+from narrwatch.steps.match.seeds import NarrativeError, check_narratives, load_narratives, scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_SEEDS = Path(__file__).parent / "fixtures" / "seeds"

@@ -12,7 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from db.models import (
+from narrwatch.context import AppContext
+from narrwatch.db.models import (
     Article,
     Cluster,
     ClusterMember,
@@ -24,7 +25,6 @@ from db.models import (
     RisingFlag,
     Verdict,
 )
-from narrwatch.context import AppContext
 
 DAY = dt.date(2025, 3, 12)
 NOW = dt.datetime(2025, 3, 13, 6, 0, tzinfo=dt.UTC)

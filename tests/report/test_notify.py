@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from report_fixtures import DAY, NOW, RISING_TITLE, build_report_fixture
 
-from db.models import Article
-from narrwatch import notify
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
-from narrwatch.notify import NotificationError, notify_report, slack_text
-from narrwatch.report import render_report
+from narrwatch.db.models import Article
+from narrwatch.ops import notify
+from narrwatch.ops.notify import NotificationError, notify_report, slack_text
+from narrwatch.steps.report import render_report
 
 pytestmark = pytest.mark.db
 

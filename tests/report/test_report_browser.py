@@ -24,8 +24,8 @@ import pytest
 from report_fixtures import DAY, NOW, RISING_SEED, RISING_TITLE, Hostile, build_report_fixture
 
 from narrwatch.context import AppContext
-from narrwatch.report import render_report
-from narrwatch.report.render import CSP
+from narrwatch.steps.report import render_report
+from narrwatch.steps.report.render import CSP
 
 pytestmark = pytest.mark.db
 

@@ -8,9 +8,9 @@ import json
 import pytest
 from report_fixtures import CLUSTER_ID, DAY, NOW, RISING_SEED, build_report_fixture
 
-from db.models import DailyCount
 from narrwatch.context import AppContext
-from narrwatch.report import render_report
+from narrwatch.db.models import DailyCount
+from narrwatch.steps.report import render_report
 
 pytestmark = pytest.mark.db
 

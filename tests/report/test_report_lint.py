@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from narrwatch.report import render
+from narrwatch.steps.report import render
 
 REPORT_DIR = Path(render.__file__).resolve().parent
 

@@ -25,12 +25,12 @@ from report_fixtures import (
 )
 
 from narrwatch.context import AppContext
-from narrwatch.report import render_report
-from narrwatch.report.render import CSP
+from narrwatch.steps.report import render_report
+from narrwatch.steps.report.render import CSP
 
 pytestmark = pytest.mark.db
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "narrwatch" / "report" / "report.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "narrwatch" / "steps" / "report" / "report.schema.json"
 ACTIVE_TAGS = {"script", "iframe", "img", "object", "embed", "link", "base", "form", "frame", "video"}
 
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from narrwatch.report.charts import nice_ceiling, trend_geometry
-from narrwatch.report.markdown import code, sparkline
-from narrwatch.report.safety import markdown_link, markdown_text, plain_text, safe_url
+from narrwatch.steps.report.charts import nice_ceiling, trend_geometry
+from narrwatch.steps.report.markdown import code, sparkline
+from narrwatch.steps.report.safety import markdown_link, markdown_text, plain_text, safe_url
 
 MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+!|~&")
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from db.models import Article, Feed
+from narrwatch.db.models import Article, Feed
 
 DATA = Path(__file__).resolve().parent / "data"
 STORIES = DATA / "stories.jsonl"
@@ -104,7 +104,7 @@ def add_article(
 
 
 def add_seed_version(session: Any, narrative_id: str, created_at: dt.datetime) -> int:
-    from db.models import NarrativeVersion
+    from narrwatch.db.models import NarrativeVersion
 
     row = NarrativeVersion(
         narrative_id=narrative_id,
@@ -132,7 +132,7 @@ def add_match(
     level: str = "confirm",
     score: float = 0.8,
 ) -> Any:
-    from db.models import Match
+    from narrwatch.db.models import Match
 
     match = Match(
         article_id=article.id,
@@ -158,7 +158,7 @@ def add_match(
 
 
 def add_verdict(session: Any, match: Any, verdict: str) -> None:
-    from db.models import Verdict
+    from narrwatch.db.models import Verdict
 
     session.add(
         Verdict(

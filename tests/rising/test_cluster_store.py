@@ -9,13 +9,15 @@ import pytest
 from rising_support import HashingEncoder, add_article, add_match, add_seed_version, add_verdict, load_stories
 from sqlalchemy import delete, select, update
 
-from db.models import Article, Cluster, ClusterMember
-from narrwatch import vectorize
-from narrwatch.clustering import ClusteringError, cluster_unmatched, promote_cluster
+from narrwatch.analyst.promote import promote_cluster
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import Article, Cluster, ClusterMember
 from narrwatch.domain.clustering import pairwise, resolve
-from narrwatch.narratives import parse_seed_file
+from narrwatch.embeddings import collections as collections_mod
+from narrwatch.steps.cluster.cluster import ClusteringError, cluster_unmatched
+from narrwatch.steps.embed import embed as vectorize
+from narrwatch.steps.match.seeds import parse_seed_file
 
 pytestmark = pytest.mark.db
 
@@ -129,7 +131,7 @@ def test_late_articles_keep_the_partition_close(hctx: AppContext) -> None:
 
     wipe_clusters(hctx)
     with hctx.transaction() as session:
-        from db.models import ArticleEmbedding
+        from narrwatch.db.models import ArticleEmbedding
 
         late_days = {row["published_at"].date() for row in rows if row["id"] in late_ids}
         hidden = [ids[i] for i in late_ids]
@@ -148,7 +150,7 @@ def test_articles_with_an_active_seed_match_are_not_clustered(hctx: AppContext) 
     rows = load_stories()[:12]
     ids = store(hctx, rows)
     vectorize.embed_pending(hctx, rows[-1]["published_at"])
-    collection = vectorize.collection_for(hctx.encoder)
+    collection = collections_mod.collection_for(hctx.encoder)
     with hctx.transaction() as session:
         version = add_seed_version(session, "nato-aggressor-balkans", rows[0]["published_at"])
         confirmed, suggested, rejected = (session.get(Article, ids[rows[i]["id"]]) for i in (0, 1, 2))

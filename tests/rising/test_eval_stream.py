@@ -11,7 +11,7 @@ import pytest
 from rising_support import STORIES, HashingEncoder
 from typer.testing import CliRunner
 
-from narrwatch.cli import app
+from narrwatch.cli.main import app
 from narrwatch.config import get_settings
 
 SEED_FILE = """\
@@ -35,9 +35,9 @@ OTHER = [
 @pytest.fixture
 def offline_eval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Configured stores in tmp_path (which eval must leave untouched) and the hashing encoder."""
-    import embeddings.encoder
+    import narrwatch.embeddings.encoder
 
-    monkeypatch.setattr(embeddings.encoder, "load_encoder", lambda settings: HashingEncoder())
+    monkeypatch.setattr(narrwatch.embeddings.encoder, "load_encoder", lambda settings: HashingEncoder())
     monkeypatch.setenv("NARRWATCH_DATA_DIR", str(tmp_path / "configured"))
     monkeypatch.setenv("NARRWATCH_CLUSTER_THRESHOLD", "0.2")
     get_settings.cache_clear()

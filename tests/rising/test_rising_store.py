@@ -8,9 +8,9 @@ import pytest
 from rising_support import add_article, add_match, add_seed_version, add_verdict
 from sqlalchemy import select
 
-from db.models import Cluster, ClusterMember, DailyCount, RisingFlag
 from narrwatch.context import AppContext
-from narrwatch.rising import detect_rising
+from narrwatch.db.models import Cluster, ClusterMember, DailyCount, RisingFlag
+from narrwatch.steps.detect.detect import detect_rising
 
 pytestmark = pytest.mark.db
 
@@ -166,7 +166,7 @@ def test_a_seed_younger_than_a_week_is_not_tested(ctx: AppContext) -> None:
         # its matches exist only from its creation on: older ones were never made
         from sqlalchemy import delete
 
-        from db.models import Match
+        from narrwatch.db.models import Match
 
         session.execute(delete(Match).where(Match.published_at < at(DAY - dt.timedelta(days=3), 0)))
     report = detect_rising(ctx, DAY, NOW)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import db.models
+import narrwatch.db.models
 
 revision: str = "0001_initial"
 down_revision: str | None = None
@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("target_precision", sa.Float(), nullable=False),
         sa.Column("n_verdicts", sa.Integer(), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("created_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("narrative_id", "collection", name=op.f("pk_calibrations")),
     )
     op.create_table(
@@ -40,14 +40,14 @@ def upgrade() -> None:
         sa.Column("collection", sa.String(length=200), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("merged_into", sa.Integer(), nullable=True),
-        sa.Column("merged_at", db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("merged_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("centroid", sa.JSON(), nullable=False),
         sa.Column("label", sa.Text(), nullable=False),
         sa.Column("representative_title", sa.Text(), nullable=False),
         sa.Column("representative_article_id", sa.Integer(), nullable=True),
-        sa.Column("first_seen_at", db.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_seen_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["merged_into"], ["clusters.id"], name=op.f("fk_clusters_merged_into_clusters")
         ),
@@ -89,16 +89,16 @@ def upgrade() -> None:
         sa.Column("last_modified", sa.Text(), nullable=True),
         sa.Column("body_hash", sa.String(length=64), nullable=True),
         sa.Column("guid_unreliable", sa.Boolean(), nullable=False),
-        sa.Column("next_poll_at", db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_poll_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("poll_interval_s", sa.Integer(), nullable=True),
         sa.Column("mean_item_gap_s", sa.Float(), nullable=True),
-        sa.Column("last_attempt_at", db.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_success_at", db.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_new_item_at", db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_attempt_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_new_item_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_status", sa.Integer(), nullable=True),
-        sa.Column("retry_after_until", db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("retry_after_until", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("items_total", sa.Integer(), nullable=False),
         sa.Column("undated_items_total", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feeds")),
@@ -117,7 +117,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("definition", sa.JSON(), nullable=False),
         sa.Column("source_file", sa.Text(), nullable=False),
-        sa.Column("created_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_narrative_versions")),
         sa.UniqueConstraint(
             "narrative_id", "content_hash", name=op.f("uq_narrative_versions_narrative_id_content_hash")
@@ -135,11 +135,11 @@ def upgrade() -> None:
         "pipeline_runs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("step", sa.String(length=40), nullable=False),
-        sa.Column("started_at", db.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(length=10), nullable=False),
-        sa.Column("window_start", db.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("window_end", db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("window_start", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("window_end", narrwatch.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("summary", sa.JSON(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pipeline_runs")),
@@ -164,7 +164,7 @@ def upgrade() -> None:
         sa.Column("n_articles", sa.Integer(), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("top_articles", sa.JSON(), nullable=False),
-        sa.Column("created_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rising_flags")),
         sa.UniqueConstraint(
             "day",
@@ -182,7 +182,7 @@ def upgrade() -> None:
         "tombstones",
         sa.Column("canonical_url", sa.String(length=2048), nullable=False),
         sa.Column("article_id", sa.Integer(), nullable=False),
-        sa.Column("deleted_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.String(length=40), nullable=False),
         sa.PrimaryKeyConstraint("canonical_url", name=op.f("pk_tombstones")),
     )
@@ -202,9 +202,9 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("text_source", sa.String(length=40), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
-        sa.Column("published_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("published_estimated", sa.Boolean(), nullable=False),
-        sa.Column("fetched_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fetched_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("story_key", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(["feed_id"], ["feeds.id"], name=op.f("fk_articles_feed_id_feeds")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_articles")),
@@ -222,7 +222,7 @@ def upgrade() -> None:
         "feed_fetches",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("feed_id", sa.String(length=100), nullable=False),
-        sa.Column("started_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
         sa.Column("outcome", sa.String(length=20), nullable=False),
         sa.Column("http_status", sa.Integer(), nullable=True),
@@ -246,7 +246,7 @@ def upgrade() -> None:
         sa.Column("model_name", sa.Text(), nullable=False),
         sa.Column("backend", sa.String(length=20), nullable=False),
         sa.Column("model_fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("embedded_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("embedded_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"],
             ["articles.id"],
@@ -264,7 +264,7 @@ def upgrade() -> None:
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("matched_by", sa.String(length=20), nullable=False),
-        sa.Column("seen_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"],
             ["articles.id"],
@@ -284,7 +284,7 @@ def upgrade() -> None:
         sa.Column("collection", sa.String(length=200), nullable=False),
         sa.Column("cluster_id", sa.Integer(), nullable=False),
         sa.Column("similarity", sa.Float(), nullable=False),
-        sa.Column("published_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"],
             ["articles.id"],
@@ -304,7 +304,7 @@ def upgrade() -> None:
         sa.Column("article_id", sa.Integer(), nullable=False),
         sa.Column("collection", sa.String(length=200), nullable=False),
         sa.Column("seeds_key", sa.String(length=64), nullable=False),
-        sa.Column("matched_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("matched_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"],
             ["articles.id"],
@@ -331,8 +331,8 @@ def upgrade() -> None:
         sa.Column("evidence_example", sa.Text(), nullable=True),
         sa.Column("threshold_suggest", sa.Float(), nullable=False),
         sa.Column("threshold_confirm", sa.Float(), nullable=False),
-        sa.Column("published_at", db.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("matched_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("matched_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"], ["articles.id"], name=op.f("fk_matches_article_id_articles"), ondelete="CASCADE"
         ),
@@ -381,7 +381,7 @@ def upgrade() -> None:
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("collection", sa.String(length=200), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
-        sa.Column("created_at", db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", narrwatch.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"], ["articles.id"], name=op.f("fk_verdicts_article_id_articles"), ondelete="CASCADE"
         ),

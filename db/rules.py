@@ -1,0 +1,200 @@
+"""One answer per question that more than one place asks of the store.
+
+Detection, clustering, the report, the review queue, the CLI and the freshness watchdog all call these
+functions; none of them re-derives a rule. Each rule is stated once, here, in words and in SQL:
+
+- **which matches count** for a seed: a confirm-level match, or any match an analyst confirmed, unless
+  the newest verdict on that article and seed (in whichever collection it was given) is a rejection;
+- **which articles a seed covers** (and so belong to no emerging cluster): the article has a match for
+  some seed whose newest verdict is not a rejection;
+- **which cluster a merged cluster now is**: the merge map as of a moment;
+- **how healthy a feed is**: paused (in feeds.yaml or by an operator) > failing > silent > ok.
+
+Verdicts are about an article and a narrative, not a model: they hold across recomputed matches and
+across collections.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+
+from narrwatch.db.models import Article, Cluster, Feed, Match, Verdict
+from narrwatch.domain.polling import BoundsSettings, HealthState, PollBounds, PollState, feed_health_state
+
+T = TypeVar("T")
+
+#: Values per IN list: under SQLite's default limit of host parameters (999) with room for the rest
+#: of the statement, and small enough for PostgreSQL's planner.
+IN_CHUNK = 900
+
+
+def chunked(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """``values`` in lists of at most ``size``: the one way the store splits long IN lists."""
+    chunk: list[T] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --- verdicts and counted matches ----------------------------------------------------------------
+
+
+def latest_verdict_subquery() -> Any:
+    """SQL: the newest verdict on the outer query's (article, seed), in whichever collection."""
+    return (
+        select(Verdict.verdict)
+        .where(Verdict.article_id == Match.article_id, Verdict.narrative_id == Match.narrative_id)
+        .order_by(Verdict.created_at.desc(), Verdict.id.desc())
+        .limit(1)
+        .correlate(Match)
+        .scalar_subquery()
+    )
+
+
+def counted_matches_query(
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    collection: str | None = None,
+    narrative_ids: Sequence[str] | None = None,
+) -> Select[Match]:
+    """Matches that count for their seed (published in [start, end) when given)."""
+    verdict = func.coalesce(latest_verdict_subquery(), "")
+    query = select(Match).where(or_(Match.level == "confirm", verdict == "confirm"), verdict != "reject")
+    if start is not None:
+        query = query.where(Match.published_at >= start)
+    if end is not None:
+        query = query.where(Match.published_at < end)
+    if collection is not None:
+        query = query.where(Match.collection == collection)
+    if narrative_ids is not None:
+        query = query.where(Match.narrative_id.in_(list(narrative_ids)))
+    return query
+
+
+def counted_seed_matches(
+    session: Session, start: dt.datetime, end: dt.datetime
+) -> dict[str, list[tuple[Match, Article]]]:
+    """Per seed, the articles published in [start, end) that count for it, strongest match first;
+    one entry per article (its strongest counted match over collections)."""
+    counted = aliased(Match, counted_matches_query(start=start, end=end).subquery())
+    rows = session.execute(
+        select(counted, Article)
+        .join(Article, Article.id == counted.article_id)
+        .where(Article.published_at >= start, Article.published_at < end)
+        .order_by(counted.score.desc(), counted.id)
+    ).all()
+    by_seed: dict[str, dict[int, tuple[Match, Article]]] = {}
+    for match, article in rows:
+        by_seed.setdefault(match.narrative_id, {}).setdefault(article.id, (match, article))
+    return {seed: list(articles.values()) for seed, articles in by_seed.items()}
+
+
+def latest_verdicts(session: Session, article_ids: Iterable[int]) -> dict[tuple[int, str], str]:
+    """The newest analyst verdict per (article, seed), whatever collection it was given in."""
+    newest: dict[tuple[int, str], tuple[dt.datetime, int, str]] = {}
+    for chunk in chunked(sorted(set(article_ids))):
+        rows = session.execute(
+            select(
+                Verdict.article_id, Verdict.narrative_id, Verdict.created_at, Verdict.id, Verdict.verdict
+            ).where(Verdict.article_id.in_(chunk))
+        ).tuples()
+        for article_id, narrative_id, created_at, verdict_id, verdict in rows:
+            key = (article_id, narrative_id)
+            if key not in newest or (created_at, verdict_id) > newest[key][:2]:
+                newest[key] = (created_at, verdict_id, verdict)
+    return {key: value[2] for key, value in newest.items()}
+
+
+# --- seed coverage (clusters hold what no seed covers) -------------------------------------------
+
+
+def seed_covers(
+    article_id: InstrumentedAttribute[int] | ColumnElement[int],
+    collection: InstrumentedAttribute[str] | ColumnElement[str] | None = None,
+) -> ColumnElement[bool]:
+    """SQL: a seed covers the article (in ``collection`` when given): it has a match whose newest
+    verdict on (article, seed) is not a rejection."""
+    covering = aliased(Match)
+    newest = (
+        select(Verdict.verdict)
+        .where(Verdict.article_id == covering.article_id, Verdict.narrative_id == covering.narrative_id)
+        .order_by(Verdict.created_at.desc(), Verdict.id.desc())
+        .limit(1)
+        .correlate(covering)
+        .scalar_subquery()
+    )
+    conditions = [covering.article_id == article_id, func.coalesce(newest, "") != "reject"]
+    if collection is not None:
+        conditions.append(covering.collection == collection)
+    return exists().where(*conditions)
+
+
+# --- clusters ------------------------------------------------------------------------------------
+
+
+def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
+    """Cluster id -> the cluster it merged into, for merges that had happened by ``before``: a later
+    merge does not rewrite an earlier day."""
+    rows = session.execute(
+        select(Cluster.id, Cluster.merged_into, Cluster.merged_at).where(Cluster.merged_into.is_not(None))
+    ).tuples()
+    return {
+        cid: into
+        for cid, into, merged_at in rows
+        if into is not None and (merged_at is None or merged_at < before)
+    }
+
+
+# --- feeds ---------------------------------------------------------------------------------------
+
+
+def is_paused(feed: Feed) -> bool:
+    """Paused by an operator (`feeds pause`) or in feeds.yaml (``poll: {paused: true}``)."""
+    return bool(feed.paused) or bool((feed.poll_overrides or {}).get("paused"))
+
+
+def poll_state(feed: Feed, error_kind: Any = None) -> PollState:
+    """What the schedule and the health rule know about a feed after its latest attempt."""
+    return PollState(
+        consecutive_failures=feed.consecutive_failures or 0,
+        last_error_kind=error_kind,
+        mean_item_gap_s=feed.mean_item_gap_s,
+        retry_after_until=feed.retry_after_until,
+        last_attempt_at=feed.last_attempt_at,
+        last_success_at=feed.last_success_at,
+        last_new_item_at=feed.last_new_item_at,
+        paused=is_paused(feed),
+    )
+
+
+@dataclass(frozen=True)
+class FeedHealthRow:
+    feed: Feed
+    state: HealthState
+
+
+#: Worst first: the order `feeds health`, `status` and the report list feeds in.
+HEALTH_ORDER = {HealthState.DEGRADED: 0, HealthState.SILENT: 1, HealthState.PAUSED: 2, HealthState.OK: 3}
+
+
+def feed_health(session: Session, settings: BoundsSettings, now: dt.datetime) -> list[FeedHealthRow]:
+    """Every feed of feeds.yaml with its health state, worst first."""
+    rows = [
+        FeedHealthRow(
+            feed,
+            feed_health_state(now, poll_state(feed), PollBounds.from_settings(settings, feed.poll_overrides)),
+        )
+        for feed in session.scalars(select(Feed).where(Feed.in_config.is_(True)))
+    ]
+    return sorted(rows, key=lambda row: (HEALTH_ORDER[row.state], row.feed.id))

@@ -1,0 +1,1 @@
+"""The analyst's tools: review, label, calibrate, backtest, try a text, promote a cluster."""

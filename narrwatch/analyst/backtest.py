@@ -1,0 +1,268 @@
+"""What a seed as it is on disk would match in stored history, found through the vector store, and
+how that differs from the stored matches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from narrwatch.context import AppContext
+from narrwatch.db.models import (
+    Article,
+    ArticleEmbedding,
+    Match,
+    NarrativeVersion,
+    Passage,
+)
+from narrwatch.domain.scoring import (
+    score_upper_bound,
+    search_floor,
+)
+from narrwatch.steps.match.seeds import load_narratives
+
+if TYPE_CHECKING:
+    pass
+from narrwatch.db.rules import chunked
+from narrwatch.steps.match.prepare import (
+    load_calibrations,
+    prepare_seeds,
+    resolve_seed_thresholds,
+    scoring_params,
+)
+from narrwatch.steps.match.stored import StoredArticle, _canonical, load_stored_articles
+
+#: Ids per IN (...) list: SQLite allows 32,766 bound parameters per statement.
+SQL_CHUNK = 5000
+
+
+#: Hits asked for by a backtest's first search per phrasing (see ``backtest``).
+FIRST_SEARCH_LIMIT = 1024
+
+
+@dataclass
+class BacktestMatch:
+    article_id: int
+    day: str
+    title: str
+    outlet: str
+    url: str
+    score: float
+    level: str
+    evidence_idx: int
+    evidence_text: str
+    evidence_example: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BacktestResult:
+    narrative_id: str
+    collection: str
+    window_start: dt.datetime
+    window_end: dt.datetime
+    thresholds: dict[str, float | str]
+    articles_in_window: int
+    candidates: int
+    per_day: dict[str, dict[str, int]]
+    top: list[BacktestMatch]
+    stored_versions: list[int]
+    added: list[int]  # article ids the seed on disk matches and the stored matches do not
+    removed: list[int]  # article ids stored as matched that the seed on disk no longer matches
+    level_changed: list[int]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(day["suggest"] + day["confirm"] for day in self.per_day.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["window_start"] = self.window_start.isoformat()
+        data["window_end"] = self.window_end.isoformat()
+        data["total"] = self.total
+        return data
+
+
+def backtest(
+    ctx: AppContext, narrative_id: str, days: int, now: dt.datetime, *, top_n: int = 10
+) -> BacktestResult:
+    """What the seed as it is on disk (draft or not) would match among stored articles of the last ``days``.
+
+    Candidates come from the vector store: each positive phrasing's nearest passages down to the
+    lowest similarity that could still reach ``suggest`` (so no match is missed); the candidates are
+    then scored exactly as ``match`` scores (negatives, keywords, the parent gating a sub-narrative)
+    and compared with the matches stored for the seed in the same window.
+    """
+    import time
+
+    from narrwatch.embeddings.collections import collection_for
+    from narrwatch.ports import SearchFilter
+
+    started = time.perf_counter()
+    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives.get(narrative_id)
+    narratives = narratives.with_status(narrative_id, "active")
+    chain = [narrative_id, *narratives.ancestors(narrative_id)]
+    encoder = ctx.encoder
+    store = ctx.vector_store
+    collection = collection_for(encoder)
+    start = now - dt.timedelta(days=days)
+    with ctx.transaction() as session:
+        calibrations = load_calibrations(session, collection)
+        oldest, newest = session.execute(
+            select(func.min(Article.published_at), func.max(Article.published_at))
+            .join(ArticleEmbedding)
+            .where(ArticleEmbedding.collection == collection)
+        ).one()
+        in_window = session.scalar(
+            select(func.count())
+            .select_from(Article)
+            .join(ArticleEmbedding)
+            .where(
+                ArticleEmbedding.collection == collection,
+                Article.published_at >= start,
+                Article.published_at < now,
+            )
+        )
+    thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
+    prepared = prepare_seeds(encoder, narratives, chain, scoring_params(ctx.settings), thresholds)
+    seed_vectors = prepared.vectors[narrative_id]
+    floor = search_floor(thresholds[narrative_id], prepared.params)
+    # A filter every stored point passes is left out: Qdrant's local mode evaluates filters in
+    # Python, an order of magnitude slower than the plain search.
+    covers_all = oldest is not None and oldest >= start and newest < now
+    flt = None if covers_all else SearchFilter(published_from=start, published_to=now)
+    total_points = store.count(collection)
+    notes = []
+    if in_window and not total_points:
+        notes.append(
+            f"the vector store has no points in {collection} although SQL has embedded articles: "
+            "run `narrwatch vectors reconcile` and `narrwatch embed`"
+        )
+    # Best rescaled similarity of each passage (point) to any one positive phrasing.
+    best: dict[str, float] = {}
+    for vector, background in zip(seed_vectors.positives, seed_vectors.positive_floor, strict=True):
+        # Raw cosine at which this phrasing's rescaled similarity reaches the floor.
+        cutoff = float(background + floor * (1.0 - background))
+        # Ask for more hits until the weakest is below the cutoff (or every point was returned).
+        limit = min(FIRST_SEARCH_LIMIT, max(1, total_points))
+        while True:
+            hits = store.search(collection, vector, limit, flt)
+            for hit in hits:
+                if hit.score >= cutoff:
+                    rescaled = (hit.score - float(background)) / (1.0 - float(background))
+                    best[hit.id] = max(best.get(hit.id, -1.0), rescaled)
+            if len(hits) < limit or hits[-1].score < cutoff or limit >= total_points:
+                break
+            limit = min(limit * 4, total_points)
+    with ctx.transaction() as session:
+        bound_of: dict[int, float] = {}
+        for chunk in chunked(sorted(best), SQL_CHUNK):
+            for article_id, point_id in session.execute(
+                select(Passage.article_id, Passage.point_id).where(
+                    Passage.collection == collection, Passage.point_id.in_(chunk)
+                )
+            ):
+                similarity = best[_canonical(point_id)]
+                bound_of[article_id] = max(bound_of.get(article_id, -1.0), similarity)
+        suggest = thresholds[narrative_id].suggest
+        params = prepared.params
+        # Certain without the text: a bound that the rebuttal penalty cannot pull below suggest.
+        certain = {a for a, similarity in bound_of.items() if similarity - params.rebuttal_weight >= suggest}
+        texts: dict[int, list[str]] = defaultdict(list)
+        for uncertain in chunked(sorted(set(bound_of) - certain), SQL_CHUNK):
+            for article_id, text in session.execute(
+                select(Passage.article_id, Passage.text)
+                .where(Passage.collection == collection, Passage.article_id.in_(uncertain))
+                .order_by(Passage.article_id, Passage.idx)
+            ):
+                texts[article_id].append(text)
+        keywords = seed_vectors.keywords
+        candidate_ids = sorted(
+            certain
+            | {
+                article_id
+                for article_id, parts in texts.items()
+                if score_upper_bound(bound_of[article_id], keywords, " ".join(parts), params)
+                >= suggest - 1e-9
+            }
+        )
+        articles: list[StoredArticle] = []
+        missing: list[int] = []
+        for candidates in chunked(candidate_ids, 1000):
+            found_here, missing_here = load_stored_articles(session, store, collection, candidates)
+            articles.extend(found_here)
+            missing.extend(missing_here)
+        if missing:
+            notes.append(f"{len(missing)} candidate article(s) have lost vectors and were not scored")
+        info = {
+            row.id: row
+            for row in session.execute(
+                select(Article.id, Article.title, Article.outlet, Article.url).where(
+                    Article.id.in_([article.id for article in articles])
+                )
+            )
+        }
+        stored = session.execute(
+            select(Match.article_id, Match.level, NarrativeVersion.version)
+            .join(NarrativeVersion, NarrativeVersion.id == Match.narrative_version_id)
+            .where(
+                Match.narrative_id == narrative_id,
+                Match.collection == collection,
+                Match.published_at >= start,
+                Match.published_at < now,
+            )
+        ).all()
+    found: list[BacktestMatch] = []
+    per_day: dict[str, dict[str, int]] = defaultdict(lambda: {"suggest": 0, "confirm": 0})
+    levels: dict[int, str] = {}
+    for article in articles:
+        scores = prepared.score(article.vectors, article.passage_texts)
+        level = prepared.decide(scores).get(narrative_id)
+        if level is None:
+            continue
+        score = scores[narrative_id]
+        day = article.published_at.date().isoformat()
+        per_day[day][level] += 1
+        levels[article.id] = level
+        meta = info[article.id]
+        found.append(
+            BacktestMatch(
+                article_id=article.id,
+                day=day,
+                title=meta.title,
+                outlet=meta.outlet,
+                url=meta.url,
+                score=round(score.score, 4),
+                level=level,
+                evidence_idx=article.passage_idx[score.evidence_idx],
+                evidence_text=article.passage_texts[score.evidence_idx],
+                evidence_example=score.nearest_positive,
+            )
+        )
+    stored_levels = {row.article_id: row.level for row in stored}
+    found.sort(key=lambda item: -item.score)
+    return BacktestResult(
+        narrative_id=narrative_id,
+        collection=collection,
+        window_start=start,
+        window_end=now,
+        thresholds=thresholds[narrative_id].as_dict(),
+        articles_in_window=int(in_window or 0),
+        candidates=len(candidate_ids),
+        per_day=dict(sorted(per_day.items())),
+        top=found[:top_n],
+        stored_versions=sorted({row.version for row in stored}),
+        added=sorted(set(levels) - set(stored_levels)),
+        removed=sorted(set(stored_levels) - set(levels)),
+        level_changed=sorted(i for i in set(levels) & set(stored_levels) if levels[i] != stored_levels[i]),
+        seconds=round(time.perf_counter() - started, 3),
+        notes=notes,
+    )

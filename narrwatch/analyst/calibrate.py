@@ -1,0 +1,206 @@
+"""Thresholds for a target precision from the analysts' verdicts, per seed and model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+
+from narrwatch.context import AppContext
+from narrwatch.db.models import (
+    Calibration,
+    Verdict,
+)
+from narrwatch.db.session import dialect_insert
+from narrwatch.steps.match.seeds import load_narratives
+
+if TYPE_CHECKING:
+    pass
+from narrwatch.steps.match.prepare import (
+    load_calibrations,
+    prepare_seeds,
+    resolve_seed_thresholds,
+    scoring_params,
+)
+from narrwatch.steps.match.stored import load_stored_articles
+
+
+@dataclass
+class CalibrationResult:
+    narrative_id: str
+    collection: str
+    target_precision: float
+    n_verdicts: int
+    n_confirmed: int
+    n_rejected: int
+    stored: bool
+    message: str
+    suggest: float | None = None
+    confirm: float | None = None
+    previous: dict[str, float | str] | None = None
+    precision_at_confirm: float | None = None
+    confirmed_kept: int | None = None  # confirmed verdicts at or above the new confirm threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_threshold(
+    labelled: Sequence[tuple[float, bool]], target_precision: float
+) -> tuple[float, float] | None:
+    """Lowest score whose labelled matches at or above it reach the target precision.
+
+    ``labelled`` holds (score, confirmed). Returns (threshold, precision there), or None when no
+    threshold reaches the target.
+    """
+    ordered = sorted(labelled, key=lambda item: -item[0])
+    best: tuple[float, float] | None = None
+    confirmed = 0
+    for position, (score, is_confirmed) in enumerate(ordered, start=1):
+        confirmed += int(is_confirmed)
+        # Only cut between distinct scores: ties go together.
+        if position < len(ordered) and ordered[position][0] == score:
+            continue
+        precision = confirmed / position
+        if precision >= target_precision:
+            best = (score, precision)
+    return best
+
+
+def calibrate(
+    ctx: AppContext,
+    narrative_id: str,
+    target_precision: float,
+    now: dt.datetime,
+    *,
+    min_verdicts: int = 10,
+) -> CalibrationResult:
+    """Thresholds for ``narrative_id`` from its verdicts, stored as a ``calibrations`` row.
+
+    Labelled articles are scored again with the seed as it is on disk (scores of an older version
+    would not fit the current one); one whose vectors are gone keeps the score it had when labelled.
+    ``confirm`` becomes the lowest score at which the labelled matches at or above it reach
+    ``target_precision``; ``suggest`` stays where it was unless that is above the new ``confirm``.
+    """
+    from narrwatch.embeddings.collections import collection_for
+
+    if not 0.0 < target_precision <= 1.0:
+        raise ValueError("target precision must be in (0, 1]")
+    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives.get(narrative_id)  # a clear KeyError for an unknown id
+    encoder = ctx.encoder
+    collection = collection_for(encoder)
+    with ctx.transaction() as session:
+        newest: dict[int, Any] = {}
+        for row in session.execute(
+            select(Verdict.article_id, Verdict.verdict, Verdict.score, Verdict.collection)
+            .where(Verdict.narrative_id == narrative_id)
+            .order_by(Verdict.created_at, Verdict.id)
+        ):
+            newest[row.article_id] = row  # the newest verdict per article wins
+        calibrations = load_calibrations(session, collection)
+        articles, _missing = load_stored_articles(session, ctx.vector_store, collection, sorted(newest))
+    # A stored score is only comparable when it was made in this collection (same model).
+    verdicts = [
+        row
+        for row in newest.values()
+        if row.collection == collection or row.article_id in {a.id for a in articles}
+    ]
+    base = resolve_seed_thresholds(
+        ctx.settings,
+        encoder.model_name,
+        narratives,
+        {k: v for k, v in calibrations.items() if k != narrative_id},
+    )
+    current = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)[
+        narrative_id
+    ]
+    result = CalibrationResult(
+        narrative_id=narrative_id,
+        collection=collection,
+        target_precision=target_precision,
+        n_verdicts=len(verdicts),
+        n_confirmed=sum(row.verdict == "confirm" for row in verdicts),
+        n_rejected=sum(row.verdict == "reject" for row in verdicts),
+        stored=False,
+        message="",
+        previous=current.as_dict(),
+    )
+    if len(verdicts) < min_verdicts:
+        result.message = (
+            f"too few verdicts: {len(verdicts)} for {narrative_id} in {collection}, need at least "
+            f"{min_verdicts} (label more matches with `narrwatch label`); thresholds unchanged"
+        )
+        return result
+    prepared = prepare_seeds(encoder, narratives, [narrative_id], scoring_params(ctx.settings), base)
+    rescored = {
+        article.id: prepared.score(article.vectors, article.passage_texts)[narrative_id].score
+        for article in articles
+    }
+    labelled = [(rescored.get(row.article_id, row.score), row.verdict == "confirm") for row in verdicts]
+    chosen = choose_threshold(labelled, target_precision)
+    if chosen is None:
+        confirm = min(1.0, max(score for score, _ in labelled) + 1e-3)
+        precision = None
+        result.message = (
+            f"no threshold reaches precision {target_precision:.2f} on the verdicts: confirm set just "
+            "above every labelled match; rework the seed (negatives, examples)"
+        )
+    else:
+        confirm, precision = chosen
+        result.message = f"confirm threshold {confirm:.3f} keeps precision {precision:.2f} on the verdicts"
+    suggest = min(base[narrative_id].suggest, confirm)
+    result.suggest, result.confirm = round(suggest, 6), round(confirm, 6)
+    result.precision_at_confirm = precision
+    result.confirmed_kept = sum(1 for score, ok in labelled if ok and score >= confirm)
+    details = {
+        "version_hash": narratives.content_hash(narrative_id),
+        "rescored": len(rescored),
+        "n_confirmed": result.n_confirmed,
+        "n_rejected": result.n_rejected,
+        "precision_at_confirm": precision,
+        "confirmed_kept": result.confirmed_kept,
+        "model_name": encoder.model_name,
+    }
+    with ctx.transaction() as session:
+        insert = dialect_insert(session, Calibration).values(
+            narrative_id=narrative_id,
+            collection=collection,
+            suggest=result.suggest,
+            confirm=result.confirm,
+            target_precision=target_precision,
+            n_verdicts=len(verdicts),
+            details=details,
+            created_at=now,
+        )
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["narrative_id", "collection"],
+                set_={
+                    name: insert.excluded[name]
+                    for name in (
+                        "suggest",
+                        "confirm",
+                        "target_precision",
+                        "n_verdicts",
+                        "details",
+                        "created_at",
+                    )
+                },
+            )
+        )
+    result.stored = True
+    return result
+
+
+def reset_calibration(ctx: AppContext, narrative_id: str, collection: str) -> bool:
+    with ctx.transaction() as session:
+        result = session.execute(
+            delete(Calibration).where(
+                Calibration.narrative_id == narrative_id, Calibration.collection == collection
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,80 @@
+"""The review queue: matches awaiting an analyst's verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exists, select
+
+from narrwatch.context import AppContext
+from narrwatch.db.models import (
+    Article,
+    Match,
+    Verdict,
+)
+from narrwatch.domain.scoring import (
+    Level,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    match_id: int
+    narrative_id: str
+    level: str
+    score: float
+    title: str
+    outlet: str
+    url: str
+    published_at: dt.datetime
+    evidence_text: str
+    evidence_example: str | None
+    collection: str
+
+
+def pending_reviews(
+    ctx: AppContext,
+    *,
+    narrative_id: str | None = None,
+    level: Level | None = None,
+    limit: int = 50,
+) -> list[ReviewItem]:
+    """Matches without a verdict (in any collection) on their article and seed, newest first."""
+    query = (
+        select(Match, Article.title, Article.outlet, Article.url)
+        .join(Article, Article.id == Match.article_id)
+        .where(
+            ~exists().where(
+                Verdict.article_id == Match.article_id, Verdict.narrative_id == Match.narrative_id
+            )
+        )
+        .order_by(Match.published_at.desc(), Match.score.desc(), Match.id)
+        .limit(limit)
+    )
+    if narrative_id is not None:
+        query = query.where(Match.narrative_id == narrative_id)
+    if level is not None:
+        query = query.where(Match.level == level)
+    with ctx.transaction() as session:
+        rows = session.execute(query).all()
+    return [
+        ReviewItem(
+            match_id=match.id,
+            narrative_id=match.narrative_id,
+            level=match.level,
+            score=match.score,
+            title=title,
+            outlet=outlet,
+            url=url,
+            published_at=match.published_at,
+            evidence_text=match.evidence_text,
+            evidence_example=match.evidence_example,
+            collection=match.collection,
+        )
+        for match, title, outlet, url in rows
+    ]

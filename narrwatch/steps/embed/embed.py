@@ -1,0 +1,495 @@
+"""The embed step and the SQL <-> Qdrant reconciliation.
+
+SQL is the source of truth and Qdrant a projection of the ``passages`` table, kept in step by the
+order of writes (an outbox):
+
+1. the article's ``passages`` rows are committed, each with a point id fixed at first insert
+   (``uuid5`` of the canonical URL and passage index) and never recomputed;
+2. the passages are encoded and upserted into Qdrant with ``wait=True``;
+3. only then is the article marked in ``article_embeddings``.
+
+A crash between 2 and 3 leaves points without a mark: the rerun encodes the article again and
+upserts the same ids, which overwrites them, so nothing is stored twice. Reconciliation removes
+points that no ``passages`` row claims (e.g. articles deleted by retention) and unmarks articles
+whose points are gone, so the next embed run restores them.
+
+Each model (name, dimension and file fingerprint) has its own collection: changing the model starts
+a new collection and leaves the old one and its SQL rows untouched. The alias ``narrwatch_passages``
+moves to the configured model's collection once every article is embedded there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, exists, func, select, update
+
+from narrwatch.context import AppContext
+from narrwatch.db.models import Article, ArticleEmbedding, Passage
+from narrwatch.db.session import dialect_insert
+from narrwatch.embeddings.collections import COLLECTION_PREFIX, collection_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from narrwatch.ports import Encoder, VectorPoint, VectorStore
+
+log = logging.getLogger(__name__)
+
+#: Stable name for "the passages of the model in use", for tools outside narrwatch.
+ALIAS = "narrwatch_passages"
+
+#: Test hook: called as ``hook(stage, batch_number)`` at each stage of a batch ("passages" after the
+#: rows are committed, "upserted" after Qdrant acknowledged, "marked" after the marks are committed;
+#: the last two run in the writer thread).
+#: The crash test sets it in a child process to stop at an exact point and kill the process there.
+checkpoint_hook: Callable[[str, int], None] | None = None
+
+
+@dataclass
+class EmbedReport:
+    collection: str
+    model_name: str
+    backend: str
+    fingerprint: str
+    articles_embedded: int = 0
+    passages_embedded: int = 0
+    empty_articles: int = 0  # no title and no text: marked with zero passages, never retried
+    stale_passages_removed: int = 0  # passages of a previous split that the new split no longer has
+    batches: int = 0
+    pending: int = 0  # articles still without vectors in this collection after the run
+    alias: str | None = None  # the collection the alias points at after the run
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CollectionCheck:
+    collection: str
+    points: int
+    passages: int
+    articles_embedded: int
+    orphan_points: int
+    missing_points: int
+    articles_unmarked: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReconcileReport:
+    checked_at: dt.datetime
+    mended: bool
+    orphan_points: int = 0  # points in Qdrant that no passages row claims
+    missing_points: int = 0  # points of embedded articles that Qdrant does not have
+    articles_unmarked: int = 0  # articles whose marks were removed so the next embed restores them
+    collections: list[CollectionCheck] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checked_at": self.checked_at.isoformat(),
+            "mended": self.mended,
+            "orphan_points": self.orphan_points,
+            "missing_points": self.missing_points,
+            "articles_unmarked": self.articles_unmarked,
+            "collections": [check.as_dict() for check in self.collections],
+        }
+
+
+@dataclass(frozen=True)
+class _PendingArticle:
+    id: int
+    canonical_url: str
+    feed_id: str
+    outlet: str
+    country: str
+    language: str | None
+    title: str
+    body: str
+    published_at: dt.datetime
+
+
+# --- embed ---------------------------------------------------------------------------------------
+
+
+def embed_pending(ctx: AppContext, now: dt.datetime, *, limit: int | None = None) -> EmbedReport:
+    """Embed articles that have no vectors in the configured model's collection, oldest id first.
+
+    Batches are pipelined: while one batch's points are written to Qdrant and its marks to SQL (a
+    writer thread, mostly waiting on I/O), the next batch is split and encoded. A batch is marked
+    only after its own upsert returned, so the write order of the module docstring holds per batch.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    encoder = ctx.encoder
+    store = ctx.vector_store
+    collection = collection_for(encoder)
+    store.ensure_collection(collection, encoder.dimension)
+    report = EmbedReport(
+        collection=collection,
+        model_name=encoder.model_name,
+        backend=encoder.backend,
+        fingerprint=encoder.fingerprint,
+    )
+    after_id = 0
+    selected = 0
+    # One writer: Qdrant's local mode and SQLite both want a single writer, and one batch in
+    # flight is enough to hide the writes behind the next batch's encoding.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrwatch-embed-writer") as writer:
+        in_flight: Future[_Written] | None = None
+        while limit is None or selected < limit:
+            size = ctx.settings.embed_batch_articles
+            if limit is not None:
+                size = min(size, limit - selected)
+            articles = _next_pending(ctx, collection, after_id, size)
+            if not articles:
+                break
+            after_id = articles[-1].id
+            selected += len(articles)
+            report.batches += 1
+            batch = _prepare_batch(ctx, encoder, collection, articles, report.batches)
+            if in_flight is not None:
+                _add_written(report, in_flight.result())
+            in_flight = writer.submit(_write_batch, ctx, encoder, store, collection, batch, now)
+        if in_flight is not None:
+            _add_written(report, in_flight.result())
+
+    report.pending = count_pending(ctx, collection)
+    if report.pending == 0:
+        report.alias = _point_alias(store, collection)
+    return report
+
+
+def count_pending(ctx: AppContext, collection: str) -> int:
+    with ctx.transaction() as session:
+        return int(
+            session.scalar(select(func.count()).select_from(Article).where(~_is_embedded(collection))) or 0
+        )
+
+
+def _is_embedded(collection: str) -> Any:
+    return exists().where(
+        ArticleEmbedding.article_id == Article.id, ArticleEmbedding.collection == collection
+    )
+
+
+def _next_pending(ctx: AppContext, collection: str, after_id: int, size: int) -> list[_PendingArticle]:
+    query = (
+        select(
+            Article.id,
+            Article.canonical_url,
+            Article.feed_id,
+            Article.outlet,
+            Article.country,
+            Article.language,
+            Article.title,
+            Article.text,
+            Article.summary,
+            Article.published_at,
+        )
+        .where(Article.id > after_id, ~_is_embedded(collection))
+        .order_by(Article.id)
+        .limit(size)
+    )
+    with ctx.transaction() as session:
+        rows = session.execute(query).all()
+    return [
+        _PendingArticle(
+            id=row.id,
+            canonical_url=row.canonical_url,
+            feed_id=row.feed_id,
+            outlet=row.outlet,
+            country=row.country,
+            language=row.language,
+            title=row.title or "",
+            # Full text when the feed or page gave one, else the feed's summary.
+            body=row.text if (row.text or "").strip() else (row.summary or ""),
+            published_at=row.published_at,
+        )
+        for row in rows
+    ]
+
+
+def _checkpoint(stage: str, batch_number: int) -> None:
+    if checkpoint_hook is not None:
+        checkpoint_hook(stage, batch_number)
+
+
+@dataclass
+class _Batch:
+    number: int
+    articles: Sequence[_PendingArticle]
+    split: dict[int, list[str]]
+    stale: list[tuple[int, str]]  # (row id, point id) of passages a new split no longer has
+    points: list[VectorPoint]
+
+
+@dataclass(frozen=True)
+class _Written:
+    articles: int
+    empty: int
+    passages: int
+    stale: int
+
+
+def _add_written(report: EmbedReport, written: _Written) -> None:
+    report.articles_embedded += written.articles
+    report.empty_articles += written.empty
+    report.passages_embedded += written.passages
+    report.stale_passages_removed += written.stale
+
+
+def _prepare_batch(
+    ctx: AppContext,
+    encoder: Encoder,
+    collection: str,
+    articles: Sequence[_PendingArticle],
+    number: int,
+) -> _Batch:
+    """Split, commit the passage rows (the outbox), encode. Touches SQL and the CPU, not Qdrant."""
+    from narrwatch.domain.urls import point_uuid
+    from narrwatch.embeddings.passages import split_passages
+    from narrwatch.ports import VectorPoint
+
+    split = {a.id: split_passages(a.title, a.body, encoder) for a in articles}
+    with ctx.transaction() as session:
+        stale = _sync_passage_rows(session, collection, articles, split, point_uuid)
+        rows = session.execute(
+            select(Passage.article_id, Passage.idx, Passage.point_id).where(
+                Passage.collection == collection, Passage.article_id.in_([a.id for a in articles])
+            )
+        ).all()
+    point_ids = {(row.article_id, row.idx): row.point_id for row in rows}
+    _checkpoint("passages", number)
+
+    owners = [(article, idx) for article in articles for idx in range(len(split[article.id]))]
+    points: list[VectorPoint] = []
+    if owners:
+        vectors = encoder.encode_passages([split[article.id][idx] for article, idx in owners])
+        points = [
+            VectorPoint(
+                id=point_ids[(article.id, idx)],
+                vector=vectors[position],
+                payload=_payload(article, idx, encoder),
+            )
+            for position, (article, idx) in enumerate(owners)
+        ]
+    return _Batch(number=number, articles=articles, split=split, stale=stale, points=points)
+
+
+def _write_batch(
+    ctx: AppContext,
+    encoder: Encoder,
+    store: VectorStore,
+    collection: str,
+    batch: _Batch,
+    now: dt.datetime,
+) -> _Written:
+    """Qdrant first (acknowledged writes), then the marks. Runs in the writer thread."""
+    if batch.stale:
+        # Points of passages a new split no longer has: gone from Qdrant before their rows go.
+        store.delete(collection, [point_id for _, point_id in batch.stale])
+        with ctx.transaction() as session:
+            session.execute(delete(Passage).where(Passage.id.in_([row_id for row_id, _ in batch.stale])))
+    if batch.points:
+        store.upsert(collection, batch.points)
+    _checkpoint("upserted", batch.number)
+
+    with ctx.transaction() as session:
+        insert = dialect_insert(session, ArticleEmbedding).values(
+            [
+                {
+                    "article_id": article.id,
+                    "collection": collection,
+                    "n_passages": len(batch.split[article.id]),
+                    "model_name": encoder.model_name,
+                    "backend": encoder.backend,
+                    "model_fingerprint": encoder.fingerprint,
+                    "embedded_at": now,
+                }
+                for article in batch.articles
+            ]
+        )
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["article_id", "collection"],
+                set_={
+                    "n_passages": insert.excluded.n_passages,
+                    "model_name": insert.excluded.model_name,
+                    "backend": insert.excluded.backend,
+                    "model_fingerprint": insert.excluded.model_fingerprint,
+                    "embedded_at": insert.excluded.embedded_at,
+                },
+            )
+        )
+    _checkpoint("marked", batch.number)
+    return _Written(
+        articles=sum(1 for a in batch.articles if batch.split[a.id]),
+        empty=sum(1 for a in batch.articles if not batch.split[a.id]),
+        passages=len(batch.points),
+        stale=len(batch.stale),
+    )
+
+
+def _sync_passage_rows(
+    session: Session,
+    collection: str,
+    articles: Sequence[_PendingArticle],
+    split: dict[int, list[str]],
+    point_uuid: Callable[[str, int], Any],
+) -> list[tuple[int, str]]:
+    """Insert missing passage rows, refresh changed texts; return (row id, point id) of stale rows."""
+    existing = session.execute(
+        select(Passage.id, Passage.article_id, Passage.idx, Passage.text, Passage.point_id).where(
+            Passage.collection == collection, Passage.article_id.in_([a.id for a in articles])
+        )
+    ).all()
+    known = {(row.article_id, row.idx): row for row in existing}
+    new_rows = []
+    for article in articles:
+        for idx, text in enumerate(split[article.id]):
+            row = known.get((article.id, idx))
+            if row is None:
+                new_rows.append(
+                    {
+                        "article_id": article.id,
+                        "collection": collection,
+                        "idx": idx,
+                        "text": text,
+                        "point_id": str(point_uuid(article.canonical_url, idx)),
+                    }
+                )
+            elif row.text != text:
+                session.execute(update(Passage).where(Passage.id == row.id).values(text=text))
+    if new_rows:
+        session.execute(
+            dialect_insert(session, Passage)
+            .values(new_rows)
+            .on_conflict_do_nothing(index_elements=["article_id", "collection", "idx"])
+        )
+    counts = {article.id: len(split[article.id]) for article in articles}
+    return [(row.id, row.point_id) for row in existing if row.idx >= counts[row.article_id]]
+
+
+def _payload(article: _PendingArticle, idx: int, encoder: Encoder) -> dict[str, Any]:
+    return {
+        "article_id": article.id,
+        "passage_idx": idx,
+        "feed_id": article.feed_id,
+        "outlet": article.outlet,
+        "country": article.country,
+        "language": article.language,
+        "published_ts": article.published_at.timestamp(),
+        # Which model made the vector, so a point is self-describing outside narrwatch too.
+        "model": encoder.model_name,
+        "backend": encoder.backend,
+        "fingerprint": encoder.fingerprint,
+    }
+
+
+def _point_alias(store: VectorStore, collection: str) -> str | None:
+    set_alias = getattr(store, "set_alias", None)
+    if set_alias is None:  # a VectorStore without aliases (a test fake)
+        return None
+    set_alias(ALIAS, collection)
+    return collection
+
+
+# --- reconcile -----------------------------------------------------------------------------------
+
+
+def reconcile_vectors(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -> ReconcileReport:
+    """Compare every narrwatch collection with SQL; with ``mend`` delete orphans and unmark the missing.
+
+    Reads in the order that keeps a concurrent embed run from looking inconsistent: marks first,
+    then Qdrant's ids, then the passages rows (rows are committed before their points are written,
+    and points are written before their articles are marked).
+    """
+    store = ctx.vector_store
+    report = ReconcileReport(checked_at=now, mended=mend)
+    for collection in known_collections(ctx, store):
+        check = _reconcile_collection(ctx, store, collection, mend)
+        report.collections.append(check)
+        report.orphan_points += check.orphan_points
+        report.missing_points += check.missing_points
+        report.articles_unmarked += check.articles_unmarked
+    return report
+
+
+def known_collections(ctx: AppContext, store: VectorStore) -> list[str]:
+    """narrwatch's collections, in SQL or in Qdrant."""
+    with ctx.transaction() as session:
+        names = set(session.scalars(select(Passage.collection).distinct()))
+        names.update(session.scalars(select(ArticleEmbedding.collection).distinct()))
+    list_collections = getattr(store, "collections", None)
+    if list_collections is not None:
+        names.update(name for name in list_collections() if name.startswith(COLLECTION_PREFIX))
+    return sorted(names)
+
+
+def _reconcile_collection(
+    ctx: AppContext, store: VectorStore, collection: str, mend: bool
+) -> CollectionCheck:
+    with ctx.transaction() as session:
+        marks = dict(
+            session.execute(
+                select(ArticleEmbedding.article_id, ArticleEmbedding.n_passages).where(
+                    ArticleEmbedding.collection == collection
+                )
+            ).all()
+        )
+    in_qdrant = set(store.iter_ids(collection))
+    with ctx.transaction() as session:
+        passages = session.execute(
+            select(Passage.article_id, Passage.idx, Passage.point_id).where(Passage.collection == collection)
+        ).all()
+    claimed = {row.point_id for row in passages}
+    by_article: dict[int, dict[int, str]] = {}
+    for row in passages:
+        by_article.setdefault(row.article_id, {})[row.idx] = row.point_id
+
+    orphans = sorted(in_qdrant - claimed)
+    missing = 0
+    to_unmark: list[int] = []
+    for article_id, n_passages in marks.items():
+        owned = by_article.get(article_id, {})
+        absent = sum(1 for idx in range(n_passages) if owned.get(idx) not in in_qdrant)
+        if absent:
+            missing += absent
+            to_unmark.append(article_id)
+
+    if mend:
+        if orphans:
+            store.delete(collection, orphans)
+        if to_unmark:
+            with ctx.transaction() as session:
+                for start in range(0, len(to_unmark), 500):
+                    session.execute(
+                        delete(ArticleEmbedding).where(
+                            ArticleEmbedding.collection == collection,
+                            ArticleEmbedding.article_id.in_(to_unmark[start : start + 500]),
+                        )
+                    )
+        if orphans or to_unmark:
+            log.info(
+                "reconcile %s: deleted %d orphan points, unmarked %d articles",
+                collection,
+                len(orphans),
+                len(to_unmark),
+            )
+    return CollectionCheck(
+        collection=collection,
+        points=len(in_qdrant),
+        passages=len(passages),
+        articles_embedded=len(marks),
+        orphan_points=len(orphans),
+        missing_points=missing,
+        articles_unmarked=len(to_unmark) if mend else 0,
+    )

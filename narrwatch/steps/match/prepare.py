@@ -1,0 +1,171 @@
+"""Seeds ready to score: their vectors (encoded once per process), thresholds and calibrations.
+
+The match step and the analyst's tools (backtest, calibrate, try a text) prepare seeds the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from sqlalchemy import select
+
+from narrwatch.db.models import (
+    Calibration,
+    NarrativeVersion,
+)
+from narrwatch.domain.scoring import (
+    BACKGROUND_TEXTS,
+    Level,
+    ScoringParams,
+    SeedScore,
+    SeedVectors,
+    Thresholds,
+    build_seed_vectors,
+    decide,
+    gate_by_parent,
+    resolve_thresholds,
+    score_article,
+)
+from narrwatch.steps.match.seeds import NarrativeSet
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from narrwatch.config import Settings
+    from narrwatch.domain.scoring import Array
+    from narrwatch.ports import Encoder
+
+
+#: Bump when the scoring recipe changes in a way that changes scores: stored match states of the old
+#: recipe then no longer count as up to date and the next `match` rescores its window.
+SCORING_REVISION = "1"
+
+#: Encoded seed texts, keyed by encoder identity, kind (query/passage) and text. A seed version's
+#: texts are encoded once per process; an edit re-encodes only the changed phrasings.
+_TEXT_VECTORS: dict[tuple[str, str, str], Array] = {}
+
+
+def _encoder_key(encoder: Encoder) -> str:
+    return f"{encoder.model_name}|{encoder.backend}|{encoder.fingerprint}"
+
+
+def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Literal["query", "passage"]) -> Array:
+    key = _encoder_key(encoder)
+    missing = list(dict.fromkeys(t for t in texts if (key, kind, t) not in _TEXT_VECTORS))
+    encode = encoder.encode_queries if kind == "query" else encoder.encode_passages
+    for text in missing:
+        # One text per call: with dynamically quantised (int8) models a vector depends on the other
+        # texts and the padding of its batch (cosine ~0.99 between batchings), so a seed's vectors
+        # would depend on what the process happened to encode before.
+        _TEXT_VECTORS[(key, kind, text)] = np.asarray(encode([text])[0], dtype=np.float32)
+    if not texts:
+        return np.zeros((0, encoder.dimension), dtype=np.float32)
+    return np.stack([_TEXT_VECTORS[(key, kind, t)] for t in texts])
+
+
+def scoring_params(settings: Settings) -> ScoringParams:
+    return ScoringParams(min_passage_chars=settings.match_min_passage_chars)
+
+
+@dataclass
+class PreparedSeeds:
+    """Seeds encoded for one encoder, with their resolved thresholds."""
+
+    narratives: NarrativeSet
+    vectors: dict[str, SeedVectors]
+    thresholds: dict[str, Thresholds]
+    params: ScoringParams
+    model_name: str
+
+    @property
+    def parents(self) -> dict[str, str | None]:
+        return self.narratives.parents()
+
+    def score(
+        self, passages: Array, texts: Sequence[str], lexical_text: str | None = None
+    ) -> dict[str, SeedScore]:
+        return {
+            seed_id: score_article(passages, texts, seed_vectors, self.params, lexical_text)
+            for seed_id, seed_vectors in self.vectors.items()
+        }
+
+    def decide(self, scores: Mapping[str, SeedScore]) -> dict[str, Level]:
+        levels = {seed_id: decide(score, self.thresholds[seed_id]) for seed_id, score in scores.items()}
+        return gate_by_parent(levels, self.parents)
+
+
+def positive_texts(narratives: NarrativeSet, seed_id: str, params: ScoringParams) -> list[str]:
+    seed = narratives.get(seed_id)
+    texts = [seed.description] if params.use_description else []
+    texts += seed.examples + narratives.inherited_examples(seed_id)
+    return list(dict.fromkeys(texts))
+
+
+def prepare_seeds(
+    encoder: Encoder,
+    narratives: NarrativeSet,
+    seed_ids: Iterable[str],
+    params: ScoringParams,
+    thresholds: Mapping[str, Thresholds],
+) -> PreparedSeeds:
+    background = encode_cached(encoder, BACKGROUND_TEXTS, "passage")
+    vectors = {}
+    for seed_id in seed_ids:
+        seed = narratives.get(seed_id)
+        positives = positive_texts(narratives, seed_id, params)
+        vectors[seed_id] = build_seed_vectors(
+            seed_id,
+            positives,
+            encode_cached(encoder, positives, "query"),
+            seed.negatives,
+            encode_cached(encoder, seed.negatives, "query"),
+            background,
+            seed.keywords,
+            params,
+        )
+    return PreparedSeeds(narratives, vectors, dict(thresholds), params, encoder.model_name)
+
+
+def resolve_seed_thresholds(
+    settings: Settings,
+    model_name: str,
+    narratives: NarrativeSet,
+    calibrations: Mapping[str, tuple[float, float]],
+) -> dict[str, Thresholds]:
+    result = {}
+    for seed in narratives:
+        seed_pair = (seed.thresholds.suggest, seed.thresholds.confirm) if seed.thresholds else (None, None)
+        result[seed.id] = resolve_thresholds(
+            model_name,
+            settings=(settings.match_suggest_threshold, settings.match_confirm_threshold),
+            seed=seed_pair,
+            calibration=calibrations.get(seed.id),
+        )
+    return result
+
+
+def load_calibrations(session: Session, collection: str) -> dict[str, tuple[float, float]]:
+    rows = session.execute(
+        select(Calibration.narrative_id, Calibration.suggest, Calibration.confirm).where(
+            Calibration.collection == collection
+        )
+    ).all()
+    return {row.narrative_id: (row.suggest, row.confirm) for row in rows}
+
+
+def seeds_key(prepared: PreparedSeeds, versions: Mapping[str, NarrativeVersion]) -> str:
+    """What an article's match state must equal to be up to date: versions, thresholds, recipe."""
+    material = {
+        "revision": SCORING_REVISION,
+        "params": asdict(prepared.params),
+        "seeds": {
+            seed_id: [versions[seed_id].content_hash, prepared.thresholds[seed_id].as_dict()]
+            for seed_id in sorted(prepared.vectors)
+        },
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,185 @@
+"""Reads everything the daily report shows from SQL into a ``ReportData``: nothing else is consulted.
+
+The report is a function of the stored rows, the day and ``now``: rendering the same day twice from
+the same rows gives the same data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from narrwatch.config import Settings
+from narrwatch.context import AppContext
+from narrwatch.db.models import (
+    Cluster,
+    DailyCount,
+    NarrativeVersion,
+    RisingFlag,
+)
+from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed, day_bounds
+from narrwatch.steps.report.model import (
+    ClusterItem,
+    ReportData,
+    ReportSummary,
+    SeedActivity,
+)
+from narrwatch.steps.report.operations import _feed_health, _provenance, _seed_changes
+from narrwatch.steps.report.rising_items import (
+    SAMPLE_TITLES,
+    _cluster_articles,
+    _distinct,
+    _diverse,
+    _rising_items,
+)
+from narrwatch.steps.report.safety import plain_text
+
+
+def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> ReportData:
+    settings = ctx.settings
+    start, end = day_bounds(day)
+    with ctx.transaction() as session:
+        seeds = _latest_seeds(session, now)
+        seed_articles = _counted_seed_articles(session, start, end)
+        day_clusters = _cluster_articles(session, start, end)
+        flags = session.scalars(select(RisingFlag).where(RisingFlag.day == day)).all()
+        rising = _rising_items(session, settings, day, flags, seeds, seed_articles, day_clusters)
+        rising_ids = {(item.kind, item.subject_id) for item in rising}
+        seed_activity = _seed_activity(session, settings, day, seeds, rising_ids)
+        clusters = _emerging_clusters(session, settings, day, rising_ids)
+        changes = _seed_changes(session, settings, now)
+        feed_health = _feed_health(session, settings, now)
+        provenance = _provenance(session, settings, day, now, seeds)
+    matched = {a.article_id: a.outlet for articles in seed_articles.values() for a in articles}
+    summary = ReportSummary(
+        n_rising=len(rising),
+        n_confirmed_matches=len(matched),
+        n_outlets=len(set(matched.values())),
+        n_clusters=len(clusters),
+        n_failing_feeds=len(feed_health.failing),
+        n_silent_feeds=len(feed_health.silent),
+    )
+    return ReportData(
+        day=day,
+        generated_at=now,
+        summary=summary,
+        rising=rising,
+        seeds=seed_activity,
+        clusters=clusters,
+        seed_changes=changes,
+        changes_days=settings.report_changes_days,
+        cluster_window_days=settings.cluster_window_days,
+        feed_health=feed_health,
+        provenance=provenance,
+    )
+
+
+def _latest_seeds(session: Session, now: dt.datetime) -> dict[str, _Seed]:
+    """The newest version of every seed that existed at ``now``."""
+    rows = session.scalars(
+        select(NarrativeVersion)
+        .where(NarrativeVersion.created_at <= now)
+        .order_by(NarrativeVersion.narrative_id, NarrativeVersion.version)
+    ).all()
+    seeds: dict[str, _Seed] = {}
+    for row in rows:
+        definition = row.definition if isinstance(row.definition, dict) else {}
+        seeds[row.narrative_id] = _Seed(
+            narrative_id=row.narrative_id,
+            version=row.version,
+            title=plain_text(row.title, TITLE_CHARS) or row.narrative_id,
+            description=plain_text(definition.get("description"), 500),
+            parent_id=row.parent_id,
+            status=row.status,
+            content_hash=row.content_hash,
+        )
+    return seeds
+
+
+def _seed_activity(
+    session: Session,
+    settings: Settings,
+    day: dt.date,
+    seeds: dict[str, _Seed],
+    rising_ids: set[tuple[str, str]],
+) -> list[SeedActivity]:
+    baseline_days = settings.rising_baseline_days
+    first = day - dt.timedelta(days=baseline_days)
+    rows = session.scalars(
+        select(DailyCount).where(
+            DailyCount.subject_kind == "narrative",
+            DailyCount.dimension == "all",
+            DailyCount.day >= first,
+            DailyCount.day <= day,
+        )
+    ).all()
+    today: dict[str, DailyCount] = {}
+    history: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.day == day:
+            today[row.subject_id] = row
+        else:
+            history[row.subject_id] += row.n_outlets
+    activity = []
+    for narrative_id, seed in seeds.items():
+        if seed.status != "active" and narrative_id not in today:
+            continue
+        counts = today.get(narrative_id)
+        activity.append(
+            SeedActivity(
+                narrative_id=narrative_id,
+                title=seed.title,
+                version=seed.version,
+                n_articles=counts.n_articles if counts else 0,
+                n_stories=counts.n_stories if counts else 0,
+                n_outlets=counts.n_outlets if counts else 0,
+                mean_outlets=round(history[narrative_id] / baseline_days, 2),
+                rising=("narrative", narrative_id) in rising_ids,
+            )
+        )
+    activity.sort(key=lambda s: (not s.rising, -s.n_outlets, -s.n_articles, -s.mean_outlets, s.narrative_id))
+    return activity
+
+
+def _emerging_clusters(
+    session: Session, settings: Settings, day: dt.date, rising_ids: set[tuple[str, str]]
+) -> list[ClusterItem]:
+    """Live clusters with at least two articles in the cluster window ending with the day."""
+    _, end = day_bounds(day)
+    start = end - dt.timedelta(days=settings.cluster_window_days)
+    recent = _cluster_articles(session, start, end)
+    live = {
+        str(cluster.id): cluster
+        for cluster in session.scalars(
+            select(Cluster).where(Cluster.id.in_([int(cid) for cid in recent]), Cluster.status == "live")
+        )
+    }
+    candidates = [
+        (cluster_id, members)
+        for cluster_id, members in recent.items()
+        if cluster_id in live and len(members) >= 2
+    ]
+    candidates.sort(key=lambda c: (-len({m.outlet for m in c[1]}), -len(c[1]), int(c[0])))
+    items = []
+    for cluster_id, members in candidates[: settings.report_max_clusters]:
+        cluster = live[cluster_id]
+        items.append(
+            ClusterItem(
+                cluster_id=cluster.id,
+                label=plain_text(cluster.label, 200) or f"cluster {cluster.id}",
+                representative_title=plain_text(cluster.representative_title, TITLE_CHARS),
+                size=cluster.size,
+                n_recent=len(members),
+                outlets=_distinct(m.outlet for m in members),
+                countries=_distinct(m.country for m in members),
+                sample_titles=_diverse(members, SAMPLE_TITLES),
+                first_seen_at=cluster.first_seen_at,
+                last_seen_at=cluster.last_seen_at,
+                rising=("cluster", cluster_id) in rising_ids,
+                promote_command=f"narrwatch clusters promote {cluster.id}",
+            )
+        )
+    return items

@@ -1,0 +1,85 @@
+"""The evidence the report shows for a seed: the articles that count for it, as the counting rule says."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from narrwatch.db import rules
+from narrwatch.db.models import (
+    NarrativeVersion,
+)
+from narrwatch.steps.report.model import (
+    ArticleEvidence,
+)
+from narrwatch.steps.report.safety import plain_text, safe_url
+
+TITLE_CHARS = 300
+
+
+EVIDENCE_CHARS = 600
+
+
+EXCERPT_CHARS = 280
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Seed:
+    narrative_id: str
+    version: int
+    title: str
+    description: str
+    parent_id: str | None
+    status: str
+    content_hash: str
+
+
+def _counted_seed_articles(
+    session: Session, start: dt.datetime, end: dt.datetime
+) -> dict[str, list[ArticleEvidence]]:
+    """Per seed, the articles published in [start, end) that count for it, strongest match first: the
+    evidence shown is the evidence counted (``rules.counted_seed_matches``)."""
+    counted = rules.counted_seed_matches(session, start, end)
+    version_ids = {match.narrative_version_id for rows in counted.values() for match, _ in rows}
+    versions = dict(
+        session.execute(
+            select(NarrativeVersion.id, NarrativeVersion.version).where(NarrativeVersion.id.in_(version_ids))
+        )
+        .tuples()
+        .all()
+    )
+    verdicts = rules.latest_verdicts(
+        session, (article.id for rows in counted.values() for _, article in rows)
+    )
+    return {
+        seed: [
+            ArticleEvidence(
+                article_id=article.id,
+                title=plain_text(article.title, TITLE_CHARS) or "(untitled)",
+                url=safe_url(article.url),
+                outlet=plain_text(article.outlet, 100),
+                country=plain_text(article.country, 8).upper(),
+                language=plain_text(article.language, 16) or None,
+                published_at=article.published_at,
+                narrative_id=match.narrative_id,
+                narrative_version=versions[match.narrative_version_id],
+                score=round(match.score, 4),
+                evidence=plain_text(match.evidence_text, EVIDENCE_CHARS),
+                evidence_score=round(match.evidence_score, 4),
+                evidence_language=plain_text(match.evidence_language, 16) or None,
+                model_name=plain_text(match.model_name, 200),
+                analyst_verdict=verdicts.get((article.id, match.narrative_id)),
+                excerpt=plain_text(article.summary, EXCERPT_CHARS),
+            )
+            for match, article in rows
+        ]
+        for seed, rows in counted.items()
+    }

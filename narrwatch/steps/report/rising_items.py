@@ -1,0 +1,354 @@
+"""The report's rising items: each flag with its statistic, trend and top evidence, as counted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from narrwatch.config import Settings
+from narrwatch.db import rules
+from narrwatch.db.models import (
+    Article,
+    Cluster,
+    ClusterMember,
+    DailyCount,
+    RisingFlag,
+)
+from narrwatch.domain.clustering import resolve
+from narrwatch.steps.report.charts import trend_geometry
+from narrwatch.steps.report.evidence import EXCERPT_CHARS, TITLE_CHARS, _Seed
+from narrwatch.steps.report.model import (
+    ArticleEvidence,
+    FlagStat,
+    LanguageShare,
+    RisingItem,
+    Trend,
+    TrendPoint,
+)
+from narrwatch.steps.report.safety import plain_text, safe_url
+
+SAMPLE_TITLES = 3
+
+
+MEASURE_LABELS = {
+    "n_stories": "stories (one per outlet)",
+    "n_outlets": "distinct outlets",
+    "n_articles": "articles",
+}
+
+
+def _details(flag: RisingFlag) -> dict[str, Any]:
+    return flag.details if isinstance(flag.details, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _flag_stat(flag: RisingFlag) -> FlagStat:
+    details = _details(flag)
+    window_days = details.get("window_days")
+    return FlagStat(
+        dimension=flag.dimension,
+        dimension_value=_slice_label(flag.dimension, flag.dimension_value),
+        statistic=plain_text(flag.statistic, 40),
+        rate_ratio=flag.rate_ratio,
+        p_value=flag.p_value,
+        count=flag.count,
+        baseline=flag.baseline,
+        n_outlets=flag.n_outlets,
+        n_articles=flag.n_articles,
+        window_days=window_days if isinstance(window_days, int) and window_days > 0 else 1,
+        today_expected=_number(details.get("today_expected")),
+        reason=plain_text(details.get("reason"), 300),
+    )
+
+
+def _slice_label(dimension: str, value: str) -> str:
+    """Country codes in upper case, as everywhere in the report; language codes as stored."""
+    text = plain_text(value, 16)
+    return text.upper() if dimension == "country" else text
+
+
+def _flag_order(flag: RisingFlag) -> tuple[float, float, str, str]:
+    return (flag.p_value, -flag.rate_ratio, flag.dimension, flag.dimension_value)
+
+
+def _rising_items(
+    session: Session,
+    settings: Settings,
+    day: dt.date,
+    flags: Sequence[RisingFlag],
+    seeds: dict[str, _Seed],
+    seed_articles: dict[str, list[ArticleEvidence]],
+    day_clusters: dict[str, list[ArticleEvidence]],
+) -> list[RisingItem]:
+    """One item per flagged subject: its overall flag first, its country/language slices under it."""
+    by_subject: dict[tuple[str, str], list[RisingFlag]] = defaultdict(list)
+    for flag in flags:
+        by_subject[(flag.subject_kind, flag.subject_id)].append(flag)
+
+    def subject_order(key: tuple[str, str]) -> tuple[int, float, float, bool, str]:
+        group = by_subject[key]
+        overall = [f for f in group if f.dimension == "all"]
+        best = min(overall or group, key=_flag_order)
+        # Seeds before clusters at equal strength: a seed is a known narrative, a cluster a lead.
+        return (0 if overall else 1, best.p_value, -best.rate_ratio, key[0] != "narrative", key[1])
+
+    items = []
+    for kind, subject_id in sorted(by_subject, key=subject_order):
+        group = by_subject[(kind, subject_id)]
+        overall_rows = [f for f in group if f.dimension == "all"]
+        overall = _flag_stat(overall_rows[0]) if overall_rows else None
+        breakdown = [_flag_stat(f) for f in sorted(group, key=_flag_order) if f.dimension != "all"]
+        ranked_ids = _top_article_ids([*overall_rows, *(f for f in group if f.dimension != "all")])
+        headline = overall_rows[0] if overall_rows else min(group, key=_flag_order)
+        countries = _slice_values(session, day, kind, subject_id, "country")
+        languages = _slice_values(session, day, kind, subject_id, "language")
+        language_mix = _language_mix(session, day, kind, subject_id, overall.window_days if overall else 1)
+        trend = _trend(session, settings, day, kind, subject_id, headline)
+        if kind == "narrative":
+            seed = seeds.get(subject_id)
+            candidates = seed_articles.get(subject_id, [])
+            items.append(
+                RisingItem(
+                    kind=kind,
+                    subject_id=subject_id,
+                    title=seed.title if seed else subject_id,
+                    description=seed.description if seed else "",
+                    parent_id=seed.parent_id if seed else None,
+                    overall=overall,
+                    breakdown=breakdown,
+                    countries=countries or _distinct(c.country for c in candidates),
+                    languages=languages or _distinct(c.language for c in candidates),
+                    trend=trend,
+                    articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
+                    promote_command=None,
+                    language_mix=language_mix,
+                )
+            )
+        else:
+            cluster = _cluster_row(session, subject_id)
+            label = plain_text(cluster.label, 200) if cluster else ""
+            representative = plain_text(cluster.representative_title, TITLE_CHARS) if cluster else ""
+            candidates = day_clusters.get(subject_id, [])
+            items.append(
+                RisingItem(
+                    kind=kind,
+                    subject_id=subject_id,
+                    title=label or representative or f"cluster {subject_id}",
+                    description=representative,
+                    parent_id=None,
+                    overall=overall,
+                    breakdown=breakdown,
+                    countries=countries or _distinct(c.country for c in candidates),
+                    languages=languages or _distinct(c.language for c in candidates),
+                    trend=trend,
+                    articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
+                    promote_command=f"narrwatch clusters promote {subject_id}" if cluster else None,
+                    language_mix=language_mix,
+                )
+            )
+    return items
+
+
+def _top_article_ids(flags: list[RisingFlag]) -> list[int]:
+    """Article ids from the flags' ``top_articles`` (ids or objects carrying one), in stored order."""
+    ranked: list[int] = []
+    for flag in flags:
+        for entry in flag.top_articles or []:
+            candidate = entry.get("article_id", entry.get("id")) if isinstance(entry, dict) else entry
+            if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate not in ranked:
+                ranked.append(candidate)
+    return ranked
+
+
+def _slice_values(session: Session, day: dt.date, kind: str, subject_id: str, dimension: str) -> list[str]:
+    values = session.scalars(
+        select(DailyCount.dimension_value)
+        .where(
+            DailyCount.day == day,
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == dimension,
+            DailyCount.n_articles > 0,
+        )
+        .order_by(DailyCount.dimension_value)
+    ).all()
+    return [_slice_label(dimension, v) for v in values if v]
+
+
+def _language_mix(
+    session: Session, day: dt.date, kind: str, subject_id: str, window_days: int
+) -> list[LanguageShare]:
+    """Counted articles per language over the ``window_days`` ending with ``day`` (the flag's window)."""
+    first = day - dt.timedelta(days=window_days - 1)
+    rows = session.execute(
+        select(DailyCount.dimension_value, func.sum(DailyCount.n_articles))
+        .where(
+            DailyCount.day >= first,
+            DailyCount.day <= day,
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == "language",
+        )
+        .group_by(DailyCount.dimension_value)
+    ).all()
+    shares = [LanguageShare(_slice_label("language", value), int(total)) for value, total in rows if total]
+    return sorted(shares, key=lambda share: (-share.n_articles, share.language))
+
+
+def _trend(
+    session: Session,
+    settings: Settings,
+    day: dt.date,
+    kind: str,
+    subject_id: str,
+    headline: RisingFlag,
+) -> Trend:
+    """The subject's daily counts over the trend window with the trailing mean of the baseline window.
+
+    The plotted column is the one the detector tests (distinct outlets per day); the marker is its
+    expectation for the day alone (for a two-day window the stored baseline covers both days).
+    """
+    n_days = settings.report_trend_days
+    baseline_days = settings.rising_baseline_days
+    first = day - dt.timedelta(days=n_days - 1 + baseline_days)
+    rows = session.scalars(
+        select(DailyCount).where(
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == headline.dimension,
+            DailyCount.dimension_value == headline.dimension_value,
+            DailyCount.day >= first,
+            DailyCount.day <= day,
+        )
+    ).all()
+    by_day = {row.day: row for row in rows}
+    measure = _measure(headline)
+    history = [first + dt.timedelta(days=i) for i in range((day - first).days + 1)]
+    values = [int(getattr(by_day[d], measure)) if d in by_day else 0 for d in history]
+    points = []
+    for index in range(baseline_days, len(history)):
+        window = values[index - baseline_days : index]
+        # Before the first stored count there is no history: no baseline rather than a false zero.
+        has_history = any(history[j] in by_day for j in range(index - baseline_days, index))
+        points.append(
+            TrendPoint(
+                day=history[index],
+                count=values[index],
+                baseline=round(sum(window) / baseline_days, 3) if has_history else None,
+            )
+        )
+    chart = trend_geometry(
+        [p.day for p in points],
+        [p.count for p in points],
+        [p.baseline for p in points],
+        highlighted_day=day,
+        expected=_day_expectation(headline),
+        measure_label=MEASURE_LABELS[measure],
+        baseline_days=baseline_days,
+    )
+    return Trend(
+        measure=measure,
+        measure_label=MEASURE_LABELS[measure],
+        baseline_days=baseline_days,
+        points=points,
+        chart=chart,
+    )
+
+
+def _day_expectation(flag: RisingFlag) -> float | None:
+    stat = _flag_stat(flag)
+    if stat.today_expected is not None:
+        return stat.today_expected
+    return stat.baseline if stat.window_days == 1 else None
+
+
+def _measure(flag: RisingFlag) -> str:
+    """The daily count the detector tests: distinct outlets, unless the flag names another column."""
+    named = _details(flag).get("measure")
+    return str(named) if named in MEASURE_LABELS else "n_outlets"
+
+
+def _distinct(values: Iterable[str | None]) -> list[str]:
+    return sorted({v for v in values if v})
+
+
+def _diverse(candidates: list[ArticleEvidence], limit: int) -> list[ArticleEvidence]:
+    """The best article of each outlet first, then the rest: a rise is about many outlets."""
+    seen: set[str] = set()
+    first_per_outlet: list[ArticleEvidence] = []
+    rest: list[ArticleEvidence] = []
+    for candidate in candidates:
+        (rest if candidate.outlet in seen else first_per_outlet).append(candidate)
+        seen.add(candidate.outlet)
+    return (first_per_outlet + rest)[:limit]
+
+
+def _ranked(candidates: list[ArticleEvidence], ranked_ids: list[int]) -> list[ArticleEvidence]:
+    """The detector's order (its stored top articles) first, then by score."""
+    position = {article_id: i for i, article_id in enumerate(ranked_ids)}
+    return sorted(
+        candidates,
+        key=lambda a: (position.get(a.article_id, len(position)), -a.score, a.article_id),
+    )
+
+
+def _cluster_row(session: Session, subject_id: str) -> Cluster | None:
+    try:
+        return session.get(Cluster, int(subject_id))
+    except ValueError:
+        return None
+
+
+def _member_evidence(member: ClusterMember, article: Article) -> ArticleEvidence:
+    return ArticleEvidence(
+        article_id=article.id,
+        title=plain_text(article.title, TITLE_CHARS) or "(untitled)",
+        url=safe_url(article.url),
+        outlet=plain_text(article.outlet, 100),
+        country=plain_text(article.country, 8).upper(),
+        language=plain_text(article.language, 16) or None,
+        published_at=article.published_at,
+        narrative_id=None,
+        narrative_version=None,
+        score=round(member.similarity, 4),
+        evidence=None,
+        evidence_score=None,
+        evidence_language=None,
+        model_name=None,
+        analyst_verdict=None,
+        excerpt=plain_text(article.summary, EXCERPT_CHARS),
+    )
+
+
+def _cluster_articles(
+    session: Session, start: dt.datetime, end: dt.datetime
+) -> dict[str, list[ArticleEvidence]]:
+    """Per surviving cluster id, its members published in [start, end), most central first.
+
+    As the rising detector counts them: members of clusters merged before ``end`` belong to the
+    survivor, and an article a seed now covers belongs to the seed, not to the cluster.
+    """
+    rows = session.execute(
+        select(ClusterMember, Article)
+        .join(Article, Article.id == ClusterMember.article_id)
+        .where(
+            Article.published_at >= start,
+            Article.published_at < end,
+            ~rules.seed_covers(ClusterMember.article_id, ClusterMember.collection),
+        )
+        .order_by(ClusterMember.similarity.desc(), Article.id)
+    ).all()
+    merged_into = rules.merge_map(session, end)
+    clusters: dict[str, dict[int, ArticleEvidence]] = defaultdict(dict)
+    for member, article in rows:
+        survivor = str(resolve(member.cluster_id, merged_into))
+        clusters[survivor].setdefault(article.id, _member_evidence(member, article))
+    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
