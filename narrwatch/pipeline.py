@@ -12,12 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from narrwatch.context import AppContext
+from narrwatch.domain.clock import day_bounds
 from narrwatch.runs import recorded_run
-
-
-def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
 
 
 def sync_feeds(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
@@ -86,7 +82,7 @@ def cluster(ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datet
 def detect(ctx: AppContext, day: dt.date, now: dt.datetime) -> dict[str, Any]:
     from narrwatch.steps.detect import detect as rising
 
-    start, end = day_window(day)
+    start, end = day_bounds(day)
     with recorded_run(ctx, "detect", now, start, end) as run:
         run.summary = rising.detect_rising(ctx, day, now).as_dict()
     return run.summary
@@ -95,7 +91,7 @@ def detect(ctx: AppContext, day: dt.date, now: dt.datetime) -> dict[str, Any]:
 def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None = None) -> dict[str, Any]:
     from narrwatch.steps.report import render_report
 
-    start, end = day_window(day)
+    start, end = day_bounds(day)
     with recorded_run(ctx, "report", now, start, end) as run:
         result = render_report(ctx, day, now, out_dir=out_dir)
         run.summary = {

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
-from narrwatch.config import Settings
+from narrwatch.config import BUNDLED_MODEL, Settings
 from narrwatch.context import AppContext
 from narrwatch.db.models import Base
 
@@ -54,6 +54,9 @@ def settings(tmp_path: Path, model_cache_dir: Path) -> Settings:
         database_url=PG_URL or f"sqlite:///{data_dir / 'test.db'}",
         qdrant_path=Path(":memory:"),
         models_dir=model_cache_dir,
+        # The suite's figures were set on the English model; tests of the multilingual default
+        # (tests/embeddings/test_multilingual_model.py, the demo) name it themselves.
+        embedding_model=BUNDLED_MODEL,
         feeds_file=REPO / "feeds.yaml",
         narratives_dir=REPO / "narratives",
         allow_private_networks=True,

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from narrwatch.cli.common import UsageError, parse_now
+
 if TYPE_CHECKING:
     from narrwatch.config import Settings
     from narrwatch.context import AppContext
@@ -56,13 +58,10 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _now(value: str | None) -> dt.datetime:
-    if value is None:
-        return dt.datetime.now(dt.UTC)
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise _fail(f"--now: {value!r} is not an ISO 8601 date-time", 2) from exc
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+        return parse_now(value)
+    except UsageError as exc:
+        raise _fail(str(exc), 2) from exc
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -11,14 +11,13 @@ import importlib
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from narrwatch.cli.common import UsageError, app_context, parse_day, parse_now
 from narrwatch.cli.eval import eval_app
 
 app = typer.Typer(
@@ -39,41 +38,6 @@ DateOption = Annotated[
     str | None, typer.Option("--date", help="Day, YYYY-MM-DD (default: the day of --now).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for: printed without a traceback."""
-
-
-def parse_now(value: str | None) -> dt.datetime:
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(f"--now: {value!r} is not an ISO 8601 date-time") from exc
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
-
-
-def parse_day(value: str | None, now: dt.datetime) -> dt.date:
-    if value is None:
-        return now.date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise UsageError(f"--date: {value!r} is not a YYYY-MM-DD date") from exc
-
-
-@contextmanager
-def app_context() -> Iterator[Any]:
-    """The application context for one command, closed (Qdrant lock released) when it ends."""
-    from narrwatch.context import AppContext
-
-    ctx = AppContext.from_settings()
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def echo_summary(summary: dict[str, Any], as_json: bool) -> None:

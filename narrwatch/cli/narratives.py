@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from narrwatch.cli.common import UsageError, parse_now
 from narrwatch.cli.eval import eval_app
 
 if TYPE_CHECKING:
@@ -46,13 +47,10 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _now(value: str | None) -> dt.datetime:
-    if value is None:
-        return dt.datetime.now(dt.UTC)
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        _fail(f"--now: {value!r} is not an ISO 8601 date-time")
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+        return parse_now(value)
+    except UsageError as exc:
+        _fail(str(exc))
 
 
 def _context() -> AppContext:

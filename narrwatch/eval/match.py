@@ -31,6 +31,7 @@ from sqlalchemy import select
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db.models import Article, Base, Feed, Match
+from narrwatch.domain.clock import iso_utc
 from narrwatch.domain.metrics import coarse_mapper, evaluate, map_labels
 from narrwatch.domain.scoring import LEVELS, ScoringParams, Thresholds, leaf_labels
 from narrwatch.steps.match.seeds import NarrativeSet, load_narratives
@@ -89,12 +90,6 @@ def iter_jsonl_rows(path: Path, error: type[ValueError]) -> Iterator[tuple[str, 
             raise error(f"{where}: id {article_id!r} already used on line {seen[article_id]}")
         seen[article_id] = number
         yield where, row
-
-
-def iso_utc(value: str) -> dt.datetime:
-    """An ISO 8601 time as aware UTC (naive means UTC); ValueError when it is not one."""
-    parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
 def read_eval_articles(path: Path, narratives: NarrativeSet | None = None) -> list[EvalArticle]:

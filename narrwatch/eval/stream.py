@@ -34,6 +34,7 @@ from sqlalchemy import select
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db.models import Cluster, ClusterMember, RisingFlag
+from narrwatch.domain.clock import day_start
 from narrwatch.domain.clustering import bcubed, pairwise, resolve
 from narrwatch.eval.match import (
     EVAL_COUNTRY,
@@ -108,10 +109,6 @@ def read_stream(path: Path, *, need_cluster: bool, need_outlet: bool) -> list[St
     return sorted(articles, key=lambda a: (a.published, a.id))
 
 
-def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
-
-
 def predicted_clusters(ctx: AppContext, ids: dict[str, int]) -> dict[str, str]:
     """Each stream article's surviving cluster; an article that could not be clustered is alone."""
     with ctx.transaction() as session:
@@ -184,12 +181,12 @@ def eval_rising(
     first_day, last_day = articles[0].published.date(), articles[-1].published.date()
     n_days = (last_day - first_day).days + 1
     with temporary_context(settings, narratives_dir, encoder) as ctx:
-        store_eval_articles(ctx, articles, _day_start(first_day))
-        vectorize.embed_pending(ctx, _day_start(first_day))
-        versions_mod.sync_narratives(ctx, _day_start(first_day), narratives)
+        store_eval_articles(ctx, articles, day_start(first_day))
+        vectorize.embed_pending(ctx, day_start(first_day))
+        versions_mod.sync_narratives(ctx, day_start(first_day), narratives)
         for offset in range(n_days):
             day = first_day + dt.timedelta(days=offset)
-            start, end = _day_start(day), _day_start(day + dt.timedelta(days=1))
+            start, end = day_start(day), day_start(day + dt.timedelta(days=1))
             matching.match_articles(ctx, start, end, end)
             detect_rising(ctx, day, end)
         with ctx.transaction() as session:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from narrwatch.config import Settings
+from narrwatch.config import BUNDLED_MODEL, Settings
 from narrwatch.context import AppContext
 from narrwatch.db.models import Article, Feed
 
@@ -18,7 +18,9 @@ T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
 
 
 def model_settings(models_dir: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=models_dir.parent, models_dir=models_dir, _env_file=None, **overrides)  # type: ignore[call-arg]
+    """Settings for the English model these tests' figures were set on, unless overridden."""
+    values: dict[str, object] = {"embedding_model": BUNDLED_MODEL, **overrides}
+    return Settings(data_dir=models_dir.parent, models_dir=models_dir, _env_file=None, **values)  # type: ignore[arg-type]
 
 
 def unique_collection(prefix: str = "test") -> str:

@@ -171,7 +171,7 @@ def test_article_fields(server: LoopbackServer, setup: Setup) -> None:
     assert article.title == item.title and article.url == item.link
     assert article.text == "Влада Србије је на данашњој седници усвојила предлог закона."
     assert article.summary == article.text and article.text_source == "feed"
-    assert article.language == "sr" and article.language_detector.startswith("py3langid")
+    assert article.language == "sr" and article.language_detector.startswith("lingua")
     assert article.published_at == EARLIER and not article.published_estimated
     assert article.fetched_at == NOW and article.country == "RS" and article.feed_id == "rts-cyr"
     assert article.story_key == story_key(item.title, article.canonical_url)

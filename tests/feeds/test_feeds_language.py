@@ -1,4 +1,4 @@
-"""Language detection: Serbian Cyrillic is never Russian, BCMS is detected as BCMS."""
+"""Language detection: Serbian Cyrillic is never Russian, BCMS is detected as BCMS, the script is kept."""
 
 from __future__ import annotations
 
@@ -23,10 +23,14 @@ RUSSIAN = [
     "Министр иностранных дел провёл переговоры с коллегой из Сербии в Москве.",
 ]
 BCMS_LATIN = [
-    ("Predsednik Srbije rekao je da Srbija neće priznati nezavisnost Kosova.", "hbs"),
-    ("Predsjednik Hrvatske rekao je da Hrvatska neće poslati vojnike u Ukrajinu.", "hbs"),
-    ("Vijeće ministara BiH usvojilo je prijedlog budžeta za narednu godinu.", "hbs"),
-    ("Vlada Crne Gore usvojila je prijedlog zakona o budžetu.", "hbs"),
+    # ekavian "predsednik": only the Serbian standard
+    ("Predsednik Srbije rekao je da Srbija neće priznati nezavisnost Kosova.", {"sr"}),
+    # ijekavian with Croatian "tijekom" and "tjedna"
+    ("Predsjednik Hrvatske rekao je tijekom tjedna da Hrvatska neće poslati vojnike.", {"hr"}),
+    # ijekavian with "sedmice" and "hiljadu", which Croatian replaces
+    ("Vijeće ministara BiH usvojilo je prije sedmice budžet od hiljadu miliona.", {"bs"}),
+    # Montenegrin has no model anywhere: an ijekavian standard is the best a detector can say
+    ("Vlada Crne Gore usvojila je prijedlog zakona o budžetu.", {"hr", "bs"}),
 ]
 
 
@@ -42,16 +46,30 @@ def test_russian_is_russian(text: str) -> None:
     assert detect_language(text, ["sr"]).language == "ru"  # an RT/Sputnik feed may carry Russian
 
 
-@pytest.mark.parametrize(("text", "generic"), BCMS_LATIN)
-def test_bcms_latin_is_one_family_refined_by_the_feed(text: str, generic: str) -> None:
-    assert detect_language(text).language == generic
+@pytest.mark.parametrize(("text", "standards"), BCMS_LATIN)
+def test_bcms_latin_standard_from_the_text_unless_the_feed_declares_one(
+    text: str, standards: set[str]
+) -> None:
+    detected = detect_language(text)
+    assert detected.language in standards and detected.script == "Latn"
     assert detect_language(text, ["hr"]).language == "hr"
     assert detect_language(text, ["cnr"]).language == "cnr"
-    assert detect_language(text, ["bs", "hr", "sr"]).language == "hbs"  # ambiguous feed: the family
+    assert detect_language(text, ["bs", "hr", "sr"]).language in standards  # ambiguous feed: the text
+
+
+def test_serbian_is_recognised_in_both_scripts_with_the_script_recorded() -> None:
+    cyrillic = detect_language("Председник Србије рекао је да ће влада увек бранити интересе грађана.")
+    latin = detect_language(
+        transliterate_serbian("Председник Србије рекао је да ће влада увек бранити интересе грађана.")
+    )
+    assert (cyrillic.language, cyrillic.script) == ("sr", "Cyrl")
+    assert (latin.language, latin.script) == ("sr", "Latn")
 
 
 def test_other_languages_of_the_region() -> None:
     assert detect_language("Претседателот на Владата изјави дека ќе продолжат реформите.").language == "mk"
+    assert detect_language("Правителството одобри бюджета за следващата година.").language == "bg"
+    assert detect_language("Уряд України ухвалив бюджет на наступний рік.").language == "uk"
     assert (
         detect_language("Kryeministri i Kosovës tha se dialogu me Serbinë do të vazhdojë.").language == "sq"
     )
@@ -70,7 +88,7 @@ def test_short_text_falls_back_to_the_declared_language() -> None:
 
 
 def test_detector_name_is_recorded() -> None:
-    assert DETECTOR.startswith("py3langid-") and len(DETECTOR) <= 40
+    assert DETECTOR.startswith("lingua-") and len(DETECTOR) <= 40
     assert detect_language("Влада је усвојила предлог").detector == DETECTOR
     assert is_bcms("sr") and is_bcms("hbs") and not is_bcms("mk") and BCMS_CODES >= {"bs", "hr", "sr", "cnr"}
 
@@ -79,6 +97,32 @@ def test_detector_name_is_recorded() -> None:
 @given(st.lists(st.text(alphabet=SERBIAN_ALPHABET, min_size=2, max_size=10), min_size=3, max_size=12))
 def test_any_text_in_the_serbian_alphabet_is_never_east_slavic(words: list[str]) -> None:
     text = " ".join(words)
-    assert detect_language(text).language in {"sr", "mk"}
+    # Bulgarian only when the text lacks the letters Bulgarian does not have (ј љ њ џ ђ ћ).
+    expected = {"sr", "mk"} if set(text) & set("јљњџђћ") else {"sr", "mk", "bg"}
+    assert detect_language(text).language in expected
     latin = detect_language(transliterate_serbian(text)).language
     assert latin is not None
+
+
+def test_tatoeba_sample_languages_are_recognised() -> None:
+    """Third-party parallel sentences (bench/data/tatoeba, CC BY 2.0 FR): each language at least
+    the accuracy bench/multilingual.py measured less a margin; BCMS standards counted as the family."""
+    import csv
+    from collections import Counter
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "bench" / "data" / "tatoeba" / "sample.tsv"
+    with sample.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for row in rows[::3]:  # a third of the sample keeps the test quick
+        language = row["language"]
+        wanted = language.split("-")[0]
+        detected = detect_language(row["translation"])
+        family = is_bcms(wanted) and is_bcms(detected.language)
+        right[language] += detected.language == wanted or family
+        total[language] += 1
+        assert detected.script == ("Cyrl" if language in {"sr-Cyrl", "mk", "ru", "bg"} else "Latn")
+    for language, count in total.items():
+        assert right[language] / count >= 0.9, (language, right[language], count)

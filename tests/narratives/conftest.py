@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from narrwatch.config import Settings
+from narrwatch.config import BUNDLED_MODEL, Settings
 from narrwatch.context import AppContext
 from narrwatch.ports import Encoder
 
@@ -18,7 +18,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def encoder(model_cache_dir: Path) -> Encoder:
     from narrwatch.embeddings.encoder import load_encoder
 
-    settings = Settings(data_dir=model_cache_dir.parent, models_dir=model_cache_dir, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        data_dir=model_cache_dir.parent,
+        models_dir=model_cache_dir,
+        embedding_model=BUNDLED_MODEL,  # the figures of these tests were set on the English model
+        _env_file=None,  # type: ignore[call-arg]
+    )
     return load_encoder(settings)
 
 

@@ -38,6 +38,7 @@ from narrwatch.db.models import (
     NarrativeVersion,
     RisingFlag,
 )
+from narrwatch.domain.clock import day_start
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import (
     STATISTIC_NAME,
@@ -103,10 +104,6 @@ class RisingReport:
             "n_flags": len(self.flags),
             "flags": self.flags[:50],
         }
-
-
-def _start_of(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
 
 
 def _dimensions(counted: CountedArticle) -> list[tuple[str, str]]:
@@ -338,7 +335,7 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
     params = params_from_settings(ctx.settings)
     first_day = day - dt.timedelta(days=params.span_days)
     days = [first_day + dt.timedelta(days=i) for i in range(params.span_days + 1)]
-    start, end = _start_of(first_day), _start_of(day + dt.timedelta(days=1))
+    start, end = day_start(first_day), day_start(day + dt.timedelta(days=1))
     report = RisingReport(day=day)
 
     with ctx.transaction() as session:
@@ -356,7 +353,7 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
 
         baseline_days = params.baseline_for(day)
         volume = _global_volume(
-            session, _start_of(baseline_days[0]), _start_of(baseline_days[-1] + dt.timedelta(days=1))
+            session, day_start(baseline_days[0]), day_start(baseline_days[-1] + dt.timedelta(days=1))
         )
         observed_volume = [d for d in baseline_days if d >= global_start]
         prior = weekday_factors(

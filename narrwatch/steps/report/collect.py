@@ -20,7 +20,8 @@ from narrwatch.db.models import (
     NarrativeVersion,
     RisingFlag,
 )
-from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed, day_bounds
+from narrwatch.domain.clock import day_bounds
+from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed
 from narrwatch.steps.report.model import (
     ClusterItem,
     ReportData,

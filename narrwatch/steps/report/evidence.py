@@ -26,11 +26,6 @@ EVIDENCE_CHARS = 600
 EXCERPT_CHARS = 280
 
 
-def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
-
-
 @dataclass(frozen=True)
 class _Seed:
     narrative_id: str

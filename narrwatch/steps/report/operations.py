@@ -16,8 +16,9 @@ from narrwatch.db.models import (
     NarrativeVersion,
     PipelineRun,
 )
+from narrwatch.domain.clock import day_bounds
 from narrwatch.domain.polling import HealthState
-from narrwatch.steps.report.evidence import TITLE_CHARS, _Seed, day_bounds
+from narrwatch.steps.report.evidence import TITLE_CHARS, _Seed
 from narrwatch.steps.report.model import (
     FeedHealth,
     FeedIssue,
