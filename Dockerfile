@@ -23,6 +23,7 @@ WORKDIR /opt/narrwatch
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 
 COPY pyproject.toml README.md ./
+# narrwatch/db and narrwatch/embeddings are links to the top-level db/ and embeddings/.
 COPY narrwatch ./narrwatch
 COPY db ./db
 COPY embeddings ./embeddings

@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/rising.py
 	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/feed_captures.py
 
 ## Airflow standalone on 127.0.0.1 with the project's DAGs (metadata DB separate from narrwatch's).
 airflow: $(STAMP)

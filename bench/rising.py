@@ -1,21 +1,25 @@
-"""Rising detection on simulated timelines, and the cluster threshold sweep.
+"""Rising detection against the statistical limit on simulated timelines, and the cluster threshold sweep.
 
-    .venv/bin/python bench/rising.py [--seeds 200] [--bursts 400] [--json]
+    .venv/bin/python bench/rising.py [--trials 200] [--seeds 100] [--json]
     .venv/bin/python bench/rising.py clusters [--articles tests/rising/data/stories.jsonl] [--json]
 
-The default command simulates, for seeds at several levels of coverage, 28 baseline days plus 90 days
-of article-level data: 150 outlets of uneven size, each publishing on the seed as a Poisson process
-whose rate follows a weekday pattern (weekends at about half of weekdays). Distinct outlets per day
-(what the test counts) therefore come from real outlet sets, not from a Poisson draw of the count.
-It reports, with the default settings:
+Each simulated seed has 150 outlets of uneven size (Gamma(0.7) weights); each outlet carries the seed
+on a day with probability ``1 - exp(-rate * multiplier)``, so distinct outlets per day (what the test
+counts) come from real outlet sets. Multipliers hold the weekday pattern, holidays and the rise; a
+silent feed group removes its outlets. 93 days of history (the long baseline of a quiet seed) precede the
+evaluated days.
 
-- false flags per seed per 90 days on flat timelines (acceptance: at most 1);
-- how often a doubling of distinct outlets over 3 days is flagged on its first or second day (and by
-  its third), with the burst starting on a random day of the 90.
+**The limit.** For a rise lasting ``d`` days, the best test that knows the true baseline is the exact
+one-sided Poisson test of the ``d``-day window ending on the rise's last day, with the critical count
+set so that a flat timeline is flagged at most ``alpha`` of the days (``alpha`` = 0.1 false flags per
+90 days). Its power is measured on the same simulated trials; narrwatch counts as catching the rise
+when it flags any day of it. The ratio is printed only where the limit's power is at least 0.1
+(below that, both are chance).
 
-``clusters`` embeds the project-written stories with the configured encoder and prints B-cubed and
-pairwise F1 of the online clustering for a sweep of join thresholds: the figures behind the
-per-model default in ``narrwatch/domain/clustering.py``.
+**False flags** are flag-days per seed per 90 days on timelines without a rise (acceptance: <= 0.1),
+with the global weekday pattern, a seed-specific weekday pattern, holidays, a feed group going
+silent (its outlets publish nothing for ten days: neither the silence nor the return may flag) and
+day-to-day news-cycle swings.
 """
 
 from __future__ import annotations
@@ -25,200 +29,379 @@ import datetime as dt
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import poisson
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from narrwatch.config import Settings  # noqa: E402
-from narrwatch.domain.rising import RisingParams, assess_rising, weekday_factors  # noqa: E402
+from narrwatch.domain.rising import (  # noqa: E402
+    Reference,
+    RisingParams,
+    assess_rising,
+    baseline_dispersion,
+    catalogue_prior,
+    regular_outlets,
+    subject_coverage,
+    volume_exposure,
+    weekday_factors,
+)
 from narrwatch.steps.detect.detect import params_from_settings  # noqa: E402
 
 #: Monday..Sunday volume relative to the weekly mean (weekends about half of weekdays).
 WEEKDAY_PATTERN = np.array([1.12, 1.15, 1.14, 1.12, 1.07, 0.75, 0.65])
+#: A seed whose own pattern differs from the news as a whole (a weekday-only topic).
+OWN_WEEKDAY_PATTERN = np.array([1.3, 1.3, 1.3, 1.3, 1.3, 0.25, 0.25])
 N_OUTLETS = 150
-BASELINE = 28
+HISTORY = 93  # the long baseline (84 days), the guard band and the week
 EVALUATED = 90
-LEVELS = (2.0, 4.0, 8.0, 16.0, 32.0)  # mean distinct outlets per day, over the week
+LEVELS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+RISES = (2.0, 3.0, 5.0)
+DURATIONS = (1, 3, 7)
 START = dt.date(2025, 1, 6)  # a Monday
-DAY_NOISE = 0.1  # squared CV of day-to-day news-cycle swings in the overdispersed variant
+DAYS = [START + dt.timedelta(days=i) for i in range(HISTORY + EVALUATED)]
+WEEKDAYS = np.array([d.weekday() for d in DAYS])
+DAY_NOISE = 0.1  # squared CV of day-to-day news-cycle swings
+HOLIDAY_VOLUME = 0.3
+SILENT_DAYS = 10
+SILENT_SHARE = 0.3  # of the outlets
+
+
+@dataclass
+class Timeline:
+    """One simulated seed: who carried it each day, and what the detector is told about the days."""
+
+    carried: np.ndarray  # days x outlets, bool
+    expected: np.ndarray  # true expected distinct outlets per day (without a rise: the limit's baseline)
+    volume: np.ndarray  # articles per active outlet, all subjects (for the holiday exposure)
+    active: np.ndarray  # days x outlets, bool: the outlet published anything that day
+    observed_from: dt.date | None = None
+    counts: dict[dt.date, int] = field(default_factory=dict)
+    outlets: dict[dt.date, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.counts = {d: int(c) for d, c in zip(DAYS, self.carried.sum(axis=1), strict=True)}
+        self.outlets = {
+            d: {f"o{i}" for i in np.flatnonzero(row)} for d, row in zip(DAYS, self.carried, strict=True)
+        }
 
 
 def outlet_rates(rng: np.random.Generator, level: float) -> np.ndarray:
-    """Per-outlet Poisson rates (articles/day on an average weekday) giving ``level`` distinct outlets."""
+    """Per-outlet rates giving ``level`` expected distinct outlets on an average day."""
     weights = rng.gamma(0.7, 1.0, N_OUTLETS)
     weights /= weights.sum()
-
-    def distinct(scale: float) -> float:
-        return float(np.sum(1.0 - np.exp(-scale * weights))) - level
-
-    return weights * brentq(distinct, 1e-9, 1e4)
+    if level <= 0:
+        return np.zeros(N_OUTLETS)
+    return weights * brentq(lambda c: float(np.sum(1.0 - np.exp(-c * weights))) - level, 1e-9, 1e5)
 
 
-def doubling_scale(rates: np.ndarray, weekday_factor: float) -> float:
-    """Multiplier of the outlet rates that doubles the expected distinct outlets on such a day."""
-    base = float(np.sum(1.0 - np.exp(-rates * weekday_factor)))
-    target = min(2.0 * base, N_OUTLETS - 0.5)
-    return float(
-        brentq(lambda c: float(np.sum(1.0 - np.exp(-c * rates * weekday_factor))) - target, 1.0, 1e4)
-    )
+def expected_outlets(rates: np.ndarray, multiplier: float) -> float:
+    return float(np.sum(1.0 - np.exp(-rates * multiplier)))
 
 
-def simulate_outlets(rng: np.random.Generator, rates: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
-    """Distinct outlets per day: outlets with at least one article that day."""
-    articles = rng.poisson(np.outer(multipliers, rates))
-    return (articles > 0).sum(axis=1)
+def scale_for(rates: np.ndarray, multiplier: float, target: float) -> float:
+    """Factor on the day's multiplier that makes the expected distinct outlets ``target``."""
+    target = min(target, N_OUTLETS - 0.5)
+    return float(brentq(lambda c: expected_outlets(rates, c * multiplier) - target, 1e-9, 1e6))
 
 
-def global_prior(rng: np.random.Generator, n_days: int) -> np.ndarray:
-    """The weekday pattern of all stored articles over the baseline, as detect_rising estimates it."""
-    days = [START + dt.timedelta(days=i) for i in range(n_days)]
-    weekdays = [d.weekday() for d in days]
-    volume = rng.poisson(1500.0 * WEEKDAY_PATTERN[weekdays])
-    return weekday_factors(volume, weekdays, None, strength=1.0)
+@dataclass
+class Scenario:
+    name: str
+    level: float
+    rise: float = 1.0
+    duration: int = 0  # 0: flat
+    own_weekdays: bool = False
+    holidays: bool = False
+    silent: str = ""  # "" | "random" (30% of outlets) | "carrier" (the seed's main outlets)
+    day_noise: float = 0.0
+    appears: bool = False  # 0 -> 3 outlets a day over a week
+    new_seed: bool = False  # no history before the rise
 
 
-def flags_on(counts: np.ndarray, days: list[dt.date], params: RisingParams, prior: np.ndarray) -> list[bool]:
-    series = {d: int(c) for d, c in zip(days, counts, strict=True)}
+def simulate(rng: np.random.Generator, sc: Scenario) -> tuple[Timeline, int]:
+    """A timeline and the index of the rise's first day (or -1)."""
+    n = len(DAYS)
+    pattern = OWN_WEEKDAY_PATTERN if sc.own_weekdays else WEEKDAY_PATTERN
+    base = pattern[WEEKDAYS].astype(np.float64)
+    global_volume = WEEKDAY_PATTERN[WEEKDAYS] * rng.normal(1.0, 0.03, n)
+    if sc.holidays:
+        for day in rng.choice(np.arange(10, n - 2), size=4, replace=False):
+            base[day] *= HOLIDAY_VOLUME
+            global_volume[day] *= HOLIDAY_VOLUME
+    if sc.day_noise > 0:
+        base = base * rng.gamma(1.0 / sc.day_noise, sc.day_noise, n)
+    rates = outlet_rates(rng, 3.0 if sc.appears else sc.level)
+    active = np.ones((n, N_OUTLETS), dtype=bool)
+    if sc.silent:
+        if sc.silent == "carrier":
+            order = np.argsort(-rates)
+            group = order[: int(np.searchsorted(np.cumsum(rates[order]) / rates.sum(), 0.6)) + 1]
+        else:
+            group = rng.choice(N_OUTLETS, size=int(SILENT_SHARE * N_OUTLETS), replace=False)
+        first = int(rng.integers(HISTORY - 5, HISTORY + EVALUATED - SILENT_DAYS - 20))
+        active[first : first + SILENT_DAYS, group] = False
+    expected = np.array([expected_outlets(rates, m) for m in base])
+    multipliers = base.copy()
+    start = -1
+    if sc.appears:
+        start = HISTORY + int(rng.integers(0, EVALUATED - 7))
+        multipliers[:start] = 0.0
+        multipliers[start + 7 :] = 0.0
+        for k in range(7):
+            day = start + k
+            multipliers[day] = scale_for(rates, 1.0, 3.0 * (k + 1) / 7) * base[day]
+        expected = np.zeros(n)
+    elif sc.duration:
+        start = HISTORY + int(rng.integers(0, EVALUATED - sc.duration + 1))
+        for day in range(start, start + sc.duration):
+            multipliers[day] = scale_for(rates, base[day], sc.rise * expected[day]) * base[day]
+    probability = 1.0 - np.exp(-np.outer(multipliers, rates))
+    carried = (rng.random((n, N_OUTLETS)) < probability) & active
+    # articles per active outlet: the whole news volume does not notice a silent group
+    timeline = Timeline(carried=carried, expected=expected, volume=global_volume, active=active)
+    if sc.new_seed:
+        timeline.observed_from = DAYS[start]
+    return timeline, start
+
+
+def exposure_of(timeline: Timeline, sc: Scenario) -> dict[dt.date, float]:
+    """What detect_rising tells the test about each day: coverage of the seed's outlets x volume."""
+    volume = volume_exposure({d: float(v) for d, v in zip(DAYS, timeline.volume, strict=True)})
+    if not sc.silent:
+        return volume
+    history = timeline.carried[:HISTORY].sum(axis=0)
+    weights = {f"o{i}": float(w) for i, w in enumerate(history) if w > 0}
+    active = {d: {f"o{i}" for i in np.flatnonzero(row)} for d, row in zip(DAYS, timeline.active, strict=True)}
+    coverage = subject_coverage(weights, active, DAYS, regular_outlets(active, DAYS[:HISTORY]))
+    return {d: coverage[d] * volume[d] for d in DAYS}
+
+
+def global_prior(rng: np.random.Generator) -> np.ndarray:
+    """The weekday pattern of all stored articles, as detect_rising estimates it."""
+    volume = rng.poisson(1500.0 * WEEKDAY_PATTERN[WEEKDAYS[:28]])
+    return weekday_factors(volume, WEEKDAYS[:28].tolist(), None, strength=1.0)
+
+
+def catalogue(rng: np.random.Generator, sc: Scenario, params: RisingParams) -> Reference:
+    """The catalogue prior as detect_rising builds it: every seed's rate and dispersion (here, seeds
+    at all simulated levels under the scenario's conditions)."""
+    rates, dispersions, information = [], [], []
+    for level in LEVELS:
+        for _ in range(4):
+            timeline, _ = simulate(
+                rng, Scenario("catalogue", level, own_weekdays=sc.own_weekdays, day_noise=sc.day_noise)
+            )
+            y = timeline.carried[:28].sum(axis=1)
+            own, info = baseline_dispersion(
+                y, WEEKDAYS[:28].tolist(), WEEKDAY_PATTERN, params.weekday_prior_strength
+            )
+            rates.append(float(y.mean()))
+            dispersions.append(own)
+            information.append(info)
+    prior = catalogue_prior(rates, dispersions, information)
+    assert prior is not None
+    return prior
+
+
+def detector_flags(
+    timeline: Timeline,
+    day_indices: range,
+    params: RisingParams,
+    prior: np.ndarray,
+    ref: Reference,
+    exposure: dict[dt.date, float],
+) -> list[bool]:
     out = []
-    for day in days[BASELINE:]:
-        if series[day] < params.min_outlets:
-            out.append(False)  # cannot flag: skip the test, as detect_rising does
+    for i in day_indices:
+        day = DAYS[i]
+        if timeline.counts[day] < 1:
+            out.append(False)  # no outlet today: detect_rising does not test the subject
             continue
-        result = assess_rising(day, series, params, weekday_prior=prior)
+        result = assess_rising(
+            day,
+            timeline.counts,
+            params,
+            weekday_prior=prior,
+            observed_from=timeline.observed_from,
+            reference=ref,
+            exposure=exposure,
+            outlets=timeline.outlets,
+        )
         out.append(bool(result and result.flagged))
     return out
 
 
-def run_flat(
-    rng: np.random.Generator, params: RisingParams, n_seeds: int, day_noise: float = 0.0
-) -> dict[str, Any]:
-    """False flags on timelines without bursts; ``day_noise`` > 0 makes whole days busier or quieter
-    (Gamma day multipliers with that squared coefficient of variation), as news cycles do."""
-    days = [START + dt.timedelta(days=i) for i in range(BASELINE + EVALUATED)]
-    weekday_multipliers = WEEKDAY_PATTERN[[d.weekday() for d in days]]
-    by_level = {}
-    for level in LEVELS:
+def limit_critical(mu0: float, alpha: float) -> int:
+    """Smallest count whose upper Poisson tail under the true baseline is within ``alpha``."""
+    if mu0 <= 0:
+        return 1
+    return int(poisson.isf(alpha, mu0)) + 1
+
+
+def run_scenario(rng: np.random.Generator, sc: Scenario, params: RisingParams, trials: int) -> dict[str, Any]:
+    ref = catalogue(rng, sc, params)
+    if not sc.duration and not sc.appears:
         per_seed = []
-        for _ in range(n_seeds):
-            multipliers = weekday_multipliers
-            if day_noise > 0:
-                multipliers = multipliers * rng.gamma(1.0 / day_noise, day_noise, len(days))
-            counts = simulate_outlets(rng, outlet_rates(rng, level), multipliers)
-            per_seed.append(sum(flags_on(counts, days, params, global_prior(rng, BASELINE))))
-        arr = np.asarray(per_seed)
-        by_level[str(level)] = {
-            "false_flags_per_seed_per_90_days": round(float(arr.mean()), 4),
-            "seeds_with_more_than_1": round(float(np.mean(arr > 1)), 4),
-            "max_per_seed": int(arr.max()),
+        new_flags = []
+        for _ in range(trials):
+            timeline, _ = simulate(rng, sc)
+            hits = detector_flags(
+                timeline, range(HISTORY, len(DAYS)), params, global_prior(rng), ref, exposure_of(timeline, sc)
+            )
+            per_seed.append(sum(hits))
+            new_flags.append(sum(1 for i, h in enumerate(hits) if h and not any(hits[max(0, i - 7) : i])))
+        return {
+            "scenario": sc.name,
+            "level": sc.level,
+            "kind": "flat",
+            "false_flags_per_90_days": round(float(np.mean(per_seed)) * 90 / EVALUATED, 4),
+            "new_false_flags_per_90_days": round(float(np.mean(new_flags)) * 90 / EVALUATED, 4),
         }
-    overall = float(np.mean([v["false_flags_per_seed_per_90_days"] for v in by_level.values()]))
+    caught = limit_caught = 0
+    duration = 7 if sc.appears else sc.duration
+    for _ in range(trials):
+        timeline, start = simulate(rng, sc)
+        hits = detector_flags(
+            timeline,
+            range(start, start + duration),
+            params,
+            global_prior(rng),
+            ref,
+            exposure_of(timeline, sc),
+        )
+        caught += any(hits)
+        window = slice(start, start + duration)
+        critical = limit_critical(float(timeline.expected[window].sum()), params.alpha)
+        limit_caught += int(timeline.carried[window].sum()) >= critical
+    power, limit = caught / trials, limit_caught / trials
     return {
-        "seeds_per_level": n_seeds,
-        "day_noise": day_noise,
-        "by_level": by_level,
-        "mean_over_levels": round(overall, 4),
+        "scenario": sc.name,
+        "level": sc.level,
+        "kind": "rise",
+        "rise": sc.rise,
+        "duration": duration,
+        "power": round(power, 4),
+        "limit_power": round(limit, 4),
+        "ratio": round(power / limit, 3) if limit >= 0.1 else None,
     }
 
 
-def run_bursts(rng: np.random.Generator, params: RisingParams, n_bursts: int) -> dict[str, Any]:
-    days = [START + dt.timedelta(days=i) for i in range(BASELINE + EVALUATED)]
-    weekdays = [d.weekday() for d in days]
-    by_level = {}
+def scenarios() -> list[Scenario]:
+    out = [Scenario("flat", level) for level in LEVELS]
+    # the variants at three levels keep the run short on shared cores
+    variant_levels = (1.0, 4.0, 16.0)
+    out += [Scenario("flat, own weekday pattern", level, own_weekdays=True) for level in variant_levels]
+    out += [Scenario("flat, holidays", level, holidays=True) for level in variant_levels]
+    out += [
+        Scenario("flat, 30% of outlets silent 10 days", level, silent="random") for level in variant_levels
+    ]
+    out += [
+        Scenario("flat, seed's main outlets silent 10 days", level, silent="carrier")
+        for level in variant_levels
+    ]
+    out += [Scenario("flat, day-to-day swings", level, day_noise=DAY_NOISE) for level in variant_levels]
     for level in LEVELS:
-        by_second = by_third = 0
-        for _ in range(n_bursts):
-            rates = outlet_rates(rng, level)
-            start = BASELINE + int(rng.integers(0, EVALUATED - 2))
-            multipliers = WEEKDAY_PATTERN[weekdays].copy()
-            for i in range(start, start + 3):
-                multipliers[i] *= doubling_scale(rates, float(WEEKDAY_PATTERN[weekdays[i]]))
-            counts = simulate_outlets(rng, rates, multipliers)
-            series = {d: int(c) for d, c in zip(days, counts, strict=True)}
-            prior = global_prior(rng, BASELINE)
-            hits = []
-            for i in range(start, start + 3):
-                result = (
-                    assess_rising(days[i], series, params, weekday_prior=prior)
-                    if series[days[i]] >= params.min_outlets
-                    else None
-                )
-                hits.append(bool(result and result.flagged))
-            by_second += hits[0] or hits[1]
-            by_third += any(hits)
-        by_level[str(level)] = {
-            "flagged_by_second_day": round(by_second / n_bursts, 4),
-            "flagged_by_third_day": round(by_third / n_bursts, 4),
-        }
-    return {"bursts_per_level": n_bursts, "by_level": by_level}
+        for rise in RISES:
+            for duration in DURATIONS:
+                out.append(Scenario(f"x{rise:g} over {duration}d", level, rise=rise, duration=duration))
+    out.append(Scenario("x3 over 3d, own weekday pattern", 4.0, rise=3.0, duration=3, own_weekdays=True))
+    out.append(Scenario("x2 over 7d, own weekday pattern", 4.0, rise=2.0, duration=7, own_weekdays=True))
+    out.append(Scenario("x3 over 3d, holidays", 4.0, rise=3.0, duration=3, holidays=True))
+    out.append(Scenario("x3 over 3d, 30% silent", 4.0, rise=3.0, duration=3, silent="random"))
+    out.append(Scenario("appears 0->3/day over a week", 0.0, appears=True))
+    out.append(Scenario("appears 0->3/day, new seed", 0.0, appears=True, new_seed=True))
+    return out
 
 
 def bench_rising(args: argparse.Namespace) -> dict[str, Any]:
     params = params_from_settings(Settings(_env_file=None))
-    if args.windows:
-        params = replace(params, windows=tuple(int(w) for w in args.windows.split(",")))
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    flat = run_flat(rng, params, args.seeds)
-    noisy = run_flat(rng, params, args.seeds, day_noise=DAY_NOISE)
-    bursts = run_bursts(rng, params, args.bursts)
+    rows = []
+    for sc in scenarios():
+        if args.only and args.only not in sc.name:
+            continue
+        trials = args.seeds if not sc.duration and not sc.appears else args.trials
+        rows.append(run_scenario(rng, sc, params, trials))
+        if args.progress:
+            print(rows[-1], file=sys.stderr, flush=True)
+    rises = [r for r in rows if r["kind"] == "rise"]
+    flats = [r for r in rows if r["kind"] == "flat"]
+    ratios = [r["ratio"] for r in rises if r["ratio"] is not None]
+
+    def find(name: str) -> float | None:
+        return next((r["power"] for r in rises if r["scenario"] == name and r["level"] == 4.0), None)
+
     return {
         "params": {
-            "baseline_days": params.baseline_days,
-            "min_outlets": params.min_outlets,
-            "alpha": params.alpha,
-            "min_ratio": params.min_ratio,
+            "alpha_per_day": params.alpha,
             "windows": list(params.windows),
-            "guard_days": params.guard_days,
-            "dispersion_confidence": params.dispersion_confidence,
+            "window_shares": list(params.window_shares),
+            "min_outlets": params.min_outlets,
+            "min_ratio": params.min_ratio,
+            "baseline_days": params.baseline_days,
         },
-        "outlets": N_OUTLETS,
-        "weekday_pattern": WEEKDAY_PATTERN.tolist(),
-        "flat": flat,
-        "flat_noisy_days": noisy,
-        "doubling": bursts,
+        "trials_per_rise": args.trials,
+        "seeds_per_flat": args.seeds,
+        "rows": rows,
+        "acceptance": {
+            "max_false_flags_per_90_days": max((r["false_flags_per_90_days"] for r in flats), default=None),
+            "tripling_3d_at_4": find("x3 over 3d"),
+            "doubling_7d_at_4": find("x2 over 7d"),
+            "min_ratio_to_limit": min(ratios) if ratios else None,
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
 
 
-def print_flat(title: str, flat: dict[str, Any]) -> None:
-    print(f"\n{title}, {flat['seeds_per_level']} seeds per level, 90 days each:")
-    print(f"{'outlets/day':>12} {'false flags/seed/90d':>22} {'seeds >1 flag':>14} {'max':>5}")
-    for level, row in flat["by_level"].items():
-        print(
-            f"{level:>12} {row['false_flags_per_seed_per_90_days']:>22.3f} "
-            f"{row['seeds_with_more_than_1']:>14.3f} {row['max_per_seed']:>5}"
-        )
-    print(f"mean over levels: {flat['mean_over_levels']:.3f} (acceptance: <= 1)")
-
-
 def print_rising(result: dict[str, Any]) -> None:
-    print(f"settings: {result['params']}  outlets: {result['outlets']}")
-    print(f"weekday pattern (Mon..Sun): {result['weekday_pattern']}")
-    print_flat("flat Poisson timelines", result["flat"])
-    print_flat(
-        f"flat timelines with day-to-day swings (squared CV {result['flat_noisy_days']['day_noise']})",
-        result["flat_noisy_days"],
+    print(f"settings: {result['params']}")
+    print(
+        f"\nfalse flags per seed per 90 days, {result['seeds_per_flat']} seeds each (flag-days / new flags):"
     )
-    print(f"\ndoubling of distinct outlets for 3 days, {result['doubling']['bursts_per_level']} per level:")
-    print(f"{'outlets/day':>12} {'flagged by day 2':>17} {'by day 3':>9}")
-    for level, row in result["doubling"]["by_level"].items():
-        print(f"{level:>12} {row['flagged_by_second_day']:>17.3f} {row['flagged_by_third_day']:>9.3f}")
-    print(f"\n{result['seconds']} s")
+    flats = [r for r in result["rows"] if r["kind"] == "flat"]
+    names = list(dict.fromkeys(r["scenario"] for r in flats))
+    levels = sorted({r["level"] for r in flats})
+    print(f"{'scenario':<42}" + "".join(f"{level:>13g}" for level in levels))
+    for name in names:
+        cells = {r["level"]: r for r in flats if r["scenario"] == name}
+        print(
+            f"{name:<42}"
+            + "".join(
+                f"{cells[lv]['false_flags_per_90_days']:>7.3f}/{cells[lv]['new_false_flags_per_90_days']:<5.3f}"
+                if lv in cells
+                else f"{'':>13}"
+                for lv in levels
+            )
+        )
+    print(f"\npower within the rise (narrwatch / limit = ratio), {result['trials_per_rise']} trials each:")
+    print(f"{'scenario':<34} {'outlets/day':>11} {'narrwatch':>10} {'limit':>7} {'ratio':>7}")
+    for r in result["rows"]:
+        if r["kind"] != "rise":
+            continue
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        print(
+            f"{r['scenario']:<34} {r['level']:>11g} {r['power']:>10.3f} {r['limit_power']:>7.3f} {ratio:>7}"
+        )
+    print(f"\nacceptance: {result['acceptance']}")
+    print(f"{result['seconds']} s")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("command", nargs="?", default="rising", choices=["rising", "clusters"])
-    parser.add_argument("--seeds", type=int, default=200, help="simulated flat seeds per level")
-    parser.add_argument("--bursts", type=int, default=400, help="simulated bursts per level")
+    parser.add_argument("--trials", type=int, default=200, help="simulated rises per scenario")
+    parser.add_argument("--seeds", type=int, default=100, help="simulated flat seeds per scenario")
     parser.add_argument("--seed", type=int, default=20250106, help="random seed")
-    parser.add_argument("--windows", help="override the test windows, e.g. 1 or 1,2")
+    parser.add_argument("--only", help="run the scenarios whose name contains this")
+    parser.add_argument("--progress", action="store_true", help="print each row to stderr as it is done")
     parser.add_argument("--articles", type=Path, default=REPO / "tests" / "rising" / "data" / "stories.jsonl")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -232,10 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{sweep['n_articles']} articles, {sweep['n_gold_clusters']} stories, model {sweep['model']}"
             )
-            print(
-                f"{'join':>6} {'merge':>6} {'clusters':>9} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6} "
-                f"{'pair F1':>8}"
-            )
+            header = ("join", "merge", "clusters", "B3 P", "B3 R", "B3 F1", "pair F1")
+            print(" ".join(f"{h:>{w}}" for h, w in zip(header, (6, 6, 9, 6, 6, 6, 8), strict=True)))
             for row in sweep["rows"]:
                 print(
                     f"{row['join']:>6.2f} {row['merge']:>6.3f} {row['n_clusters']:>9} "

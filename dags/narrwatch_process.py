@@ -62,19 +62,15 @@ def narrwatch_process() -> None:
     def match(**context: Any) -> dict[str, Any]:
         from narrwatch import pipeline
 
-        now = schedule.logical_now(context)
         with schedule.task_context() as ctx:
-            start, end = schedule.lookback_window(now, ctx.settings.match_window_days)
-            return pipeline.match(ctx, start, end, now)
+            return pipeline.match_recent(ctx, schedule.logical_now(context))
 
     @task(pool=PLAN.vector_pool.name, execution_timeout=PLAN.timeout("cluster"))
     def cluster(**context: Any) -> dict[str, Any]:
         from narrwatch import pipeline
 
-        now = schedule.logical_now(context)
         with schedule.task_context() as ctx:
-            start, end = schedule.lookback_window(now, ctx.settings.match_window_days)
-            return pipeline.cluster(ctx, start, end, now)
+            return pipeline.cluster_recent(ctx, schedule.logical_now(context))
 
     embed() >> match() >> cluster()
 

@@ -23,6 +23,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -402,6 +404,15 @@ class RisingFlag(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     top_articles: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime]
+    # which window fired (1, 3 or 7 days); count and baseline above are that window's
+    window_days: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # new: no flag for the subject in the days before (rising_new_after_days); else continuing
+    is_new: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    run_day: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # K of "day K"
+    # since yesterday: outlets then, outlets today that were not there, and yesterday's flag
+    outlets_yesterday: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    new_outlets: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    flagged_yesterday: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (UniqueConstraint("day", "subject_kind", "subject_id", "dimension", "dimension_value"),)
 

@@ -21,10 +21,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from narrwatch.db.models import Article, Cluster, Feed, Match, Verdict
+from narrwatch.db.models import (
+    Article,
+    ArticleEmbedding,
+    Cluster,
+    ClusterMember,
+    Feed,
+    Match,
+    Passage,
+    Verdict,
+)
+from narrwatch.domain.clustering import resolve
 from narrwatch.domain.polling import BoundsSettings, HealthState, PollBounds, PollState, feed_health_state
 
 T = TypeVar("T")
@@ -49,14 +59,15 @@ def chunked(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
 # --- verdicts and counted matches ----------------------------------------------------------------
 
 
-def latest_verdict_subquery() -> Any:
-    """SQL: the newest verdict on the outer query's (article, seed), in whichever collection."""
+def latest_verdict_subquery(match: Any = Match) -> Any:
+    """SQL: the newest verdict on the outer query's (article, seed) of ``match`` (the ``Match``
+    entity or an alias of it), in whichever collection it was given."""
     return (
         select(Verdict.verdict)
-        .where(Verdict.article_id == Match.article_id, Verdict.narrative_id == Match.narrative_id)
+        .where(Verdict.article_id == match.article_id, Verdict.narrative_id == match.narrative_id)
         .order_by(Verdict.created_at.desc(), Verdict.id.desc())
         .limit(1)
-        .correlate(Match)
+        .correlate(match)
         .scalar_subquery()
     )
 
@@ -126,18 +137,35 @@ def seed_covers(
     """SQL: a seed covers the article (in ``collection`` when given): it has a match whose newest
     verdict on (article, seed) is not a rejection."""
     covering = aliased(Match)
-    newest = (
-        select(Verdict.verdict)
-        .where(Verdict.article_id == covering.article_id, Verdict.narrative_id == covering.narrative_id)
-        .order_by(Verdict.created_at.desc(), Verdict.id.desc())
-        .limit(1)
-        .correlate(covering)
-        .scalar_subquery()
-    )
+    newest = latest_verdict_subquery(covering)
     conditions = [covering.article_id == article_id, func.coalesce(newest, "") != "reject"]
     if collection is not None:
         conditions.append(covering.collection == collection)
     return exists().where(*conditions)
+
+
+# --- passages ----------------------------------------------------------------------------------
+
+
+def current_passages(collection: str, article_ids: Sequence[int]) -> Select[Passage]:
+    """The passage rows of ``article_ids`` that the article's current embedding in ``collection``
+    has, in order; rows past its passage count are left from an older split and do not count."""
+    return (
+        select(Passage)
+        .join(
+            ArticleEmbedding,
+            and_(
+                ArticleEmbedding.article_id == Passage.article_id,
+                ArticleEmbedding.collection == Passage.collection,
+            ),
+        )
+        .where(
+            Passage.collection == collection,
+            Passage.article_id.in_(list(article_ids)),
+            Passage.idx < ArticleEmbedding.n_passages,
+        )
+        .order_by(Passage.article_id, Passage.idx)
+    )
 
 
 # --- clusters ------------------------------------------------------------------------------------
@@ -154,6 +182,30 @@ def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
         for cid, into, merged_at in rows
         if into is not None and (merged_at is None or merged_at < before)
     }
+
+
+def counted_cluster_members(
+    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+) -> dict[str, list[tuple[ClusterMember, Article]]]:
+    """Per surviving cluster id, the members published in [start, end) that count for it, most
+    central first: members of clusters merged before ``merge_before`` belong to the survivor, and an
+    article a seed covers belongs to the seed, not to a cluster."""
+    rows = session.execute(
+        select(ClusterMember, Article)
+        .join(Article, Article.id == ClusterMember.article_id)
+        .where(
+            Article.published_at >= start,
+            Article.published_at < end,
+            ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
+        )
+        .order_by(ClusterMember.similarity.desc(), Article.id)
+    ).all()
+    merged_into = merge_map(session, merge_before)
+    clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
+    for member, article in rows:
+        survivor = str(resolve(member.cluster_id, merged_into))
+        clusters.setdefault(survivor, {}).setdefault(article.id, (member, article))
+    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
 
 
 # --- feeds ---------------------------------------------------------------------------------------

@@ -26,7 +26,23 @@ BUNDLED_MULTILINGUAL_MODEL = "bundled:multilingual-e5-small"
 #: The default: the region writes in Serbian, Croatian, Bosnian, Albanian, Macedonian and Russian.
 DEFAULT_MODEL = BUNDLED_MULTILINGUAL_MODEL
 
+#: Shortest retention allowed: longer than the rising baseline (28 days) with a margin.
+MIN_RETENTION_DAYS = 30
+
 EmbeddingBackend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -218,6 +234,15 @@ class Settings(BaseSettings):
     cluster_window_days: int = Field(
         7, ge=1, description="A cluster is live while it gained an article within this many days."
     )
+    cluster_emerging_min_outlets: int = Field(
+        3, ge=1, description="Distinct outlets a cluster needs in the window to be reported as emerging."
+    )
+    cluster_emerging_min_days: int = Field(
+        2,
+        ge=1,
+        description="Distinct days a cluster needs in the window to be reported as emerging: a narrative "
+        "is pushed again on other days, a story is mostly one day's news.",
+    )
 
     # --- rising detection ----------------------------------------------------------------------
     rising_baseline_days: int = Field(
@@ -226,17 +251,17 @@ class Settings(BaseSettings):
     rising_min_outlets: int = Field(
         3,
         ge=1,
-        description="Minimum distinct outlets on the day for a flag: one outlet's campaign is "
-        "not a rising narrative.",
+        description="Minimum distinct outlets in the window that fired (the day, 3 days or the week): "
+        "one outlet's campaign is not a rising narrative.",
     )
     rising_alpha: float = Field(
-        0.001,
+        0.002,
         gt=0,
         lt=1,
-        description="p-value below which a count is flagged. Small because every seed, cluster, country "
-        "and language is tested each day. bench/rising.py measured the trade-off on simulated seeds: at "
-        "0.001, 0.02 false flags per seed per 90 flat days and a doubling caught by its second day in 86% "
-        "of cases at 16 outlets a day; at 0.005, 0.10 and 95%; at 0.01, 0.23 and 98%.",
+        description="Nominal false-flag level per subject and day, split between the three windows "
+        "(day, 3 days, week). The test is conservative at small counts: bench/rising.py measured at "
+        "most about 0.1 false flag-days per seed per 90 flat days at 0.002 (0.0011 gave about 0.03, "
+        "0.0033 up to 0.16), and prints the power beside the exact test that knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."
@@ -392,7 +417,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Articles published more than this many days ago are deleted (with their vectors) "
-        "and tombstoned so they are never stored again. 0 keeps everything forever.",
+        "and tombstoned so they are never stored again. 0 keeps everything forever; otherwise at "
+        "least 30 (the rising baseline needs 28 days, and a slip of one digit must not empty the "
+        "store). `narrwatch retention --dry-run` shows what a run would delete.",
     )
     recompute_window_days: int = Field(
         30,
@@ -410,6 +437,25 @@ class Settings(BaseSettings):
         if value and value.startswith("postgresql://"):
             return "postgresql+psycopg://" + value[len("postgresql://") :]
         return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_minimum(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"must be 0 (keep everything) or at least {MIN_RETENTION_DAYS} days, got {value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _qdrant_key_off_loopback(self) -> Settings:
+        # A Qdrant server reachable beyond this machine without a key lets anyone read or wipe it.
+        if self.qdrant_url and self.qdrant_api_key is None and not _is_loopback_url(self.qdrant_url):
+            raise ValueError(
+                "NARRWATCH_QDRANT_API_KEY is required when NARRWATCH_QDRANT_URL is not a loopback "
+                f"address ({self.qdrant_url!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
@@ -449,4 +495,11 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The settings of this process; a misspelt NARRWATCH_ variable is an error naming the closest."""
+    import os
+
+    from narrwatch.settings_check import check_variable_names
+
+    env_file = Settings.model_config.get("env_file")
+    check_variable_names(os.environ, Path(str(env_file)) if env_file else None, Settings.model_fields.keys())
     return Settings()

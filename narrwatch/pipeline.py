@@ -8,9 +8,11 @@ Heavy modules are imported inside the functions so that importing this module st
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.domain.clock import day_bounds
 from narrwatch.runs import recorded_run
@@ -35,22 +37,28 @@ def poll(
     force: bool = False,
 ) -> dict[str, Any]:
     from narrwatch.steps.poll import poll as poll_mod
-    from narrwatch.steps.poll import sync as sync_mod
+    from narrwatch.steps.poll.catalogue import sync_or_keep_last_good
 
     with recorded_run(ctx, "poll", now) as run:
-        sync_mod.sync_feeds(ctx, now)
+        catalogue = sync_or_keep_last_good(ctx, now)
         report = poll_mod.poll_feeds(
             ctx, now, group=group, shard=shard, shards=shards, feed_ids=feed_ids, force=force
         )
-        run.summary = report.as_dict()
+        run.summary = {**report.as_dict(), **catalogue.as_dict()}
     return run.summary
 
 
-def embed(ctx: AppContext, now: dt.datetime, *, limit: int | None = None) -> dict[str, Any]:
+def embed(
+    ctx: AppContext,
+    now: dt.datetime,
+    *,
+    limit: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     from narrwatch.steps.embed import embed as vectorize
 
     with recorded_run(ctx, "embed", now) as run:
-        run.summary = vectorize.embed_pending(ctx, now, limit=limit).as_dict()
+        run.summary = vectorize.embed_pending(ctx, now, limit=limit, on_batch=on_batch).as_dict()
     return run.summary
 
 
@@ -63,11 +71,19 @@ def match(
     recompute: bool = False,
 ) -> dict[str, Any]:
     from narrwatch.steps.match import match as matching
-    from narrwatch.steps.match import versions as versions_mod
+    from narrwatch.steps.match.seeds import SeedFilesSkipped, bad_seed_files, load_usable_narratives
 
     with recorded_run(ctx, "match", now, start, end) as run:
-        versions_mod.sync_narratives(ctx, now)
-        run.summary = matching.match_articles(ctx, start, end, now, recompute=recompute).as_dict()
+        # A bad seed file is skipped, not fatal: the others are matched, then the run fails naming it.
+        # match_articles records the seeds' versions itself.
+        narratives, problems = load_usable_narratives(ctx.settings.narratives_dir)
+        run.summary = matching.match_articles(
+            ctx, start, end, now, recompute=recompute, narratives=narratives
+        ).as_dict()
+        if problems:
+            lines = list(bad_seed_files(problems).values())
+            run.summary["skipped_seed_files"] = lines
+            raise SeedFilesSkipped(lines)
     return run.summary
 
 
@@ -102,11 +118,18 @@ def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None
     return run.summary
 
 
-def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -> dict[str, Any]:
+def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False) -> dict[str, Any]:
+    """Compare Qdrant with SQL and, with ``mend``, repair; fails (after repairing what it may) when
+    the share of orphan points is too large to delete without ``force``."""
     from narrwatch.steps.embed import embed as vectorize
+    from narrwatch.steps.embed.reconcile_guard import ReconcileRefused
 
     with recorded_run(ctx, "reconcile", now) as run:
-        run.summary = vectorize.reconcile_vectors(ctx, now, mend=mend).as_dict()
+        report = vectorize.reconcile_vectors(ctx, now, mend=mend, force=force)
+        run.summary = report.as_dict()
+        refusals = [check.refused for check in report.collections if check.refused]
+        if refusals:
+            raise ReconcileRefused("; ".join(refusals))
     return run.summary
 
 
@@ -126,6 +149,22 @@ def recompute_changed(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
     return run.summary
 
 
+def processing_window(settings: Settings, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``[now - match_window_days, now)``: the window match and cluster take by default, looking back
+    so that late-published and late-embedded articles are still covered."""
+    return now - dt.timedelta(days=settings.match_window_days), now
+
+
+def match_recent(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
+    """`match` over its default window: what the process DAG and `narrwatch run` do."""
+    return match(ctx, *processing_window(ctx.settings, now), now)
+
+
+def cluster_recent(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
+    """`cluster` over its default window: what the process DAG and `narrwatch run` do."""
+    return cluster(ctx, *processing_window(ctx.settings, now), now)
+
+
 def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = None) -> dict[str, Any]:
     """Every step once, in order: what `narrwatch run` and each replayed demo day do.
 
@@ -133,14 +172,20 @@ def run_all(ctx: AppContext, now: dt.datetime, *, report_day: dt.date | None = N
     articles are still covered; detection and the report are for ``report_day`` (default: the day
     of ``now``).
     """
+    from narrwatch.steps.match.seeds import SeedFilesSkipped
+
     day = report_day or now.date()
-    window_start = now - dt.timedelta(days=ctx.settings.match_window_days)
-    summaries: dict[str, Any] = {
-        "poll": poll(ctx, now),
-        "embed": embed(ctx, now),
-        "match": match(ctx, window_start, now, now),
-        "cluster": cluster(ctx, window_start, now, now),
-        "detect": detect(ctx, day, now),
-    }
+    summaries: dict[str, Any] = {"poll": poll(ctx, now), "embed": embed(ctx, now)}
+    skipped: SeedFilesSkipped | None = None
+    try:
+        summaries["match"] = match_recent(ctx, now)
+    except SeedFilesSkipped as exc:
+        # The good seeds were matched: the rest of the day still runs, then the bad files are named.
+        skipped = exc
+        summaries["match"] = {"skipped_seed_files": exc.lines}
+    summaries["cluster"] = cluster_recent(ctx, now)
+    summaries["detect"] = detect(ctx, day, now)
     summaries["report"] = report(ctx, day, now)
+    if skipped is not None:
+        raise skipped
     return summaries

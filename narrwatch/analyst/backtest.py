@@ -5,35 +5,30 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from narrwatch.context import AppContext
-from narrwatch.db.models import (
-    Article,
-    ArticleEmbedding,
-    Match,
-    NarrativeVersion,
-    Passage,
-)
-from narrwatch.domain.scoring import (
-    score_upper_bound,
-    search_floor,
-)
-from narrwatch.steps.match.seeds import load_narratives
-
-if TYPE_CHECKING:
-    pass
+from narrwatch.db.models import Article, ArticleEmbedding, Match, NarrativeVersion, Passage
 from narrwatch.db.rules import chunked
+from narrwatch.domain.backtest import compare_levels, levels_per_day, raw_cutoff, rescale
+from narrwatch.domain.scoring import Thresholds, score_upper_bound, search_floor
 from narrwatch.steps.match.prepare import (
+    PreparedSeeds,
     load_calibrations,
     prepare_seeds,
     resolve_seed_thresholds,
     scoring_params,
 )
+from narrwatch.steps.match.seeds import load_narratives
 from narrwatch.steps.match.stored import StoredArticle, _canonical, load_stored_articles
+
+if TYPE_CHECKING:
+    from narrwatch.ports import VectorStore
 
 #: Ids per IN (...) list: SQLite allows 32,766 bound parameters per statement.
 SQL_CHUNK = 5000
@@ -103,140 +98,211 @@ def backtest(
     import time
 
     from narrwatch.embeddings.collections import collection_for
-    from narrwatch.ports import SearchFilter
 
     started = time.perf_counter()
     narratives = load_narratives(ctx.settings.narratives_dir)
     narratives.get(narrative_id)
     narratives = narratives.with_status(narrative_id, "active")
-    chain = [narrative_id, *narratives.ancestors(narrative_id)]
-    encoder = ctx.encoder
-    store = ctx.vector_store
-    collection = collection_for(encoder)
+    collection = collection_for(ctx.encoder)
     start = now - dt.timedelta(days=days)
     with ctx.transaction() as session:
         calibrations = load_calibrations(session, collection)
-        oldest, newest = session.execute(
-            select(func.min(Article.published_at), func.max(Article.published_at))
-            .join(ArticleEmbedding)
-            .where(ArticleEmbedding.collection == collection)
-        ).one()
-        in_window = session.scalar(
-            select(func.count())
-            .select_from(Article)
-            .join(ArticleEmbedding)
-            .where(
-                ArticleEmbedding.collection == collection,
-                Article.published_at >= start,
-                Article.published_at < now,
-            )
-        )
-    thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
-    prepared = prepare_seeds(encoder, narratives, chain, scoring_params(ctx.settings), thresholds)
-    seed_vectors = prepared.vectors[narrative_id]
-    floor = search_floor(thresholds[narrative_id], prepared.params)
-    # A filter every stored point passes is left out: Qdrant's local mode evaluates filters in
-    # Python, an order of magnitude slower than the plain search.
-    covers_all = oldest is not None and oldest >= start and newest < now
-    flt = None if covers_all else SearchFilter(published_from=start, published_to=now)
-    total_points = store.count(collection)
-    notes = []
-    if in_window and not total_points:
+        window = _window_facts(session, collection, start, now)
+    thresholds = resolve_seed_thresholds(ctx.settings, ctx.encoder.model_name, narratives, calibrations)
+    chain = [narrative_id, *narratives.ancestors(narrative_id)]
+    prepared = prepare_seeds(ctx.encoder, narratives, chain, scoring_params(ctx.settings), thresholds)
+    notes: list[str] = []
+    total_points = ctx.vector_store.count(collection)
+    if window.in_window and not total_points:
         notes.append(
             f"the vector store has no points in {collection} although SQL has embedded articles: "
             "run `narrwatch vectors reconcile` and `narrwatch embed`"
         )
-    # Best rescaled similarity of each passage (point) to any one positive phrasing.
+    best = _nearest_passages(
+        ctx.vector_store, collection, prepared, narrative_id, thresholds, window, total_points
+    )
+    with ctx.transaction() as session:
+        candidate_ids = _candidates(session, collection, best, prepared, narrative_id, thresholds)
+        articles, info, missing = _load_candidates(session, ctx.vector_store, collection, candidate_ids)
+        stored = _stored_levels(session, narrative_id, collection, start, now)
+    if missing:
+        notes.append(f"{len(missing)} candidate article(s) have lost vectors and were not scored")
+    found = _score_candidates(articles, info, prepared, narrative_id)
+    levels = {item.article_id: item.level for item in found}
+    diff = compare_levels(levels, {row.article_id: row.level for row in stored})
+    return BacktestResult(
+        narrative_id=narrative_id,
+        collection=collection,
+        window_start=start,
+        window_end=now,
+        thresholds=thresholds[narrative_id].as_dict(),
+        articles_in_window=window.in_window,
+        candidates=len(candidate_ids),
+        per_day=levels_per_day((item.day, item.level) for item in found),
+        top=found[:top_n],
+        stored_versions=sorted({row.version for row in stored}),
+        added=diff.added,
+        removed=diff.removed,
+        level_changed=diff.level_changed,
+        seconds=round(time.perf_counter() - started, 3),
+        notes=notes,
+    )
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: dt.datetime
+    end: dt.datetime
+    in_window: int
+    covers_all: bool  # every embedded article lies in the window: no filter needed
+
+
+def _window_facts(session: Session, collection: str, start: dt.datetime, end: dt.datetime) -> _Window:
+    oldest, newest = session.execute(
+        select(func.min(Article.published_at), func.max(Article.published_at))
+        .join(ArticleEmbedding)
+        .where(ArticleEmbedding.collection == collection)
+    ).one()
+    in_window = session.scalar(
+        select(func.count())
+        .select_from(Article)
+        .join(ArticleEmbedding)
+        .where(
+            ArticleEmbedding.collection == collection,
+            Article.published_at >= start,
+            Article.published_at < end,
+        )
+    )
+    covers_all = oldest is not None and oldest >= start and newest < end
+    return _Window(start, end, int(in_window or 0), covers_all)
+
+
+def _nearest_passages(
+    store: VectorStore,
+    collection: str,
+    prepared: PreparedSeeds,
+    narrative_id: str,
+    thresholds: Mapping[str, Thresholds],
+    window: _Window,
+    total_points: int,
+) -> dict[str, float]:
+    """Best rescaled similarity of each passage (point) to any one positive phrasing, for every
+    passage that could still reach ``suggest``."""
+    from narrwatch.ports import SearchFilter
+
+    seed_vectors = prepared.vectors[narrative_id]
+    floor = search_floor(thresholds[narrative_id], prepared.params)
+    # A filter every stored point passes is left out: Qdrant's local mode evaluates filters in
+    # Python, an order of magnitude slower than the plain search.
+    flt = None if window.covers_all else SearchFilter(published_from=window.start, published_to=window.end)
     best: dict[str, float] = {}
     for vector, background in zip(seed_vectors.positives, seed_vectors.positive_floor, strict=True):
-        # Raw cosine at which this phrasing's rescaled similarity reaches the floor.
-        cutoff = float(background + floor * (1.0 - background))
+        cutoff = raw_cutoff(float(background), floor)
         # Ask for more hits until the weakest is below the cutoff (or every point was returned).
         limit = min(FIRST_SEARCH_LIMIT, max(1, total_points))
         while True:
             hits = store.search(collection, vector, limit, flt)
             for hit in hits:
                 if hit.score >= cutoff:
-                    rescaled = (hit.score - float(background)) / (1.0 - float(background))
-                    best[hit.id] = max(best.get(hit.id, -1.0), rescaled)
+                    best[hit.id] = max(best.get(hit.id, -1.0), rescale(hit.score, float(background)))
             if len(hits) < limit or hits[-1].score < cutoff or limit >= total_points:
                 break
             limit = min(limit * 4, total_points)
-    with ctx.transaction() as session:
-        bound_of: dict[int, float] = {}
-        for chunk in chunked(sorted(best), SQL_CHUNK):
-            for article_id, point_id in session.execute(
-                select(Passage.article_id, Passage.point_id).where(
-                    Passage.collection == collection, Passage.point_id.in_(chunk)
-                )
-            ):
-                similarity = best[_canonical(point_id)]
-                bound_of[article_id] = max(bound_of.get(article_id, -1.0), similarity)
-        suggest = thresholds[narrative_id].suggest
-        params = prepared.params
-        # Certain without the text: a bound that the rebuttal penalty cannot pull below suggest.
-        certain = {a for a, similarity in bound_of.items() if similarity - params.rebuttal_weight >= suggest}
-        texts: dict[int, list[str]] = defaultdict(list)
-        for uncertain in chunked(sorted(set(bound_of) - certain), SQL_CHUNK):
-            for article_id, text in session.execute(
-                select(Passage.article_id, Passage.text)
-                .where(Passage.collection == collection, Passage.article_id.in_(uncertain))
-                .order_by(Passage.article_id, Passage.idx)
-            ):
-                texts[article_id].append(text)
-        keywords = seed_vectors.keywords
-        candidate_ids = sorted(
-            certain
-            | {
-                article_id
-                for article_id, parts in texts.items()
-                if score_upper_bound(bound_of[article_id], keywords, " ".join(parts), params)
-                >= suggest - 1e-9
-            }
-        )
-        articles: list[StoredArticle] = []
-        missing: list[int] = []
-        for candidates in chunked(candidate_ids, 1000):
-            found_here, missing_here = load_stored_articles(session, store, collection, candidates)
-            articles.extend(found_here)
-            missing.extend(missing_here)
-        if missing:
-            notes.append(f"{len(missing)} candidate article(s) have lost vectors and were not scored")
-        info = {
-            row.id: row
-            for row in session.execute(
-                select(Article.id, Article.title, Article.outlet, Article.url).where(
-                    Article.id.in_([article.id for article in articles])
-                )
+    return best
+
+
+def _candidates(
+    session: Session,
+    collection: str,
+    best: Mapping[str, float],
+    prepared: PreparedSeeds,
+    narrative_id: str,
+    thresholds: Mapping[str, Thresholds],
+) -> list[int]:
+    """Articles whose score could reach ``suggest``: certain ones by their best passage alone, the
+    rest by an upper bound that reads their text for keywords and rebuttal cues."""
+    bound_of: dict[int, float] = {}
+    for chunk in chunked(sorted(best), SQL_CHUNK):
+        for article_id, point_id in session.execute(
+            select(Passage.article_id, Passage.point_id).where(
+                Passage.collection == collection, Passage.point_id.in_(chunk)
             )
-        }
-        stored = session.execute(
+        ):
+            bound_of[article_id] = max(bound_of.get(article_id, -1.0), best[_canonical(point_id)])
+    suggest = thresholds[narrative_id].suggest
+    params = prepared.params
+    # Certain without the text: a bound that the rebuttal penalty cannot pull below suggest.
+    certain = {a for a, similarity in bound_of.items() if similarity - params.rebuttal_weight >= suggest}
+    texts: dict[int, list[str]] = defaultdict(list)
+    for uncertain in chunked(sorted(set(bound_of) - certain), SQL_CHUNK):
+        for article_id, text in session.execute(
+            select(Passage.article_id, Passage.text)
+            .where(Passage.collection == collection, Passage.article_id.in_(uncertain))
+            .order_by(Passage.article_id, Passage.idx)
+        ):
+            texts[article_id].append(text)
+    keywords = prepared.vectors[narrative_id].keywords
+    possible = {
+        article_id
+        for article_id, parts in texts.items()
+        if score_upper_bound(bound_of[article_id], keywords, " ".join(parts), params) >= suggest - 1e-9
+    }
+    return sorted(certain | possible)
+
+
+def _load_candidates(
+    session: Session, store: VectorStore, collection: str, candidate_ids: Sequence[int]
+) -> tuple[list[StoredArticle], dict[int, Any], list[int]]:
+    articles: list[StoredArticle] = []
+    missing: list[int] = []
+    for candidates in chunked(candidate_ids, 1000):
+        found_here, missing_here = load_stored_articles(session, store, collection, candidates)
+        articles.extend(found_here)
+        missing.extend(missing_here)
+    info = {
+        row.id: row
+        for row in session.execute(
+            select(Article.id, Article.title, Article.outlet, Article.url).where(
+                Article.id.in_([article.id for article in articles])
+            )
+        )
+    }
+    return articles, info, missing
+
+
+def _stored_levels(
+    session: Session, narrative_id: str, collection: str, start: dt.datetime, end: dt.datetime
+) -> list[Any]:
+    return list(
+        session.execute(
             select(Match.article_id, Match.level, NarrativeVersion.version)
             .join(NarrativeVersion, NarrativeVersion.id == Match.narrative_version_id)
             .where(
                 Match.narrative_id == narrative_id,
                 Match.collection == collection,
                 Match.published_at >= start,
-                Match.published_at < now,
+                Match.published_at < end,
             )
         ).all()
+    )
+
+
+def _score_candidates(
+    articles: Sequence[StoredArticle], info: Mapping[int, Any], prepared: PreparedSeeds, narrative_id: str
+) -> list[BacktestMatch]:
+    """The candidates scored exactly as ``match`` scores them, strongest first."""
     found: list[BacktestMatch] = []
-    per_day: dict[str, dict[str, int]] = defaultdict(lambda: {"suggest": 0, "confirm": 0})
-    levels: dict[int, str] = {}
     for article in articles:
         scores = prepared.score(article.vectors, article.passage_texts)
         level = prepared.decide(scores).get(narrative_id)
         if level is None:
             continue
         score = scores[narrative_id]
-        day = article.published_at.date().isoformat()
-        per_day[day][level] += 1
-        levels[article.id] = level
         meta = info[article.id]
         found.append(
             BacktestMatch(
                 article_id=article.id,
-                day=day,
+                day=article.published_at.date().isoformat(),
                 title=meta.title,
                 outlet=meta.outlet,
                 url=meta.url,
@@ -247,22 +313,5 @@ def backtest(
                 evidence_example=score.nearest_positive,
             )
         )
-    stored_levels = {row.article_id: row.level for row in stored}
     found.sort(key=lambda item: -item.score)
-    return BacktestResult(
-        narrative_id=narrative_id,
-        collection=collection,
-        window_start=start,
-        window_end=now,
-        thresholds=thresholds[narrative_id].as_dict(),
-        articles_in_window=int(in_window or 0),
-        candidates=len(candidate_ids),
-        per_day=dict(sorted(per_day.items())),
-        top=found[:top_n],
-        stored_versions=sorted({row.version for row in stored}),
-        added=sorted(set(levels) - set(stored_levels)),
-        removed=sorted(set(stored_levels) - set(levels)),
-        level_changed=sorted(i for i in set(levels) & set(stored_levels) if levels[i] != stored_levels[i]),
-        seconds=round(time.perf_counter() - started, 3),
-        notes=notes,
-    )
+    return found

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import (
@@ -15,16 +15,14 @@ from narrwatch.db.models import (
     Verdict,
 )
 from narrwatch.db.session import dialect_insert
-from narrwatch.steps.match.seeds import load_narratives
-
-if TYPE_CHECKING:
-    pass
+from narrwatch.domain.calibration import thresholds_from_verdicts
 from narrwatch.steps.match.prepare import (
     load_calibrations,
     prepare_seeds,
     resolve_seed_thresholds,
     scoring_params,
 )
+from narrwatch.steps.match.seeds import load_narratives
 from narrwatch.steps.match.stored import load_stored_articles
 
 
@@ -46,28 +44,6 @@ class CalibrationResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def choose_threshold(
-    labelled: Sequence[tuple[float, bool]], target_precision: float
-) -> tuple[float, float] | None:
-    """Lowest score whose labelled matches at or above it reach the target precision.
-
-    ``labelled`` holds (score, confirmed). Returns (threshold, precision there), or None when no
-    threshold reaches the target.
-    """
-    ordered = sorted(labelled, key=lambda item: -item[0])
-    best: tuple[float, float] | None = None
-    confirmed = 0
-    for position, (score, is_confirmed) in enumerate(ordered, start=1):
-        confirmed += int(is_confirmed)
-        # Only cut between distinct scores: ties go together.
-        if position < len(ordered) and ordered[position][0] == score:
-            continue
-        precision = confirmed / position
-        if precision >= target_precision:
-            best = (score, precision)
-    return best
 
 
 def calibrate(
@@ -94,30 +70,17 @@ def calibrate(
     encoder = ctx.encoder
     collection = collection_for(encoder)
     with ctx.transaction() as session:
-        newest: dict[int, Any] = {}
-        for row in session.execute(
-            select(Verdict.article_id, Verdict.verdict, Verdict.score, Verdict.collection)
-            .where(Verdict.narrative_id == narrative_id)
-            .order_by(Verdict.created_at, Verdict.id)
-        ):
-            newest[row.article_id] = row  # the newest verdict per article wins
+        newest = _newest_verdicts(session, narrative_id)
         calibrations = load_calibrations(session, collection)
         articles, _missing = load_stored_articles(session, ctx.vector_store, collection, sorted(newest))
     # A stored score is only comparable when it was made in this collection (same model).
+    rescorable = {a.id for a in articles}
     verdicts = [
-        row
-        for row in newest.values()
-        if row.collection == collection or row.article_id in {a.id for a in articles}
+        row for row in newest.values() if row.collection == collection or row.article_id in rescorable
     ]
-    base = resolve_seed_thresholds(
-        ctx.settings,
-        encoder.model_name,
-        narratives,
-        {k: v for k, v in calibrations.items() if k != narrative_id},
-    )
-    current = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)[
-        narrative_id
-    ]
+    others = {k: v for k, v in calibrations.items() if k != narrative_id}
+    base = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, others)
+    current = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
     result = CalibrationResult(
         narrative_id=narrative_id,
         collection=collection,
@@ -127,7 +90,7 @@ def calibrate(
         n_rejected=sum(row.verdict == "reject" for row in verdicts),
         stored=False,
         message="",
-        previous=current.as_dict(),
+        previous=current[narrative_id].as_dict(),
     )
     if len(verdicts) < min_verdicts:
         result.message = (
@@ -141,59 +104,62 @@ def calibrate(
         for article in articles
     }
     labelled = [(rescored.get(row.article_id, row.score), row.verdict == "confirm") for row in verdicts]
-    chosen = choose_threshold(labelled, target_precision)
-    if chosen is None:
-        confirm = min(1.0, max(score for score, _ in labelled) + 1e-3)
-        precision = None
-        result.message = (
-            f"no threshold reaches precision {target_precision:.2f} on the verdicts: confirm set just "
-            "above every labelled match; rework the seed (negatives, examples)"
-        )
-    else:
-        confirm, precision = chosen
-        result.message = f"confirm threshold {confirm:.3f} keeps precision {precision:.2f} on the verdicts"
-    suggest = min(base[narrative_id].suggest, confirm)
-    result.suggest, result.confirm = round(suggest, 6), round(confirm, 6)
-    result.precision_at_confirm = precision
-    result.confirmed_kept = sum(1 for score, ok in labelled if ok and score >= confirm)
+    chosen = thresholds_from_verdicts(labelled, target_precision, base[narrative_id].suggest)
+    result.message = chosen.message
+    result.suggest, result.confirm = round(chosen.suggest, 6), round(chosen.confirm, 6)
+    result.precision_at_confirm = chosen.precision
+    result.confirmed_kept = chosen.confirmed_kept
     details = {
         "version_hash": narratives.content_hash(narrative_id),
         "rescored": len(rescored),
         "n_confirmed": result.n_confirmed,
         "n_rejected": result.n_rejected,
-        "precision_at_confirm": precision,
-        "confirmed_kept": result.confirmed_kept,
+        "precision_at_confirm": chosen.precision,
+        "confirmed_kept": chosen.confirmed_kept,
         "model_name": encoder.model_name,
     }
     with ctx.transaction() as session:
-        insert = dialect_insert(session, Calibration).values(
-            narrative_id=narrative_id,
-            collection=collection,
-            suggest=result.suggest,
-            confirm=result.confirm,
-            target_precision=target_precision,
-            n_verdicts=len(verdicts),
-            details=details,
-            created_at=now,
-        )
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["narrative_id", "collection"],
-                set_={
-                    name: insert.excluded[name]
-                    for name in (
-                        "suggest",
-                        "confirm",
-                        "target_precision",
-                        "n_verdicts",
-                        "details",
-                        "created_at",
-                    )
-                },
-            )
-        )
+        _store(session, result, target_precision, details, now)
     result.stored = True
     return result
+
+
+def _newest_verdicts(session: Session, narrative_id: str) -> dict[int, Any]:
+    """The newest verdict per article on the seed, whatever collection it was given in."""
+    newest: dict[int, Any] = {}
+    for row in session.execute(
+        select(Verdict.article_id, Verdict.verdict, Verdict.score, Verdict.collection)
+        .where(Verdict.narrative_id == narrative_id)
+        .order_by(Verdict.created_at, Verdict.id)
+    ):
+        newest[row.article_id] = row
+    return newest
+
+
+def _store(
+    session: Session,
+    result: CalibrationResult,
+    target_precision: float,
+    details: dict[str, Any],
+    now: dt.datetime,
+) -> None:
+    insert = dialect_insert(session, Calibration).values(
+        narrative_id=result.narrative_id,
+        collection=result.collection,
+        suggest=result.suggest,
+        confirm=result.confirm,
+        target_precision=target_precision,
+        n_verdicts=result.n_verdicts,
+        details=details,
+        created_at=now,
+    )
+    updated = ("suggest", "confirm", "target_precision", "n_verdicts", "details", "created_at")
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["narrative_id", "collection"],
+            set_={name: insert.excluded[name] for name in updated},
+        )
+    )
 
 
 def reset_calibration(ctx: AppContext, narrative_id: str, collection: str) -> bool:

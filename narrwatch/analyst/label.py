@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 
@@ -14,10 +14,6 @@ from narrwatch.db.models import (
     Verdict,
 )
 from narrwatch.db.session import dialect_insert
-
-if TYPE_CHECKING:
-    pass
-
 
 Verdict_ = Literal["confirm", "reject"]
 

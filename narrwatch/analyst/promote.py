@@ -6,13 +6,11 @@ import datetime as dt
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
 
 from narrwatch.context import AppContext
-from narrwatch.db.models import Cluster
-
-if TYPE_CHECKING:
-    pass
+from narrwatch.db.models import Article, Cluster, ClusterMember
 from narrwatch.steps.cluster.cluster import PROMOTE_EXAMPLES, ClusteringError, central_passages
 
 
@@ -45,6 +43,19 @@ def promote_cluster(ctx: AppContext, cluster_id: int, narratives_dir: Path, now:
                 f"cluster {cluster_id} has no passage vectors in {cluster.collection}: run "
                 "`narrwatch vectors reconcile` and `narrwatch embed`, then try again"
             )
+        # which outlets carried it, busiest first: the analyst judges spread, not only text
+        carried = (
+            session.execute(
+                select(Article.outlet, func.count(func.distinct(Article.id)))
+                .join(ClusterMember, ClusterMember.article_id == Article.id)
+                .where(ClusterMember.cluster_id == cluster_id)
+                .group_by(Article.outlet)
+                .order_by(func.count(func.distinct(Article.id)).desc(), Article.outlet)
+            )
+            .tuples()
+            .all()
+        )
+        outlets = [f"{outlet} ({n})" for outlet, n in carried]
         terms = [t for t in cluster.label.split(", ") if t][:3]
         seed_id = _slug("-".join(["cluster", str(cluster_id), *terms]))[:100].strip("-")
         target = Path(narratives_dir) / f"{seed_id}.yaml"
@@ -57,7 +68,8 @@ def promote_cluster(ctx: AppContext, cluster_id: int, narratives_dir: Path, now:
             "description": (
                 f"DRAFT from emerging cluster {cluster_id} ({cluster.size} articles, "
                 f"{cluster.first_seen_at:%Y-%m-%d} to {cluster.last_seen_at:%Y-%m-%d}; distinctive "
-                f"terms: {cluster.label or 'none'}). Rewrite this as the narrative's claim or framing."
+                f"terms: {cluster.label or 'none'}; carried by {len(outlets)} outlets: "
+                f"{', '.join(outlets[:20]) or 'none'}). Rewrite this as the narrative's claim or framing."
             ),
             "status": "draft",
             "tags": ["from-cluster"],
@@ -67,6 +79,7 @@ def promote_cluster(ctx: AppContext, cluster_id: int, narratives_dir: Path, now:
             f"# Draft seed promoted from cluster {cluster_id} on {now:%Y-%m-%d %H:%M} UTC.\n"
             "# Examples are the cluster's most central passages: keep those that carry the narrative,\n"
             "# add negatives (near-misses that must not match), then set status: active.\n"
+            f"# Outlets (articles): {', '.join(outlets) or 'none'}\n"
         )
         text = header + yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=100)
         with tempfile.TemporaryDirectory(prefix="narrwatch-promote-") as scratch:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, select
 
@@ -17,9 +16,6 @@ from narrwatch.db.models import (
 from narrwatch.domain.scoring import (
     Level,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)

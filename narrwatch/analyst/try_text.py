@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from narrwatch.context import AppContext
-from narrwatch.steps.match.seeds import load_narratives
-
-if TYPE_CHECKING:
-    pass
 from narrwatch.steps.match.prepare import (
     load_calibrations,
     prepare_seeds,
     resolve_seed_thresholds,
     scoring_params,
 )
+from narrwatch.steps.match.seeds import load_narratives
 
 
 @dataclass

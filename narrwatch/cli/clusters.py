@@ -237,7 +237,8 @@ def eval_rising_command(
         typer.echo(
             f"{flag['date']}  {flag['kind']:<9} {flag['subject']:<36} {flag['dimension']}={flag['value']:<6} "
             f"x{flag['statistic']:.2f}  p={flag['p_value']:.2g}  {flag['count']} vs {flag['baseline']:.2f} "
-            f"expected ({flag['window']})  outlets {flag['outlets']}"
+            f"expected ({flag['window']} d, {'new' if flag['new'] else 'continuing'})  "
+            f"outlets {flag['outlets']}"
         )
 
 

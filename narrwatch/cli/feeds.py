@@ -65,13 +65,9 @@ def _now(value: str | None) -> dt.datetime:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
-    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * width for width in widths))
-    lines.extend(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
-    )
-    return "\n".join(line.rstrip() for line in lines)
+    from narrwatch.cli.tables import render_table
+
+    return render_table(headers, rows)
 
 
 def _load(file: Path | None) -> Any:
@@ -87,7 +83,14 @@ def _load(file: Path | None) -> Any:
 @feeds_app.command("validate")
 def validate(file: FileOption = None) -> None:
     """Check feeds.yaml: every error names the entry (index and id) and the field."""
+    from narrwatch.ops.schedule import ScheduleError, ingest_groups
+
     path, config = _load(file)
+    try:
+        # The groups' schedules as the ingest DAGs and `schedule show` read them: one parser.
+        ingest_groups(_settings().model_copy(update={"feeds_file": path}))
+    except ScheduleError as exc:
+        raise _fail(f"{path} is not valid:\n  {exc}") from exc
     countries = Counter(feed.country for feed in config.feeds)
     state = sum(1 for feed in config.feeds if feed.state_affiliated)
     typer.echo(

@@ -19,6 +19,10 @@ from pydantic import ValidationError
 
 from narrwatch.cli.common import UsageError, app_context, parse_day, parse_now
 from narrwatch.cli.eval import eval_app
+from narrwatch.config import Settings
+from narrwatch.settings_check import UnknownSettingError
+from narrwatch.steps.match.seeds import SeedFilesSkipped
+from narrwatch.steps.poll.registry import FeedsFileError
 
 app = typer.Typer(
     name="narrwatch",
@@ -67,6 +71,20 @@ def db_upgrade(
     url = get_settings().resolved_database_url
     upgrade(url, revision)
     typer.echo(f"database at {redact_url(url)} is at revision {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade() -> None:
+    """Undo the newest migration: one step only, refused when it would drop tables holding rows."""
+    from narrwatch.config import get_settings
+    from narrwatch.db.downgrade import DowngradeRefused, downgrade_one_step
+
+    url = get_settings().resolved_database_url
+    try:
+        step = downgrade_one_step(url)
+    except DowngradeRefused as exc:
+        raise UsageError(str(exc)) from exc
+    typer.echo(f"database at {redact_url(url)} downgraded from {step.current} to {step.target or 'empty'}")
 
 
 @db_app.command("check")
@@ -146,12 +164,22 @@ def poll(
     force: Annotated[bool, typer.Option(help="Poll even feeds that are not due.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Poll the feeds that are due and store new articles."""
+    """Poll the feeds that are due and store new articles.
+
+    Exit code: 0 done (a broken feeds.yaml only warns while the last good catalogue is polled);
+    1 every feed polled failed; 2 an unknown feed id was given.
+    """
     from narrwatch import pipeline
+    from narrwatch.steps.poll.outcome import poll_exit_code
 
     with app_context() as ctx:
         summary = pipeline.poll(ctx, parse_now(now), group=group, feed_ids=feed, force=force)
     echo_summary(summary, as_json)
+    code, problems = poll_exit_code(summary)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -162,17 +190,20 @@ def embed(
 ) -> None:
     """Embed articles that have no vectors yet for the configured model."""
     from narrwatch import pipeline
+    from narrwatch.cli.tables import progress
 
-    with app_context() as ctx:
-        summary = pipeline.embed(ctx, parse_now(now), limit=limit)
+    with app_context() as ctx, progress("embedding articles", total=limit) as bar:
+        summary = pipeline.embed(ctx, parse_now(now), limit=limit, on_batch=bar.advance)
     echo_summary(summary, as_json)
 
 
 def resolve_window(
-    start: str | None, end: str | None, now: dt.datetime, default_days: int
+    start: str | None, end: str | None, now: dt.datetime, settings: Settings
 ) -> tuple[dt.datetime, dt.datetime]:
+    from narrwatch.pipeline import processing_window
+
     window_end = parse_now(end) if end else now
-    window_start = parse_now(start) if start else window_end - dt.timedelta(days=default_days)
+    window_start = parse_now(start) if start else processing_window(settings, window_end)[0]
     if window_start >= window_end:
         raise UsageError("--start must be before --end")
     return window_start, window_end
@@ -191,7 +222,7 @@ def match(
 
     with app_context() as ctx:
         at = parse_now(now)
-        window = resolve_window(start, end, at, ctx.settings.match_window_days)
+        window = resolve_window(start, end, at, ctx.settings)
         summary = pipeline.match(ctx, *window, at, recompute=recompute)
     echo_summary(summary, as_json)
 
@@ -208,7 +239,7 @@ def cluster(
 
     with app_context() as ctx:
         at = parse_now(now)
-        window = resolve_window(start, end, at, ctx.settings.match_window_days)
+        window = resolve_window(start, end, at, ctx.settings)
         summary = pipeline.cluster(ctx, *window, at)
     echo_summary(summary, as_json)
 
@@ -253,13 +284,24 @@ def run(now: NowOption = None, date: DateOption = None, as_json: JsonOption = Fa
 
 @app.command()
 def demo(
-    fresh: Annotated[bool, typer.Option(help="Delete the demo's data folder first.")] = False,
-    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path("var/demo"),
+    fresh: Annotated[
+        bool, typer.Option(help="Delete the demo's data folder first (only a folder the demo made).")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the demo keeps its data (default: NARRWATCH_DATA_DIR/demo)."),
+    ] = None,
 ) -> None:
     """Serve the bundled demo feeds on 127.0.0.1 and run the pipeline over them day by day."""
-    from narrwatch.ops.demo import run_demo
+    from narrwatch.cli.tables import progress
+    from narrwatch.ops.demo import load_demo_data, run_demo
+    from narrwatch.ops.demo_folder import DemoFolderError
 
-    result = run_demo(data_dir=data_dir, fresh=fresh, echo=typer.echo)
+    try:
+        with progress("demo days", total=load_demo_data().n_days) as bar:
+            result = run_demo(data_dir=data_dir, fresh=fresh, echo=typer.echo, on_day=bar.advance)
+    except DemoFolderError as exc:
+        raise UsageError(str(exc)) from exc
     typer.echo("stored: " + ", ".join(f"{count} {table}" for table, count in result.counts.items()))
     typer.echo(f"report: {result.report_html.resolve()}")
 
@@ -273,6 +315,7 @@ AREA_MODULES = (
     "narrwatch.cli.narratives",
     "narrwatch.cli.clusters",
     "narrwatch.cli.ops",
+    "narrwatch.cli.retention",
 )
 
 
@@ -291,8 +334,20 @@ def main() -> None:
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except FeedsFileError as exc:
+        for problem in exc.problems[:20]:
+            typer.echo(f"error: {problem[:300]}", err=True)
+        sys.exit(2)
+    except SeedFilesSkipped as exc:
+        for line in exc.lines:
+            typer.echo(f"error: seed file skipped: {line}", err=True)
+        sys.exit(1)
     except ValidationError as exc:
         typer.echo(f"error: invalid setting:\n{format_validation_error(exc)}", err=True)
+        sys.exit(2)
+    except UnknownSettingError as exc:
+        for line in exc.lines:
+            typer.echo(f"error: {line}", err=True)
         sys.exit(2)
     except RuntimeError as exc:
         # A model that cannot be loaded or a vector store that cannot be reached is an operator's

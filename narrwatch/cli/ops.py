@@ -106,6 +106,22 @@ def collect_status(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+#: Exit codes of `narrwatch status` for cron and monitoring agents (docs/operators.md).
+STATUS_OK = 0
+STATUS_PROBLEM = 1  # at least one PROBLEM line: stale data, too many failing feeds, a failed step
+STATUS_CANNOT_JUDGE = 2  # bad settings or a store that cannot be read
+
+
+def status_problems(status: dict[str, Any]) -> list[str]:
+    """Every PROBLEM line `status` prints: the watchdog's, then each step whose last run failed."""
+    problems = list(status["freshness"]["problems"])
+    for step, run in status["steps"].items():
+        if run["status"] == "failed":
+            error = (run["error"] or "no error recorded").splitlines()[0][:200]
+            problems.append(f"the last {step} run failed: {error}")
+    return problems
+
+
 def render_status(status: dict[str, Any]) -> str:
     fresh = status["freshness"]
     articles = status["articles"]
@@ -138,8 +154,8 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(
             f"  {step:11} {run['status']:8} {run['started_at'] or '-':32} {run['last_ok_at'] or '-'}"
         )
-        if run["status"] == "failed" and run["error"]:
-            lines.append(f"  {'':11} error: {run['error'].splitlines()[0][:200]}")
+    step_problems = status_problems(status)[len(fresh["problems"]) :]
+    lines += [f"  PROBLEM: {problem}" for problem in step_problems]
     return "\n".join(lines)
 
 
@@ -148,18 +164,29 @@ def status(
         str | None, typer.Option("--now", help="Judge as of this time, ISO 8601 (default: now, UTC).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-    check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 when the freshness watchdog would fail.")
-    ] = False,
 ) -> None:
-    """Freshness, embedding backlog, feeds by health and the last run of each step."""
-    from narrwatch.cli.main import app_context, parse_now
+    """Freshness, embedding backlog, feeds by health and the last run of each step.
 
-    with app_context() as ctx:
-        result = collect_status(ctx, parse_now(now))
+    Exit code: 0 all well; 1 at least one PROBLEM line (no new article for too long, too many
+    failing feeds, or a step whose last run failed); 2 bad settings or an unreachable store.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from narrwatch.cli.main import app_context, parse_now, redact_url
+
+    try:
+        with app_context() as ctx:
+            result = collect_status(ctx, parse_now(now))
+    except SQLAlchemyError as exc:
+        from narrwatch.config import get_settings
+
+        url = redact_url(get_settings().resolved_database_url)
+        typer.echo(f"error: cannot read the store at {url}: {str(exc).splitlines()[0][:300]}", err=True)
+        raise typer.Exit(STATUS_CANNOT_JUDGE) from exc
+    result["problems"] = status_problems(result)
     typer.echo(json.dumps(result, indent=2) if as_json else render_status(result))
-    if check and result["freshness"]["problems"]:
-        raise typer.Exit(1)
+    if result["problems"]:
+        raise typer.Exit(STATUS_PROBLEM)
 
 
 def _load(loader: Callable[[], T]) -> T:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from narrwatch.context import AppContext
 
 vectors_app = typer.Typer(
     help="Qdrant collections: status and reconciliation with SQL.", no_args_is_help=True
@@ -23,44 +26,83 @@ def _fail(exc: Exception) -> None:
 
 @vectors_app.command("reconcile")
 def reconcile(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count; change nothing.")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Delete orphan points and queue missing ones for embedding.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --repair: delete orphans even when they are many.")
+    ] = False,
     now: Annotated[str | None, typer.Option("--now", help="Logical time, ISO 8601 (default: now).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Find (and unless --dry-run, mend) orphan points and articles whose points are missing.
+    """Report orphan points and articles whose points are missing; mend them with --repair.
 
     Orphans (points no SQL passage claims) are deleted; articles whose points are missing lose their
-    embedded mark so the next `narrwatch embed` restores them.
+    embedded mark so the next `narrwatch embed` restores them. A repair deletes at most 5 % of a
+    collection's points (more looks like the wrong database) unless --force; it then exits 1.
     """
     from narrwatch import pipeline
     from narrwatch.cli.main import app_context, parse_now
+    from narrwatch.steps.embed.reconcile_guard import ReconcileRefused
 
+    if force and not repair:
+        typer.echo("error: --force only applies to --repair", err=True)
+        raise typer.Exit(2)
     at = parse_now(now)
+    refused: ReconcileRefused | None = None
     with app_context() as ctx:
         try:
-            if dry_run:
+            if repair:
+                try:
+                    summary = pipeline.reconcile(ctx, at, mend=True, force=force)
+                except ReconcileRefused as exc:
+                    refused = exc
+                    summary = _last_reconcile_summary(ctx)
+            else:
                 from narrwatch.steps.embed.embed import reconcile_vectors
 
                 summary = reconcile_vectors(ctx, at, mend=False).as_dict()
-            else:
-                summary = pipeline.reconcile(ctx, at, mend=True)
         except Exception as exc:
             _fail_known(exc)
             raise
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
-        return
-    verb = "would be" if dry_run else "were"
+    else:
+        _print_reconcile(summary, repair)
+    if refused is not None:
+        typer.echo(f"error: {refused}", err=True)
+        raise typer.Exit(1)
+
+
+def _last_reconcile_summary(ctx: AppContext) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from narrwatch.db.models import PipelineRun
+
+    with ctx.transaction() as session:
+        row = session.scalars(
+            select(PipelineRun)
+            .where(PipelineRun.step == "reconcile")
+            .order_by(PipelineRun.id.desc())
+            .limit(1)
+        ).one()
+        return dict(row.summary or {})
+
+
+def _print_reconcile(summary: dict[str, Any], repair: bool) -> None:
     for check in summary["collections"]:
         typer.echo(
             f"{check['collection']}: {check['points']} points, {check['passages']} passages, "
             f"{check['articles_embedded']} articles embedded"
         )
-    typer.echo(f"orphan points: {summary['orphan_points']} ({verb} deleted)")
-    typer.echo(
-        f"missing points: {summary['missing_points']} "
-        f"({summary['articles_unmarked'] if not dry_run else 'their'} articles {verb} queued to re-embed)"
-    )
+    refused = any(check.get("refused") for check in summary["collections"])
+    if not repair:
+        orphan_note, missing_note = "would be deleted by --repair", "their articles would be re-embedded"
+    else:
+        orphan_note = "NOT deleted, see below" if refused else "deleted"
+        missing_note = f"{summary['articles_unmarked']} articles queued to re-embed"
+    typer.echo(f"orphan points: {summary['orphan_points']} ({orphan_note})")
+    typer.echo(f"missing points: {summary['missing_points']} ({missing_note})")
 
 
 @vectors_app.command("status")

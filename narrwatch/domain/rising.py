@@ -1,48 +1,59 @@
-"""Is a subject (seed or cluster) rising today? Weekday-aware baselines and a negative-binomial test.
+"""Is a subject (seed or cluster) rising today? Three windows sharing one false-flag budget.
 
-Pure: numpy and scipy only. The caller hands in one subject's daily counts; nothing here knows where
-they come from.
+Pure: numpy and scipy only. The caller hands in one subject's daily counts (and, optionally, the
+outlets behind them and each day's exposure); nothing here knows where they come from.
 
 The counted quantity is **distinct outlets per day** (outlet-days). A story that one outlet publishes
 five times, or that twenty portals copy from one wire, says less about a narrative spreading than
-the number of independent outlets carrying it; articles and stories (distinct (outlet, story_key)
-pairs) are kept alongside for the report but do not drive the test.
+the number of independent outlets carrying it.
 
-The model, for one subject (the baseline is the ``baseline_days`` before the tested window, less a
-two-day guard band right before it):
+Regional narratives live at one to five outlets a day, so the test is built for small counts:
 
-1. *Weekday factors.* News volume depends on the weekday (HealthMap saw 58-66% less on weekends). A
-   subject's factor for weekday w is its own share of that weekday shrunk towards a prior pattern
-   (the weekday pattern of all stored articles): ``f_w = (S_w + k p_w) / (m n_w + k)`` with ``S_w``
-   the subject's baseline count on weekday w, ``n_w`` the number of such days, ``m`` the subject's
-   mean per day and ``k`` pseudo-counts. With four weeks of a sparse subject the prior dominates, so
-   the factor is stable; a busy subject earns its own pattern. Factors average 1 over the baseline.
-2. *Rate.* The weekday-adjusted rate per day is Gamma distributed given the baseline: shape
-   ``S + 1/2`` (Jeffreys), rate ``E`` (the sum of the factors of the observed baseline days). A
-   reference level (clusters: a typical story's outlets per day) can add ``d`` pseudo-days.
-3. *Overdispersion.* Day-to-day extra variance ``var = mu + alpha mu^2`` is estimated from the
-   baseline residuals by moments, corrected for the fitted parameters and taken at an 80% upper
-   confidence bound (four weeks of days estimate a variance only roughly).
-4. *Test.* The count in the test window (today, or today and yesterday) is compared with its
-   predictive distribution: negative binomial with mean ``M`` = rate x the window's weekday factors
-   and ``1/size = alpha sum(mu_d^2)/M^2 + 1/shape`` (day noise plus the uncertainty of a baseline
-   estimated from four weeks). The p-value is the upper tail ``P(X >= count)``; the statistic is the
-   rate ratio ``count / M``. Several windows are Bonferroni-corrected.
+1. *Windows.* The day, the last 3 days and the last 7 days are each compared with a baseline (the
+   ``baseline_days`` before the window, less a guard band of ``guard_days`` so that a rise already
+   under way does not enter its own baseline). A doubling is invisible in one day at 4 outlets but
+   plain over a week; a tripling shows on its first day. The false-flag budget ``alpha`` (per
+   subject and day) is split between the windows (weighted Bonferroni, ``window_shares``): the
+   subject is flagged when some window's p-value is below its share of ``alpha``, so the three
+   windows together never spend more than ``alpha``.
+2. *Exposure.* A day's expected count is scaled by its exposure: the share of the subject's usual
+   outlets that published anything that day (a feed group that went silent lowers it) times the
+   day's volume per active outlet against its weekday's median (a holiday lowers it). Days with
+   exposure below ``low_exposure`` are left out of the baseline, so an outage or a holiday neither
+   drags the baseline down (which would make the return look like a rise) nor reads as a fall.
+3. *Weekday factors.* A subject's factor for weekday w is its own share of that weekday shrunk
+   towards the weekday pattern of all stored articles: ``f_w = (S_w + k p_w) / (m n_w + k)``.
+4. *Rate, gamma-Poisson.* The rate per unit of exposure has a Gamma prior worth ``prior.days``
+   pseudo-days at the catalogue's rate (every active seed's mean; for clusters a typical story's
+   outlets per day); without a prior, Jeffreys' ``shape 1/2``. The posterior after the baseline is
+   ``Gamma(shape0 + S, days0 + E)`` with ``S`` the baseline's outlet-days and ``E`` its weekday- and
+   exposure-weighted days. Days of zero are evidence of a low rate, not missing data; a new seed
+   with no baseline at all is tested against the prior alone, whose wide predictive keeps it quiet
+   until it stands out.
+5. *Overdispersion.* ``var = mu + a mu^2`` with ``a`` estimated from the baseline residuals by
+   moments and shrunk towards the catalogue's ``a`` (``prior.dispersion`` weighted as
+   ``dispersion_prior_days`` days): a month of days estimates a variance only roughly.
+6. *Test.* The window's count is compared with its predictive distribution, negative binomial with
+   mean ``M`` and ``1/size = a sum(mu_d^2)/M^2 + (1 + a m)/shape`` (day noise plus the uncertainty
+   of the estimated rate, itself widened by the day noise of the baseline's ``m`` outlets a day).
+   The p-value is the exact upper tail ``P(X >= count)``; the statistic is the rate ratio
+   ``count / M``.
 
-A flag needs: at least ``min_outlets`` distinct outlets today, adjusted p-value <= ``alpha`` and
-rate ratio >= ``min_ratio``.
+A flag needs (the minimum evidence rule): at least one outlet today, at least ``min_outlets``
+distinct outlets in the window that fired, its rate ratio at least ``min_ratio`` and its p-value
+within its share of ``alpha``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import chi2, nbinom
+from scipy.special import betainc, chdtri
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -52,44 +63,65 @@ STATISTIC_NAME = "nb_rate_ratio"
 @dataclass(frozen=True)
 class RisingParams:
     baseline_days: int = 28
+    #: A quiet subject (fewer than ``min_baseline_total`` outlet-days in ``baseline_days``) takes its
+    #: baseline from up to ``long_baseline_days``: at one outlet a day, four weeks leave the rate
+    #: uncertain by a quarter, and that uncertainty costs more power than an older baseline does.
+    long_baseline_days: int = 84
+    min_baseline_total: int = 40
+    #: Distinct outlets in the window that fired: one outlet's campaign is not a rising narrative.
     min_outlets: int = 3
-    alpha: float = 0.001
+    #: Nominal false-flag level per subject and day, shared between the windows; the settings'
+    #: default (0.002) keeps the measured rate near 0.1 per seed per 90 days (bench/rising.py).
+    alpha: float = 0.002
     min_ratio: float = 1.5
-    #: Test windows in days ending today. Two days catch a doubling by its second day far more often
-    #: than today alone (bench/rising.py); the p-values are Bonferroni-corrected for the number used.
-    windows: tuple[int, ...] = (1, 2)
-    #: Fewer observed baseline days than this and a subject without a reference level is not tested.
+    #: Test windows in days ending today, and the share of ``alpha`` each may spend.
+    windows: tuple[int, ...] = (1, 3, 7)
+    window_shares: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
+    #: Fewer usable baseline days than this and a subject without a prior is not tested.
     min_baseline_days: int = 7
-    #: Days left out between the baseline and the tested window (a guard band, as in the CDC's EARS
-    #: C2 method): a rise already under way would otherwise enter its own baseline, read as
-    #: overdispersion, and the third day of a burst would no longer stand out.
+    #: Days left out between the baseline and the tested window (as in the CDC's EARS C2 method).
     guard_days: int = 2
     #: Pseudo-counts pulling a subject's weekday factors towards the prior pattern.
     weekday_prior_strength: float = 10.0
-    #: Upper confidence level of the baseline's residual variance used for the dispersion. On
-    #: simulated days with news-cycle swings it cut false flags about threefold for a few points of
-    #: power (bench/rising.py).
+    #: Weight, in days, of the catalogue's dispersion against the subject's own estimate.
+    dispersion_prior_days: float = 56.0
+    #: Upper confidence level of the subject's own residual variance (a month of days estimates a
+    #: variance roughly; a plug-in estimate that happens to be low turns busy days into flags).
     dispersion_confidence: float = 0.8
+    #: Days whose exposure is below this are left out of the baseline (outages, holidays).
+    low_exposure: float = 0.5
+    #: A flag is new when the subject was not flagged in this many days before.
+    new_after_days: int = 7
 
     def __post_init__(self) -> None:
         if not self.windows or min(self.windows) < 1:
             raise ValueError("rising windows must be positive numbers of days")
+        if len(self.window_shares) != len(self.windows):
+            raise ValueError("rising needs one share of alpha per window")
+        if min(self.window_shares) <= 0 or sum(self.window_shares) > 1.0 + 1e-9:
+            raise ValueError("window shares must be positive and sum to at most 1")
         if self.min_baseline_days > self.baseline_days:
             raise ValueError("min_baseline_days cannot exceed baseline_days")
         if self.weekday_prior_strength <= 0:
             raise ValueError("weekday_prior_strength must be positive")
         if self.guard_days < 0:
             raise ValueError("guard_days cannot be negative")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must lie between 0 and 1")
 
     @property
     def span_days(self) -> int:
         """Days before the tested day that any window's baseline can reach."""
-        return self.baseline_days + self.guard_days + max(self.windows) - 1
+        return max(self.baseline_days, self.long_baseline_days) + self.guard_days + max(self.windows) - 1
 
-    def baseline_for(self, day: dt.date, window_days: int = 1) -> list[dt.date]:
+    def baseline_for(self, day: dt.date, window_days: int = 1, length: int | None = None) -> list[dt.date]:
         """The baseline days of the window of ``window_days`` days ending on ``day``, oldest first."""
         last = day - dt.timedelta(days=window_days + self.guard_days)
-        return [last - dt.timedelta(days=i) for i in range(self.baseline_days - 1, -1, -1)]
+        n = self.baseline_days if length is None else length
+        return [last - dt.timedelta(days=i) for i in range(n - 1, -1, -1)]
+
+    def share_of(self, window_days: int) -> float:
+        return self.window_shares[self.windows.index(window_days)]
 
 
 @dataclass(frozen=True)
@@ -158,13 +190,12 @@ def weekday_parameters(counts: npt.ArrayLike, weekdays: Sequence[int], strength:
 def dispersion(
     counts: npt.ArrayLike, expected: npt.ArrayLike, n_params: float = 1.0, confidence: float = 0.0
 ) -> float:
-    """Moment estimate of ``alpha`` in ``var = mu + alpha mu^2`` (0 for Poisson-like data).
+    """Moment estimate of ``a`` in ``var = mu + a mu^2`` (0 for Poisson-like data).
 
     ``expected`` was fitted to the same days with ``n_params`` effective parameters, so the squared
     residuals are scaled by ``n / (n - n_params)``. With ``confidence`` > 0 the residual variance is
     taken at that one-sided upper confidence bound (chi-square with ``n - n_params`` degrees of
-    freedom): four weeks give a rough variance, and a plug-in estimate that happens to be low turns
-    ordinary busy days into flags.
+    freedom).
     """
     y = np.asarray(counts, dtype=np.float64)
     mu = np.asarray(expected, dtype=np.float64)
@@ -174,17 +205,74 @@ def dispersion(
     residual_dof = max(1.0, y.size - n_params)
     squares = float(np.sum((y - mu) ** 2)) * y.size / residual_dof
     if confidence > 0:
-        squares *= residual_dof / float(chi2.ppf(1.0 - confidence, residual_dof))
+        squares *= residual_dof / float(chdtri(residual_dof, confidence))
     return max(0.0, (squares - float(np.sum(y))) / denominator)
+
+
+def baseline_dispersion(
+    counts: npt.ArrayLike, weekdays: Sequence[int], weekday_prior: npt.ArrayLike | None, strength: float
+) -> tuple[float, float]:
+    """One subject's dispersion over a baseline and the information behind it (``sum(mu^2)``): what
+    the catalogue prior pools over subjects."""
+    y = np.asarray(counts, dtype=np.float64)
+    if y.size < 2 or y.sum() == 0:
+        return 0.0, 0.0
+    fitted = float(y.mean()) * weekday_factors(y, weekdays, weekday_prior, strength)[list(weekdays)]
+    n_params = weekday_parameters(y, weekdays, strength)
+    return dispersion(y, fitted, n_params), float(np.sum(fitted**2))
+
+
+def negative_binomial_tail(count: int, mean: float, size: float) -> float:
+    """``P(X >= count)`` for a negative binomial with this mean and size (exact, via the beta function)."""
+    if count <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    success = size / (size + mean)
+    return float(min(1.0, max(0.0, betainc(count, size, 1.0 - success))))
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A level to compare a subject with when its own history is short (pseudo-days of evidence)."""
+    """A Gamma prior on a subject's rate: ``days`` pseudo-days at ``rate`` outlets per day, and the
+    dispersion subjects like it show (for seeds: the catalogue; for clusters: a typical story)."""
 
     rate: float
     dispersion: float
     days: float
+
+
+def catalogue_prior(
+    rates: Sequence[float], dispersions: Sequence[float], weights: Sequence[float] | None = None
+) -> Reference | None:
+    """The Gamma prior of one subject's rate from every comparable subject's baseline rate, fitted by
+    moments (empirical Bayes): mean ``m`` and spread ``v`` of the rates give ``m / v`` pseudo-days at
+    rate ``m``. Seeds of very different sizes make a weak prior, as they should; a catalogue of
+    similar seeds pulls a new or quiet seed towards them.
+
+    The dispersion is the weighted median of the subjects' estimates, weighted by their information
+    (``sum(mu^2)`` of each baseline: a busy seed measures day-to-day swings far better than a quiet
+    one); a median, so one seed with a burst in its baseline does not make every other seed deaf.
+    """
+    usable = np.asarray([r for r in rates if r > 0], dtype=np.float64)
+    if usable.size < 2:
+        return None
+    mean = float(usable.mean())
+    spread = float(usable.var(ddof=1))
+    days = mean / spread if spread > 0 else 28.0
+    return Reference(rate=mean, dispersion=weighted_median(dispersions, weights), days=min(days, 28.0))
+
+
+def weighted_median(values: Sequence[float], weights: Sequence[float] | None = None) -> float:
+    if not values:
+        return 0.0
+    v = np.asarray(values, dtype=np.float64)
+    w = np.ones(v.size) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(v)
+    cumulative = np.cumsum(w[order])
+    if cumulative[-1] <= 0:
+        return float(np.median(v))
+    return float(v[order][int(np.searchsorted(cumulative, cumulative[-1] / 2.0))])
 
 
 def reference_from_cross_section(values: Sequence[int], days: float = 7.0) -> Reference | None:
@@ -200,13 +288,64 @@ def reference_from_cross_section(values: Sequence[int], days: float = 7.0) -> Re
     return Reference(rate=mean, dispersion=dispersion(y, np.full(y.size, mean)), days=days)
 
 
+def regular_outlets(
+    active: Mapping[dt.date, Set[str]], days: Sequence[dt.date], share: float = 0.8
+) -> set[str]:
+    """Outlets that published something on at least ``share`` of the days: only their silence says
+    that a feed is down rather than that an occasional outlet had nothing to say."""
+    seen: dict[str, int] = {}
+    for day in days:
+        for outlet in active.get(day, ()):
+            seen[outlet] = seen.get(outlet, 0) + 1
+    return {outlet for outlet, n in seen.items() if days and n >= share * len(days)}
+
+
+def subject_coverage(
+    outlet_weights: Mapping[str, float],
+    active: Mapping[dt.date, Set[str]],
+    days: Iterable[dt.date],
+    regular: Set[str] | None = None,
+) -> dict[dt.date, float]:
+    """Per day, the share of the subject's usual outlets (weighted by how often they carried it) that
+    were not silent. Only ``regular`` outlets (all when None) can be silent; days missing from
+    ``active`` count as fully covered."""
+    total = float(sum(outlet_weights.values()))
+    out: dict[dt.date, float] = {}
+    for day in days:
+        published = active.get(day)
+        if total <= 0 or published is None:
+            out[day] = 1.0
+            continue
+        silent = sum(
+            w
+            for outlet, w in outlet_weights.items()
+            if outlet not in published and (regular is None or outlet in regular)
+        )
+        out[day] = 1.0 - silent / total
+    return out
+
+
+def volume_exposure(per_active_outlet: Mapping[dt.date, float]) -> dict[dt.date, float]:
+    """Each day's articles per active outlet against its weekday's median over the given days: 1 on
+    an ordinary day, well below on a holiday. The weekday itself is left to the weekday factors."""
+    by_weekday: dict[int, list[float]] = {}
+    for day, value in per_active_outlet.items():
+        by_weekday.setdefault(day.weekday(), []).append(value)
+    medians = {w: float(np.median(v)) for w, v in by_weekday.items()}
+    return {
+        day: (float(np.clip(value / medians[day.weekday()], 0.0, 2.0)) if medians[day.weekday()] > 0 else 1.0)
+        for day, value in per_active_outlet.items()
+    }
+
+
 @dataclass(frozen=True)
 class WindowTest:
     days: int
-    count: int
+    count: int  # outlet-days in the window
     expected: float
     rate_ratio: float
     p_value: float  # unadjusted upper tail
+    distinct_outlets: int  # distinct outlets over the window (the minimum-evidence rule)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -215,6 +354,7 @@ class WindowTest:
             "expected": round(self.expected, 6),
             "rate_ratio": round(self.rate_ratio, 6),
             "p_value": self.p_value,
+            "distinct_outlets": self.distinct_outlets,
         }
 
 
@@ -226,10 +366,10 @@ class RisingTest:
     flagged: bool
     reason: str  # why it is or is not flagged, for the report and logs
     decisive: WindowTest | None  # the window whose p-value stands for the subject
-    p_value: float  # Bonferroni-adjusted over the windows tested
+    p_value: float  # the decisive window's p-value divided by its share of alpha (times alpha)
     weekday_factor: float
     dispersion: float
-    baseline_days: int  # observed days in the baseline of the 1-day window
+    baseline_days: int  # usable days in the baseline of the 1-day window
     baseline_total: int
     rate_per_day: float
     windows: tuple[WindowTest, ...] = field(default_factory=tuple)
@@ -268,40 +408,65 @@ def _window_test(
     days: int,
     counts: Mapping[dt.date, int],
     params: RisingParams,
-    weekday_prior: npt.ArrayLike,
+    weekday_prior: FloatArray,
     observed_from: dt.date | None,
-    reference: Reference | None,
+    prior: Reference | None,
+    exposure: Mapping[dt.date, float],
+    outlets: Mapping[dt.date, Set[str]] | None,
 ) -> _WindowResult | None:
     window = [day - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
-    baseline = params.baseline_for(day, days)
-    if observed_from is not None:
-        baseline = [d for d in baseline if d >= observed_from]
-    if len(baseline) < params.min_baseline_days and reference is None:
+
+    def usable(length: int) -> list[dt.date]:
+        return [
+            d
+            for d in params.baseline_for(day, days, length)
+            if (observed_from is None or d >= observed_from) and exposure.get(d, 1.0) >= params.low_exposure
+        ]
+
+    baseline = usable(params.baseline_days)
+    if sum(counts.get(d, 0) for d in baseline) < params.min_baseline_total:
+        baseline = usable(params.long_baseline_days)
+    if len(baseline) < params.min_baseline_days and prior is None:
         return None
     y = np.asarray([counts.get(d, 0) for d in baseline], dtype=np.float64)
+    x = np.asarray([exposure.get(d, 1.0) for d in baseline], dtype=np.float64)
     wd = [d.weekday() for d in baseline]
     factors = weekday_factors(y, wd, weekday_prior, params.weekday_prior_strength)
-    exposure = float(factors[wd].sum()) if baseline else 0.0
+    weights = factors[wd] * x if baseline else np.zeros(0)
     total = float(y.sum())
-    shape = total + 0.5
-    rate_denominator = exposure
-    if reference is not None:
-        shape += reference.days * reference.rate
-        rate_denominator += reference.days
-    rate = shape / rate_denominator
-    if len(baseline) >= params.min_baseline_days:
-        fitted = (total / exposure) * factors[wd]
-        n_params = weekday_parameters(y, wd, params.weekday_prior_strength)
-        alpha = dispersion(y, fitted, n_params, params.dispersion_confidence)
-    else:
-        alpha = reference.dispersion if reference is not None else 0.0
-    mu = np.asarray([rate * factors[d.weekday()] for d in window])
-    expected = float(mu.sum())
+    shape = total + (prior.days * prior.rate if prior is not None else 0.5)
+    rate = shape / (float(weights.sum()) + (prior.days if prior is not None else 0.0))
+    own_days = len(baseline) if len(baseline) >= params.min_baseline_days and total > 0 else 0
+    own = 0.0
+    if own_days:
+        fitted = (total / float(weights.sum())) * weights
+        own = dispersion(
+            y, fitted, weekday_parameters(y, wd, params.weekday_prior_strength), params.dispersion_confidence
+        )
+    prior_days = params.dispersion_prior_days if prior is not None else 0.0
+    alpha = (
+        (own_days * own + prior_days * prior.dispersion) / (own_days + prior_days)
+        if prior is not None and own_days + prior_days > 0
+        else own
+    )
+    mu = np.asarray([rate * factors[d.weekday()] * exposure.get(d, 1.0) for d in window])
+    expected = max(float(mu.sum()), 1e-9)
     count = int(sum(counts.get(d, 0) for d in window))
-    inverse_size = alpha * float(np.sum(mu * mu)) / expected**2 + 1.0 / shape
-    size = 1.0 / inverse_size
-    p_value = float(nbinom.sf(count - 1, size, size / (size + expected))) if count > 0 else 1.0
-    test = WindowTest(days, count, expected, count / expected, min(1.0, p_value))
+    # day-to-day swings also blur the baseline's own mean: its relative variance grows by 1 + a m
+    baseline_mean = total / len(baseline) if baseline else 0.0
+    size = 1.0 / (alpha * float(np.sum(mu * mu)) / expected**2 + (1.0 + alpha * baseline_mean) / shape)
+    if outlets is not None:
+        distinct = len(set().union(*(outlets.get(d, set()) for d in window)))
+    else:
+        distinct = count  # outlet-days: an upper bound of the distinct outlets
+    test = WindowTest(
+        days=days,
+        count=count,
+        expected=expected,
+        rate_ratio=count / expected,
+        p_value=negative_binomial_tail(count, expected, size),
+        distinct_outlets=distinct,
+    )
     return _WindowResult(
         test=test,
         weekday_factor=float(factors[day.weekday()]),
@@ -321,39 +486,57 @@ def assess_rising(
     weekday_prior: npt.ArrayLike | None = None,
     observed_from: dt.date | None = None,
     reference: Reference | None = None,
+    exposure: Mapping[dt.date, float] | None = None,
+    outlets: Mapping[dt.date, Set[str]] | None = None,
 ) -> RisingTest | None:
     """Test one subject on ``day``; ``counts`` are its distinct outlets per day (missing days are 0).
 
-    ``observed_from`` is the first day the subject could have been counted (a seed added last week
-    has no history before it); earlier days are left out of the baseline rather than taken as zeros.
-    Returns None when no window has enough baseline.
+    ``observed_from`` is the first day the subject could have been counted; earlier days are left
+    out of the baseline rather than taken as zeros. ``reference`` is the Gamma prior (catalogue or
+    typical story). ``exposure`` scales each day's expectation (missing days: 1). ``outlets`` gives
+    the outlets behind each day's count, for the distinct-outlet evidence rule. Returns None when no
+    window has enough baseline.
     """
-    prior = np.ones(7) if weekday_prior is None else np.asarray(weekday_prior, dtype=np.float64)
+    prior_pattern = np.ones(7) if weekday_prior is None else np.asarray(weekday_prior, dtype=np.float64)
+    exposures = exposure or {}
     results = [
         r
-        for w in sorted(set(params.windows))
-        if (r := _window_test(day, w, counts, params, prior, observed_from, reference)) is not None
+        for w in params.windows
+        if (
+            r := _window_test(
+                day, w, counts, params, prior_pattern, observed_from, reference, exposures, outlets
+            )
+        )
+        is not None
     ]
     if not results:
         return None
     windows = tuple(r.test for r in results)
-    first = results[0]
+    first = min(results, key=lambda r: r.test.days)
     today = int(counts.get(day, 0))
-    n_tests = len(windows)
-    passing = [w for w in windows if w.rate_ratio >= params.min_ratio]
-    decisive = min(passing or list(windows), key=lambda w: (w.p_value, w.days))
-    adjusted = min(1.0, decisive.p_value * n_tests)
-    if today < params.min_outlets:
-        flagged, reason = False, f"{today} outlets today, fewer than {params.min_outlets}"
-    elif not passing:
+
+    def adjusted(w: WindowTest) -> float:
+        return min(1.0, w.p_value / params.share_of(w.days))
+
+    evident = [
+        w for w in windows if w.distinct_outlets >= params.min_outlets and w.rate_ratio >= params.min_ratio
+    ]
+    decisive = min(evident or list(windows), key=lambda w: (adjusted(w), w.days))
+    # On the scale of alpha: the decisive window's p-value over its share, so <= alpha flags.
+    p_value = adjusted(decisive)
+    if today < 1:
+        flagged, reason = False, "no outlet today"
+    elif not any(w.distinct_outlets >= params.min_outlets for w in windows):
+        flagged, reason = False, f"fewer than {params.min_outlets} distinct outlets in every window"
+    elif not evident:
         flagged, reason = False, f"rate ratio below {params.min_ratio}"
-    elif adjusted > params.alpha:
-        flagged, reason = False, f"p-value {adjusted:.3g} above {params.alpha}"
+    elif p_value > params.alpha:
+        flagged, reason = False, f"p-value {p_value:.3g} above {params.alpha:.3g}"
     else:
         flagged = True
         reason = (
-            f"{decisive.count} outlet-days in {decisive.days} day(s) against {decisive.expected:.2f} "
-            f"expected (x{decisive.rate_ratio:.2f}), p={adjusted:.3g}"
+            f"{decisive.distinct_outlets} outlets, {decisive.count} outlet-days in {decisive.days} day(s) "
+            f"against {decisive.expected:.2f} expected (x{decisive.rate_ratio:.2f}), p={p_value:.3g}"
         )
     return RisingTest(
         day=day,
@@ -362,7 +545,7 @@ def assess_rising(
         flagged=flagged,
         reason=reason,
         decisive=decisive,
-        p_value=adjusted,
+        p_value=p_value,
         weekday_factor=first.weekday_factor,
         dispersion=first.dispersion,
         baseline_days=first.baseline_days,
@@ -370,3 +553,22 @@ def assess_rising(
         rate_per_day=first.rate_per_day,
         windows=windows,
     )
+
+
+@dataclass(frozen=True)
+class FlagRun:
+    """Where a flag stands in its subject's run of flags."""
+
+    new: bool  # no flag in the ``new_after_days`` before
+    run_day: int  # 1 for a new flag, K on the K-th day since the run began
+    run_start: dt.date
+
+
+def flag_run(day: dt.date, earlier_flags: Iterable[dt.date], new_after_days: int) -> FlagRun:
+    """New or continuing: a run is a sequence of flags with gaps shorter than ``new_after_days``."""
+    start = day
+    for earlier in sorted({d for d in earlier_flags if d < day}, reverse=True):
+        if (start - earlier).days > new_after_days:
+            break
+        start = earlier
+    return FlagRun(new=start == day, run_day=(day - start).days + 1, run_start=start)

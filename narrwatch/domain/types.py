@@ -19,6 +19,7 @@ class ParsedEntry:
     updated: dt.datetime | None
     author: str | None
     language: str | None  # as declared by the entry or feed
+    date_raw: str | None = None  # the feed's date string when no date could be read from it
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,6 @@ class ParsedFeed:
     n_undated: int = 0
     truncated: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    #: Entries feedparser found that are not in ``entries``, by reason ("over the entry cap", ...).
+    dropped: dict[str, int] = field(default_factory=dict)
+    n_found: int = 0  # entries feedparser found in the document

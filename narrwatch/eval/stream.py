@@ -211,7 +211,9 @@ def eval_rising(
                     "count": row.count,
                     "baseline": row.baseline,
                     "outlets": row.n_outlets,
-                    "window": row.statistic,
+                    "window": row.window_days,
+                    "new": row.is_new,
+                    "test": row.statistic,
                 }
                 for row in rows
             ]
@@ -224,6 +226,8 @@ def eval_rising(
             "count": flag["count"],
             "baseline": flag["baseline"],
             "outlets": flag["outlets"],
+            "new": flag["new"],
+            "window": flag["window"],
         }
         for flag in every
         if flag["kind"] == "narrative" and flag["dimension"] == "all"

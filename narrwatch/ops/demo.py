@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -262,14 +261,30 @@ def demo_settings(data_dir: Path, feeds_file: Path) -> Any:
     )
 
 
-def run_demo(data_dir: Path, *, fresh: bool = False, echo: Callable[[str], Any] = print) -> DemoResult:
-    """`narrwatch demo` / `make demo`: the demo in its own data folder under the default settings."""
-    if fresh and data_dir.exists():
-        shutil.rmtree(data_dir)
-    return run_demo_with(demo_settings(data_dir, data_dir / "feeds.yaml"), echo)
+def default_demo_dir() -> Path:
+    """``<NARRWATCH_DATA_DIR>/demo``: ``var/demo`` under the default settings."""
+    from narrwatch.config import get_settings
+
+    return get_settings().data_dir / "demo"
 
 
-def run_demo_with(settings: Any, echo: Callable[[str], Any] = print) -> DemoResult:
+def run_demo(
+    data_dir: Path | None = None,
+    *,
+    fresh: bool = False,
+    echo: Callable[[str], Any] = print,
+    on_day: Callable[[], Any] | None = None,
+) -> DemoResult:
+    """`narrwatch demo` / `make demo`: the demo in a folder of its own (see narrwatch.ops.demo_folder)."""
+    from narrwatch.ops.demo_folder import prepare_demo_folder
+
+    folder = prepare_demo_folder(data_dir if data_dir is not None else default_demo_dir(), fresh=fresh)
+    return run_demo_with(demo_settings(folder, folder / "feeds.yaml"), echo, on_day)
+
+
+def run_demo_with(
+    settings: Any, echo: Callable[[str], Any] = print, on_day: Callable[[], Any] | None = None
+) -> DemoResult:
     """Serve the demo feeds, migrate the store named by ``settings`` and replay every day."""
     from narrwatch.context import AppContext
     from narrwatch.db.migrate import upgrade
@@ -281,12 +296,18 @@ def run_demo_with(settings: Any, echo: Callable[[str], Any] = print) -> DemoResu
         upgrade(settings.resolved_database_url)
         ctx = AppContext.from_settings(settings)
         try:
-            return replay(ctx, server, data, echo)
+            return replay(ctx, server, data, echo, on_day)
         finally:
             ctx.close()
 
 
-def replay(ctx: Any, server: DemoFeedServer, data: DemoData, echo: Callable[[str], Any]) -> DemoResult:
+def replay(
+    ctx: Any,
+    server: DemoFeedServer,
+    data: DemoData,
+    echo: Callable[[str], Any],
+    on_day: Callable[[], Any] | None = None,
+) -> DemoResult:
     from narrwatch import pipeline
 
     n_days = data.n_days
@@ -297,11 +318,10 @@ def replay(ctx: Any, server: DemoFeedServer, data: DemoData, echo: Callable[[str
         day = DEMO_START + dt.timedelta(days=offset)
         now = dt.datetime.combine(day, dt.time(23, 30), tzinfo=dt.UTC)
         server.now = now
-        window_start = now - dt.timedelta(days=ctx.settings.match_window_days)
         polled = pipeline.poll(ctx, now, force=True)
         embedded = pipeline.embed(ctx, now)
-        matched = pipeline.match(ctx, window_start, now, now)
-        pipeline.cluster(ctx, window_start, now, now)
+        matched = pipeline.match_recent(ctx, now)
+        pipeline.cluster_recent(ctx, now)
         detected = pipeline.detect(ctx, day, now)
         line = (
             f"{day}: {polled.get('new_articles', 0)} new articles, "
@@ -312,6 +332,8 @@ def replay(ctx: Any, server: DemoFeedServer, data: DemoData, echo: Callable[[str
         if offset >= n_days - REPORT_DAYS:
             report_html = Path(pipeline.report(ctx, day, now)["html"])
         echo(line)
+        if on_day is not None:
+            on_day()
     flags = rising_flags_for(ctx, DEMO_START + dt.timedelta(days=n_days - 1))
     mixes = language_mix_in_report(report_html)
     for flag in flags:

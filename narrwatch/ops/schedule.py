@@ -243,11 +243,6 @@ def logical_now(context: Mapping[str, Any]) -> dt.datetime:
     return as_utc(end)
 
 
-def lookback_window(now: dt.datetime, days: int) -> tuple[dt.datetime, dt.datetime]:
-    """``[now - days, now)``: matching and clustering look back so late-embedded articles count."""
-    return now - dt.timedelta(days=days), now
-
-
 def daily_run(report_time: dt.time, context: Mapping[str, Any]) -> tuple[dt.date, dt.datetime]:
     """(day, now) of a daily run: the last report time at or before the run, and the UTC day before.
 

@@ -9,6 +9,7 @@ three fixture feeds (tests/dags/fixtures/e2e, written for this test) carry Engli
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -66,9 +67,10 @@ def failure_lines(output: str) -> str:
     return "\n".join(lines[j] for j in shown)[-8000:]
 
 
-def test_ingest_process_daily_with_dag_test(
-    tmp_path: Path, feed_server: str, airflow_env: EnvFactory, model_cache_dir: Path
-) -> None:
+def run_dags(
+    tmp_path: Path, feed_server: str, airflow_env: EnvFactory, model_cache_dir: Path, narratives_dir: Path
+) -> tuple[dict[str, Any], str, Settings]:
+    """ingest -> process -> daily under dag.test(); (states per DAG, Airflow's output, settings)."""
     feeds_file = tmp_path / "feeds.yaml"
     feeds_file.write_text(
         yaml.safe_dump(
@@ -92,6 +94,7 @@ def test_ingest_process_daily_with_dag_test(
     env = airflow_env(
         tmp_path,
         NARRWATCH_FEEDS_FILE=str(feeds_file),
+        NARRWATCH_NARRATIVES_DIR=str(narratives_dir),
         NARRWATCH_MODELS_DIR=str(model_cache_dir),
         NARRWATCH_ALLOW_PRIVATE_NETWORKS="true",
         NARRWATCH_FETCH_PER_HOST_DELAY_S="0",
@@ -101,7 +104,7 @@ def test_ingest_process_daily_with_dag_test(
     settings = Settings(
         data_dir=tmp_path / "var",
         feeds_file=feeds_file,
-        narratives_dir=REPO / "narratives",
+        narratives_dir=narratives_dir,
         _env_file=None,
     )
 
@@ -121,8 +124,34 @@ def test_ingest_process_daily_with_dag_test(
         timeout=300,
     )
     line = next(line for line in output.splitlines() if line.startswith("E2E_RESULT "))
-    result = json.loads(line.removeprefix("E2E_RESULT "))
+    return json.loads(line.removeprefix("E2E_RESULT ")), output, settings
 
+
+def stored(settings: Settings) -> tuple[int, int, dict[str, str], dict[str, Any]]:
+    """(articles, matches of SEED, last status per step, last match run's summary)."""
+    ctx = AppContext.from_settings(settings)
+    try:
+        with ctx.transaction() as session:
+            articles = session.scalar(select(func.count()).select_from(Article)) or 0
+            matched = session.scalar(
+                select(func.count()).select_from(Match).where(Match.narrative_id == SEED)
+            )
+            rows = session.execute(
+                select(PipelineRun.step, PipelineRun.status, PipelineRun.summary).order_by(PipelineRun.id)
+            ).all()
+    finally:
+        ctx.close()
+    steps = {step: status for step, status, _ in rows}
+    match_summary = next((summary for step, _, summary in reversed(rows) if step == "match"), {})
+    return articles, matched or 0, steps, match_summary
+
+
+def test_ingest_process_daily_with_dag_test(
+    tmp_path: Path, feed_server: str, airflow_env: EnvFactory, model_cache_dir: Path
+) -> None:
+    result, output, settings = run_dags(
+        tmp_path, feed_server, airflow_env, model_cache_dir, REPO / "narratives"
+    )
     assert result["import_errors"] == {}
     for dag_id in ("narrwatch_ingest_e2e", "narrwatch_process", "narrwatch_daily"):
         assert dag_id in result, f"{dag_id} did not run: {result}"
@@ -132,22 +161,29 @@ def test_ingest_process_daily_with_dag_test(
         )
     assert set(result["narrwatch_ingest_e2e"]["tasks"]) == {"poll[0]", "poll[1]", "publish"}
 
-    ctx = AppContext.from_settings(settings)
-    try:
-        with ctx.transaction() as session:
-            assert session.scalar(select(func.count()).select_from(Article)) == 10
-            matched = session.scalar(
-                select(func.count()).select_from(Match).where(Match.narrative_id == SEED)
-            )
-            assert matched is not None and matched >= 5
-            steps = dict(
-                session.execute(select(PipelineRun.step, PipelineRun.status).order_by(PipelineRun.id)).all()
-            )
-    finally:
-        ctx.close()
+    articles, matched, steps, _ = stored(settings)
+    assert articles == 10 and matched >= 5
     for step in ("poll", "embed", "match", "cluster", "detect", "report"):
         assert steps.get(step) == "ok", steps
 
     reports = sorted(settings.resolved_reports_dir.rglob("*.html"))
     assert reports, f"no report under {settings.resolved_reports_dir}"
     assert any("2026-03-09" in str(path) for path in reports), reports
+
+
+def test_a_bad_seed_file_fails_the_match_task_after_matching_the_other_seeds(
+    tmp_path: Path, feed_server: str, airflow_env: EnvFactory, model_cache_dir: Path
+) -> None:
+    seeds = tmp_path / "seeds"
+    shutil.copytree(REPO / "narratives", seeds)
+    (seeds / "broken.yaml").write_text("id: broken\n  title: x\n", encoding="utf-8")
+    result, output, settings = run_dags(tmp_path, feed_server, airflow_env, model_cache_dir, seeds)
+
+    assert result["import_errors"] == {}
+    process = result["narrwatch_process"]
+    assert process["state"] == "failed", process
+    assert process["tasks"]["embed"] == "success" and process["tasks"]["match"] == "failed", process
+    articles, matched, steps, match_summary = stored(settings)
+    assert articles == 10 and matched >= 5
+    assert steps["match"] == "failed"
+    assert [Path(line.split(":")[0]).name for line in match_summary["skipped_seed_files"]] == ["broken.yaml"]

@@ -102,7 +102,9 @@ def test_plan_follows_the_settings() -> None:
 
 def test_vector_pool_has_one_slot_in_qdrant_local_mode() -> None:
     local = schedule.build_plan(settings(pool_vectors_slots=4))
-    server = schedule.build_plan(settings(pool_vectors_slots=4, qdrant_url="http://qdrant:6333"))
+    server = schedule.build_plan(
+        settings(pool_vectors_slots=4, qdrant_url="http://qdrant:6333", qdrant_api_key="k")
+    )
     assert (local.vector_pool.slots, server.vector_pool.slots) == (1, 4)
     assert server.pools_json()["narrwatch_vectors"] == {
         "slots": 4,
@@ -159,9 +161,13 @@ def test_daily_run_properties(reference: dt.datetime, report_time: dt.time) -> N
     assert day == now.date() - dt.timedelta(days=1)  # a complete UTC day, ended before `now`
 
 
-def test_lookback_window() -> None:
+def test_match_and_cluster_look_back_their_window_from_now() -> None:
+    from narrwatch.config import Settings
+    from narrwatch.pipeline import processing_window
+
     now = dt.datetime(2026, 3, 10, 5, 30, tzinfo=dt.UTC)
-    assert schedule.lookback_window(now, 2) == (dt.datetime(2026, 3, 8, 5, 30, tzinfo=dt.UTC), now)
+    settings = Settings(match_window_days=2, _env_file=None)  # type: ignore[call-arg]
+    assert processing_window(settings, now) == (dt.datetime(2026, 3, 8, 5, 30, tzinfo=dt.UTC), now)
 
 
 def test_add_poll_summaries_merges_the_shards() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,7 +75,7 @@ def test_collect_status_reports_freshness_backlog_health_and_runs(populated: App
     assert status["freshness"]["problems"] == []  # 1 failing of 4 active feeds, articles 1 h old
     text = cli_ops.render_status(status)
     assert "waiting for embedding 1" in text
-    assert "error: OperationalError: database is locked" in text
+    assert "PROBLEM: the last poll run failed: OperationalError: database is locked" in text
     json.dumps(status)  # JSON-able for --json
 
 
@@ -92,13 +93,36 @@ def cli(populated: AppContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[type
     get_settings.cache_clear()
 
 
-def test_status_command_prints_and_checks(cli: typer.Typer) -> None:
+def test_status_exit_codes(cli: typer.Typer, populated: AppContext) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["status", "--now", NOW.isoformat(), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == cli_ops.STATUS_PROBLEM, result.output  # the last poll failed
+    assert json.loads(result.output)["problems"] == [
+        "the last poll run failed: OperationalError: database is locked"
+    ]
+    add_run(populated, "poll", "ok", NOW - dt.timedelta(minutes=30))
+    result = runner.invoke(cli, ["status", "--now", NOW.isoformat(), "--json"])
+    assert result.exit_code == cli_ops.STATUS_OK, result.output
     assert json.loads(result.output)["articles"]["unembedded"] == 1
 
     later = (NOW + dt.timedelta(hours=12)).isoformat()
-    result = runner.invoke(cli, ["status", "--now", later, "--check"])
+    result = runner.invoke(cli, ["status", "--now", later])
     assert result.exit_code == 1
     assert "PROBLEM: no new article for 12.9 h" in result.output
+
+
+def test_status_exits_2_when_the_store_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NARRWATCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NARRWATCH_DATABASE_URL", f"sqlite:///{tmp_path}/missing/../no-schema.db")
+    get_settings.cache_clear()
+    app = typer.Typer()
+    app.command("noop")(lambda: None)
+    cli_ops.register(app)
+    try:
+        result = CliRunner().invoke(app, ["status"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == cli_ops.STATUS_CANNOT_JUDGE, result.output
+    assert "cannot read the store" in result.output

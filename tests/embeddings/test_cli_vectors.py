@@ -13,14 +13,17 @@ from pathlib import Path
 
 import pytest
 from embeddings_support import add_articles, add_feed
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from narrwatch.cli.main import app
 from narrwatch.config import Settings, get_settings
 from narrwatch.context import AppContext
+from narrwatch.db.models import ArticleEmbedding, Passage
 from narrwatch.embeddings.newsgen import generate_articles
 from narrwatch.ports import VectorPoint
 from narrwatch.steps.embed import embed as vectorize
+from narrwatch.steps.embed.reconcile_guard import ALWAYS_ALLOWED_ORPHANS
 
 pytestmark = pytest.mark.db
 
@@ -81,18 +84,44 @@ def test_status_and_reconcile(cli_ctx: AppContext) -> None:
     assert f"alias narrwatch_passages -> {report.collection}" in status.output
     assert "articles pending for the configured model: 0" in status.output
 
-    dry = runner.invoke(app, ["vectors", "reconcile", "--dry-run"])
+    dry = runner.invoke(app, ["vectors", "reconcile"])  # a report only, unless --repair
     assert dry.exit_code == 0, dry.output
-    assert "orphan points: 1 (would be deleted)" in dry.output
+    assert "orphan points: 1 (would be deleted by --repair)" in dry.output
     assert "missing points: 0" in dry.output
 
-    mend = runner.invoke(app, ["vectors", "reconcile", "--json", "--now", "2025-03-05T12:00:00Z"])
+    mend = runner.invoke(app, ["vectors", "reconcile", "--repair", "--json", "--now", "2025-03-05T12:00:00Z"])
     assert mend.exit_code == 0, mend.output
     summary = json.loads(mend.output)
     assert (summary["orphan_points"], summary["missing_points"]) == (1, 0)
 
     again = runner.invoke(app, ["vectors", "reconcile"])
     assert "orphan points: 0" in again.output
+
+
+def test_repair_refuses_to_delete_most_points_without_force(cli_ctx: AppContext) -> None:
+    add_feed(cli_ctx)
+    add_articles(cli_ctx, [(a.title, a.text) for a in generate_articles(12, seed=7)])
+    report = vectorize.embed_pending(cli_ctx, NOW)
+    points = len(list(cli_ctx.vector_store.iter_ids(report.collection)))
+    assert points > ALWAYS_ALLOWED_ORPHANS
+    # SQL forgets the passages (an empty or wrong database): every point looks like an orphan
+    with cli_ctx.transaction() as session:
+        session.execute(delete(Passage))
+        session.execute(delete(ArticleEmbedding))
+    close_store(cli_ctx)
+    runner = CliRunner()
+
+    refused = runner.invoke(app, ["vectors", "reconcile", "--repair"])
+    assert refused.exit_code == 1, refused.output
+    assert f"{points} of {points} points (100%) have no passage" in refused.output
+    assert f"orphan points: {points} (NOT deleted, see below)" in refused.output
+    assert len(list(cli_ctx.vector_store.iter_ids(report.collection))) == points
+    close_store(cli_ctx)
+
+    forced = runner.invoke(app, ["vectors", "reconcile", "--repair", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert list(cli_ctx.vector_store.iter_ids(report.collection)) == []
+    assert runner.invoke(app, ["vectors", "reconcile", "--force"]).exit_code == 2
 
 
 HOLDER = textwrap.dedent(
@@ -116,7 +145,7 @@ def test_busy_local_folder_is_one_clear_line(cli_ctx: AppContext, tmp_path: Path
         while not marker.exists():
             assert holder.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        result = CliRunner().invoke(app, ["vectors", "reconcile", "--dry-run"])
+        result = CliRunner().invoke(app, ["vectors", "reconcile"])
         assert result.exit_code == 1
         assert f"error: Qdrant local folder {cli_ctx.settings.qdrant_path} is in use" in result.output
         assert f"pid {holder.pid}" in result.output and "NARRWATCH_QDRANT_URL" in result.output

@@ -64,14 +64,10 @@ def test_vectors_are_normalised_float32_and_deterministic(
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(encoder.encode_passages(TEXTS), vectors)
-    # Batch-mates barely move a torch vector. int8 quantises activations with one scale per batch
-    # tensor, so its vectors shift with the batch a text lands in (about 0.01 in cosine).
+    # Batch-mates do not move a vector: torch masks padding out; int8, whose activation scales are
+    # per call, runs each text on its own.
     alone = np.vstack([encoder.encode_passages([text]) for text in TEXTS])
-    cosines = cosine_rows(alone, vectors)
-    if backend == "torch":
-        assert cosines.min() > 0.99999
-    else:
-        assert cosines.mean() > 0.98 and cosines.min() > 0.95
+    assert cosine_rows(alone, vectors).min() > 0.99999
     assert encoder.encode_passages([]).shape == (0, 384)
 
 
@@ -88,9 +84,12 @@ def test_int8_stays_close_to_torch_and_keeps_the_ranking(
         assert paraphrase > 0.7 and unrelated < 0.3
 
 
-def test_token_length_batches_respect_the_budget(int8_encoder: SentenceEncoder) -> None:
+def test_token_length_batches_respect_the_budget(
+    int8_encoder: SentenceEncoder, torch_encoder: SentenceEncoder
+) -> None:
     lengths = [256, 250, 12, 12, 12, 3, 256, 100, 90, 5] * 20
-    plan = int8_encoder.batch_plan(lengths)
+    assert all(len(batch) == 1 for batch in int8_encoder.batch_plan(lengths))  # per-call scales
+    plan = torch_encoder.batch_plan(lengths)
     assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
     for batch in plan:
         assert len(batch) * max(lengths[i] for i in batch) <= 8192 or len(batch) == 1

@@ -55,6 +55,17 @@ def test_validate_names_entry_and_field_of_a_broken_copy(app: typer.Typer, tmp_p
     assert "Traceback" not in err
 
 
+def test_validate_checks_group_schedules_as_schedule_show_does(app: typer.Typer, tmp_path: Path) -> None:
+    document = yaml.safe_load((REPO / "feeds.yaml").read_text(encoding="utf-8"))
+    group = sorted(document["groups"])[0]
+    document["groups"][group]["schedule"] = "every tuesday"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    code, _out, err = invoke(app, "feeds", "validate", "--file", str(broken))
+    assert code == 1
+    assert f"{broken}: groups.{group}.schedule: 'every tuesday' is not a cron expression" in err
+
+
 def test_list_as_table_and_json(app: typer.Typer) -> None:
     code, out, _ = invoke(app, "feeds", "list", "--file", str(REPO / "feeds.yaml"), "--group", "fast")
     assert code == 0 and "sputnik-rs-cyr" in out and "dw-serbian" not in out

@@ -189,8 +189,19 @@ def test_content_hash_tracks_edits_including_inherited_examples(tmp_path: Path) 
     )
 
 
-def test_scaffold_is_a_valid_draft(tmp_path: Path) -> None:
-    write(tmp_path, "energy-blackmail.yaml", scaffold("energy-blackmail", owner="desk"))
+def test_untouched_scaffold_is_rejected_and_an_edited_one_is_a_draft(tmp_path: Path) -> None:
+    text = scaffold("energy-blackmail", owner="desk")
+    write(tmp_path, "energy-blackmail.yaml", text)
+    assert (
+        "energy-blackmail.yaml",
+        "title",
+        "still the placeholder of `narratives new`: write the claim's headline",
+    ) in problems_for(tmp_path)
+    document = yaml.safe_load(text)
+    document["title"] = "Energy supplies are used as blackmail"
+    document["examples"] = ["They cut the gas to make us obey.", "Brussels uses energy prices to punish us."]
+    document["negatives"] = ["Gas prices rose by four percent in October."]
+    write(tmp_path, "energy-blackmail.yaml", document)
     narratives = load_narratives(tmp_path)
     assert narratives.get("energy-blackmail").status == "draft"
     with pytest.raises(ValueError, match="not a valid id"):

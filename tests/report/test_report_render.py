@@ -218,7 +218,8 @@ def test_hostile_feed_text_is_inert_in_html(rendered: dict[str, Any]) -> None:
 def test_hostile_feed_text_is_inert_in_markdown(rendered: dict[str, Any]) -> None:
     markdown = rendered["markdown"]
     # no raw angle bracket, image or link syntax from feed text survives: each is backslash-escaped
-    assert not re.search(r"(?<!\\)<(?!\d)", markdown.replace("p < 0.001", "")), "raw < in markdown"
+    thresholds = re.sub(r"p < [0-9.]+", "", markdown)  # the rising threshold line is ours
+    assert not re.search(r"(?<!\\)<(?!\d)", thresholds), "raw < in markdown"
     links = re.findall(r"(?<!\\)\]\(([^)]*)\)", markdown)
     assert links and all(re.match(r"https?://", link) for link in links), links
     assert "javascript:" not in "".join(links) and "data:" not in "".join(links)

@@ -202,6 +202,10 @@ def test_promote_writes_a_draft_seed_the_loader_accepts(hctx: AppContext, tmp_pa
     assert 1 <= len(seed.examples) <= 6
     kosovo_texts = {row["title"] for row in rows if row["cluster"] == "kosovo-power-outage"}
     assert any(any(title in example for title in kosovo_texts) for example in seed.examples)
+    kosovo_outlets = {row["outlet"] for row in rows if row["cluster"] == "kosovo-power-outage"}
+    text = path.read_text(encoding="utf-8")
+    assert "# Outlets (articles): " in text and "carried by" in seed.description
+    assert any(outlet in text for outlet in kosovo_outlets)
     with hctx.transaction() as session:
         assert session.get(Cluster, cluster_id).status == "promoted"  # type: ignore[union-attr]
     with pytest.raises(ClusteringError, match="already exists"):

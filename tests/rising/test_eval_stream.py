@@ -119,9 +119,15 @@ def test_eval_rising_contract(offline_eval: None, tmp_path: Path) -> None:
     flags = json.loads(result.output)
     assert isinstance(flags, list) and flags
     for flag in flags:
-        assert set(flag) == {"date", "narrative", "statistic", "p_value", "count", "baseline", "outlets"}
+        assert set(flag) == {
+            *("date", "narrative", "statistic", "p_value", "count", "baseline", "outlets"),
+            *("new", "window"),
+        }
         assert flag["narrative"] == "bridge-sabotage"
-        assert flag["p_value"] <= 0.001 and flag["statistic"] >= 1.5 and flag["outlets"] >= 3
+        assert flag["p_value"] <= 0.002 and flag["statistic"] >= 1.5 and flag["outlets"] >= 3
+        assert flag["window"] in (1, 3, 7) and isinstance(flag["new"], bool)
+    ordered = sorted(flags, key=lambda f: f["date"])
+    assert ordered[0]["new"] and not any(f["new"] for f in ordered[1:] if f["date"] <= "2025-03-01")
     first = min(flag["date"] for flag in flags)
     assert first in ("2025-02-24", "2025-02-25")  # the rise starts on 2025-02-24: flagged by its second day
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 
 from narrwatch.context import AppContext
 from narrwatch.db import rules
-from narrwatch.db.models import Article, ArticleEmbedding, Cluster, ClusterMember, Passage
+from narrwatch.db.models import Article, ArticleEmbedding, Cluster, ClusterMember
 from narrwatch.domain.clustering import (
     Assignment,
     ClusterState,
@@ -114,24 +114,8 @@ def article_vectors(
     ids = sorted(set(article_ids))
     passages: dict[int, list[str]] = defaultdict(list)
     for chunk in rules.chunked(ids):
-        rows = session.execute(
-            select(Passage.article_id, Passage.point_id)
-            .join(
-                ArticleEmbedding,
-                and_(
-                    ArticleEmbedding.article_id == Passage.article_id,
-                    ArticleEmbedding.collection == Passage.collection,
-                ),
-            )
-            .where(
-                Passage.collection == collection,
-                Passage.article_id.in_(chunk),
-                Passage.idx < ArticleEmbedding.n_passages,  # rows past the count are stale
-            )
-            .order_by(Passage.article_id, Passage.idx)
-        ).tuples()
-        for article_id, point_id in rows:
-            passages[article_id].append(point_id)
+        for passage in session.scalars(rules.current_passages(collection, chunk)):
+            passages[passage.article_id].append(passage.point_id)
     found = store.retrieve_vectors(collection, [p for points in passages.values() for p in points])
     canonical = {key.lower(): value for key, value in found.items()}
     vectors: dict[int, npt.NDArray[np.float64]] = {}
@@ -362,21 +346,7 @@ def central_passages(
 ) -> list[str]:
     """The passages nearest the cluster's centre, at most one per article, nearest first."""
     members = members_of(session, cluster.id, collection)[-REPRESENTATIVE_SAMPLE:]
-    rows = session.execute(
-        select(Passage.article_id, Passage.idx, Passage.text, Passage.point_id)
-        .join(
-            ArticleEmbedding,
-            and_(
-                ArticleEmbedding.article_id == Passage.article_id,
-                ArticleEmbedding.collection == Passage.collection,
-            ),
-        )
-        .where(
-            Passage.collection == collection,
-            Passage.article_id.in_(members),
-            Passage.idx < ArticleEmbedding.n_passages,
-        )
-    ).all()
+    rows = list(session.scalars(rules.current_passages(collection, members)))
     found = {k.lower(): v for k, v in store.retrieve_vectors(collection, [r.point_id for r in rows]).items()}
     direction = np.asarray(cluster.centroid, dtype=np.float64)
     direction = direction / (np.linalg.norm(direction) or 1.0)

@@ -1,9 +1,11 @@
 """Detect what rose on a day: daily counts per seed and cluster, the test, and the day's flags.
 
 ``detect_rising(ctx, day, now)`` is a function of the stored articles, matches, verdicts, clusters and
-the day. It recomputes the day's ``daily_counts`` (and fills baseline days that have none), tests
-every seed and cluster, overall and per country and per language, and replaces that day's
-``rising_flags``; it writes nothing else, so re-running a past day gives the same flags.
+the day. It recomputes ``daily_counts`` for the day and every baseline day before it (so a seed
+activated later, a recalibrated threshold or an analyst's label changes the stored counts of the
+days it touches: counts are never stale), tests every seed and cluster, overall and per country and
+per language, and replaces that day's ``rising_flags``; it writes nothing else, so re-running a past
+day gives the same flags.
 
 What counts (see ``narrwatch/domain/rising.py`` for the statistics):
 - a seed counts an article by the report's rule (``narrwatch.db.rules.counted_matches_query``: a confirm-level
@@ -13,8 +15,12 @@ What counts (see ``narrwatch/domain/rising.py`` for the statistics):
   belongs to the seed). Merges apply to a day only when they happened before the day ended, so a
   later merge does not rewrite the counts behind an earlier day's flags;
 - a seed's baseline starts when the seed existed (its first version or its earliest match); days
-  before narrwatch stored its first article are never baseline. A cluster is also compared with a
-  typical story (how many outlets an active cluster gets per day), which matters while it is young.
+  before narrwatch stored its first article are never baseline. A seed's rate has a Gamma prior from
+  the whole catalogue (every seed's rate and dispersion); a cluster is compared with a typical story
+  (how many outlets an active cluster gets per day), which matters while it is young;
+- each day's exposure for a subject is the share of its usual outlets that published anything that
+  day times the day's articles per active outlet against its weekday's median: a silent feed group
+  or a holiday is neither a fall nor, on its return, a rise.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sqlalchemy.orm import Session
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db import rules
+from narrwatch.db.locks import hold_transaction_lock
 from narrwatch.db.models import (
     Article,
     ClusterMember,
@@ -43,12 +50,19 @@ from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import (
     STATISTIC_NAME,
     DayCount,
+    FlagRun,
     Reference,
     RisingParams,
     RisingTest,
     assess_rising,
+    baseline_dispersion,
+    catalogue_prior,
     count_day,
+    flag_run,
     reference_from_cross_section,
+    regular_outlets,
+    subject_coverage,
+    volume_exposure,
     weekday_factors,
 )
 
@@ -60,6 +74,7 @@ SubjectKey = tuple[str, str, str, str]  # (subject_kind, subject_id, dimension, 
 def params_from_settings(settings: Settings) -> RisingParams:
     return RisingParams(
         baseline_days=settings.rising_baseline_days,
+        long_baseline_days=max(settings.rising_baseline_days, RisingParams.long_baseline_days),
         min_outlets=settings.rising_min_outlets,
         alpha=settings.rising_alpha,
         min_ratio=settings.rising_min_ratio,
@@ -157,23 +172,18 @@ def _seed_articles(
 def _cluster_articles(
     session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
 ) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
-    rows = session.execute(
-        select(ClusterMember, Article)
-        .join(Article, Article.id == ClusterMember.article_id)
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            # once a seed covers an article, it belongs to the seed
-            ~rules.seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
-        .order_by(ClusterMember.cluster_id, Article.id)
-    ).all()
     merged_into = rules.merge_map(session, merge_before)
-    clusters: dict[str, dict[int, CountedArticle]] = defaultdict(dict)
-    for member, article in rows:
-        survivor = str(resolve(member.cluster_id, merged_into))
-        evidence = {"similarity": round(member.similarity, 6), "cluster": member.cluster_id}
-        clusters[survivor][article.id] = _counted(article, round(member.similarity, 6), evidence)
+    clusters = {
+        survivor: {
+            article.id: _counted(
+                article,
+                round(member.similarity, 6),
+                {"similarity": round(member.similarity, 6), "cluster": member.cluster_id},
+            )
+            for member, article in members
+        }
+        for survivor, members in rules.counted_cluster_members(session, start, end, merge_before).items()
+    }
     # a cluster is observable from its first member, wherever that member lies in time
     first_member = dict(
         session.execute(
@@ -271,15 +281,12 @@ def _write_counts(
     counts: dict[SubjectKey, dict[dt.date, DayCount]],
     report: RisingReport,
 ) -> None:
-    """Replace ``day``'s counts; fill the other days only where nothing was ever written."""
-    written = set(
-        session.execute(select(DailyCount.day).where(DailyCount.day.in_(days)).distinct()).scalars()
-    )
-    session.execute(delete(DailyCount).where(DailyCount.day == day))
-    fill = {d for d in days if d != day and d not in written}
+    """Replace the counts of ``day`` and every baseline day: a match, verdict or seed that changed for
+    a past day since its counts were written must not leave them stale."""
+    session.execute(delete(DailyCount).where(DailyCount.day.in_(days)))
     for (kind, subject_id, dimension, value), by_day in sorted(counts.items()):
         for count_day_, count in sorted(by_day.items()):
-            if count_day_ != day and count_day_ not in fill:
+            if count_day_ not in days:
                 continue
             session.add(
                 DailyCount(
@@ -299,18 +306,118 @@ def _write_counts(
                 report.n_baseline_days_filled += 1
 
 
+def _active_outlets(session: Session, start: dt.datetime, end: dt.datetime) -> dict[dt.date, set[str]]:
+    """Outlets that published anything, per day, and so could have carried any subject."""
+    active: dict[dt.date, set[str]] = defaultdict(set)
+    rows = session.execute(
+        select(Article.published_at, Article.outlet).where(
+            Article.published_at >= start, Article.published_at < end
+        )
+    ).tuples()
+    for published_at, outlet in rows:
+        active[published_at.date()].add(outlet)
+    return active
+
+
+def _day_volume(
+    session: Session, days: list[dt.date], active: dict[dt.date, set[str]], start: dt.date
+) -> dict[dt.date, float]:
+    """Articles per active outlet each day, against its weekday's median (holidays fall below 1)."""
+    articles: dict[dt.date, int] = defaultdict(int)
+    rows = session.execute(
+        select(Article.published_at).where(
+            Article.published_at >= day_start(days[0]),
+            Article.published_at < day_start(days[-1] + dt.timedelta(days=1)),
+        )
+    ).scalars()
+    for published_at in rows:
+        articles[published_at.date()] += 1
+    per_outlet = {d: articles[d] / len(active[d]) for d in days if d >= start and active.get(d)}
+    return volume_exposure(per_outlet)
+
+
+def _exposure(
+    day: dt.date,
+    params: RisingParams,
+    by_day: dict[dt.date, list[CountedArticle]],
+    active: dict[dt.date, set[str]],
+    regular: set[str],
+    volume: dict[dt.date, float],
+    days: list[dt.date],
+) -> dict[dt.date, float]:
+    """Coverage of the subject's usual outlets (those that carried it before the longest window) times
+    the day's volume; a subject with no history is covered wherever anything was published."""
+    before = day - dt.timedelta(days=max(params.windows))
+    weights: dict[str, float] = defaultdict(float)
+    for d, articles in by_day.items():
+        if d < before:
+            for outlet in {a.outlet for a in articles}:
+                weights[outlet] += 1.0
+    coverage = subject_coverage(weights, active, days, regular)
+    return {d: coverage[d] * volume.get(d, 1.0) for d in days}
+
+
+def _catalogue(
+    params: RisingParams,
+    seed_counts: dict[SubjectKey, dict[dt.date, DayCount]],
+    seed_observed: dict[str, dt.date],
+    global_start: dt.date,
+    day: dt.date,
+    prior: Any,
+) -> Reference | None:
+    """The Gamma prior every seed's rate starts from: all seeds' rates and dispersions (overall)."""
+    baseline = params.baseline_for(day)
+    rates, dispersions, information = [], [], []
+    for (_, subject_id, dimension, _), by_day in seed_counts.items():
+        if dimension != "all":
+            continue
+        start = max(seed_observed.get(subject_id, global_start), global_start)
+        days = [d for d in baseline if d >= start]
+        if len(days) < params.min_baseline_days:
+            continue
+        y = [by_day[d].n_outlets if d in by_day else 0 for d in days]
+        own, info = baseline_dispersion(y, [d.weekday() for d in days], prior, params.weekday_prior_strength)
+        rates.append(sum(y) / len(days))
+        dispersions.append(own)
+        information.append(info)
+    return catalogue_prior(rates, dispersions, information)
+
+
+def _earlier_flags(session: Session, day: dt.date, params: RisingParams) -> dict[SubjectKey, set[dt.date]]:
+    """Flag days per subject before ``day``, far enough back to tell a run from a new flag."""
+    since = day - dt.timedelta(days=params.new_after_days * 8)
+    rows = session.execute(
+        select(
+            RisingFlag.subject_kind,
+            RisingFlag.subject_id,
+            RisingFlag.dimension,
+            RisingFlag.dimension_value,
+            RisingFlag.day,
+        ).where(RisingFlag.day >= since, RisingFlag.day < day)
+    ).tuples()
+    earlier: dict[SubjectKey, set[dt.date]] = defaultdict(set)
+    for kind, subject_id, dimension, value, flag_day in rows:
+        earlier[(kind, subject_id, dimension, value)].add(flag_day)
+    return earlier
+
+
 def _flag_row(
     day: dt.date,
     key: SubjectKey,
     test: RisingTest,
-    today: DayCount,
-    articles: list[CountedArticle],
+    run: FlagRun,
+    by_day: dict[dt.date, list[CountedArticle]],
+    earlier: set[dt.date],
     extra: dict[str, Any],
     now: dt.datetime,
     top: int,
 ) -> RisingFlag:
     kind, subject_id, dimension, value = key
     assert test.decisive is not None
+    articles = by_day[day]
+    today = count_day((a.outlet, a.story_key) for a in articles)
+    yesterday = day - dt.timedelta(days=1)
+    outlets_yesterday = {a.outlet for a in by_day.get(yesterday, [])}
     return RisingFlag(
         day=day,
         subject_kind=kind,
@@ -324,14 +431,25 @@ def _flag_row(
         baseline=round(test.decisive.expected, 6),
         n_outlets=today.n_outlets,
         n_articles=today.n_articles,
-        details={**test.details(), "n_stories": today.n_stories, **extra},
+        details={
+            **test.details(),
+            "n_stories": today.n_stories,
+            "run_start": run.run_start.isoformat(),
+            **extra,
+        },
         top_articles=_top_articles(articles, top),
         created_at=now,
+        window_days=test.decisive.days,
+        is_new=run.new,
+        run_day=run.run_day,
+        outlets_yesterday=len(outlets_yesterday),
+        new_outlets=sorted({a.outlet for a in articles} - outlets_yesterday),
+        flagged_yesterday=yesterday in earlier,
     )
 
 
 def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingReport:
-    """Recompute ``day``'s counts, test every subject and replace ``day``'s flags."""
+    """Recompute the counts of ``day`` and its baseline days, test every subject, replace ``day``'s flags."""
     params = params_from_settings(ctx.settings)
     first_day = day - dt.timedelta(days=params.span_days)
     days = [first_day + dt.timedelta(days=i) for i in range(params.span_days + 1)]
@@ -339,6 +457,8 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
     report = RisingReport(day=day)
 
     with ctx.transaction() as session:
+        # Counts of the baseline days are filled too, so any two detect runs take turns.
+        hold_transaction_lock(session, "detect")
         first_article = session.execute(select(func.min(Article.published_at))).scalar()
         global_start = first_article.date() if first_article is not None else day
         seeds = _seed_articles(session, start, end)
@@ -362,6 +482,10 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
             None,
             strength=1.0,
         )
+        active = _active_outlets(session, start, end)
+        day_volume = _day_volume(session, days, active, global_start)
+        regular = regular_outlets(active, [d for d in baseline_days if d >= global_start])
+        catalogue = _catalogue(params, seed_counts, seed_observed, global_start, day, prior)
         reference = reference_from_cross_section(
             [
                 by_day[d].n_outlets
@@ -371,6 +495,7 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
                 if d in by_day
             ]
         )
+        earlier_flags = _earlier_flags(session, day, params)
 
         session.execute(delete(RisingFlag).where(RisingFlag.day == day))
         for key in sorted(counts):
@@ -378,19 +503,18 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
             if today is None:
                 continue
             report.n_subjects += 1
-            if today.n_outlets < params.min_outlets:
-                continue  # cannot be flagged: no need for a baseline
             kind, subject_id = key[0], key[1]
             if key[2] != "all" and counts[key] == counts.get((kind, subject_id, "all", "all")):
                 continue  # every article of the subject is in this country or language: nothing new
+            subject_reference: Reference | None
             if kind == "narrative":
-                seed_start = seed_observed.get(subject_id, global_start)
-                observed_from = max(seed_start, global_start)
-                subject_reference: Reference | None = None
+                observed_from = max(seed_observed.get(subject_id, global_start), global_start)
+                subject_reference = catalogue
             else:
                 observed_from = max(cluster_observed.get(subject_id, day), global_start)
                 subject_reference = reference
             series = {d: c.n_outlets for d, c in counts[key].items()}
+            outlets = {d: {a.outlet for a in arts} for d, arts in groups[key].items()}
             test = assess_rising(
                 day,
                 series,
@@ -398,6 +522,8 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
                 weekday_prior=prior,
                 observed_from=observed_from,
                 reference=subject_reference,
+                exposure=_exposure(day, params, groups[key], active, regular, day_volume, days),
+                outlets=outlets,
             )
             if test is None:
                 report.n_untestable += 1
@@ -407,18 +533,20 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
                 continue
             extra: dict[str, Any] = {"observed_from": observed_from.isoformat()}
             if subject_reference is not None:
-                extra["reference"] = {
+                extra["prior"] = {
                     "outlets_per_day": round(subject_reference.rate, 6),
                     "dispersion": round(subject_reference.dispersion, 6),
-                    "pseudo_days": subject_reference.days,
+                    "pseudo_days": round(subject_reference.days, 6),
                 }
+            earlier = earlier_flags.get(key, set())
             session.add(
                 _flag_row(
                     day,
                     key,
                     test,
-                    today,
-                    groups[key][day],
+                    flag_run(day, earlier, params.new_after_days),
+                    groups[key],
+                    earlier,
                     extra,
                     now,
                     ctx.settings.report_top_articles,

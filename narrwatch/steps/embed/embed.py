@@ -78,6 +78,7 @@ class CollectionCheck:
     orphan_points: int
     missing_points: int
     articles_unmarked: int
+    refused: str | None = None  # why the orphans were not deleted (narrwatch.steps.embed.reconcile_guard)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,12 +120,19 @@ class _PendingArticle:
 # --- embed ---------------------------------------------------------------------------------------
 
 
-def embed_pending(ctx: AppContext, now: dt.datetime, *, limit: int | None = None) -> EmbedReport:
+def embed_pending(
+    ctx: AppContext,
+    now: dt.datetime,
+    *,
+    limit: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EmbedReport:
     """Embed articles that have no vectors in the configured model's collection, oldest id first.
 
     Batches are pipelined: while one batch's points are written to Qdrant and its marks to SQL (a
     writer thread, mostly waiting on I/O), the next batch is split and encoded. A batch is marked
     only after its own upsert returned, so the write order of the module docstring holds per batch.
+    ``on_batch`` hears the number of articles of each batch encoded (a progress display).
     """
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
@@ -158,6 +166,8 @@ def embed_pending(ctx: AppContext, now: dt.datetime, *, limit: int | None = None
             if in_flight is not None:
                 _add_written(report, in_flight.result())
             in_flight = writer.submit(_write_batch, ctx, encoder, store, collection, batch, now)
+            if on_batch is not None:
+                on_batch(len(articles))
         if in_flight is not None:
             _add_written(report, in_flight.result())
 
@@ -405,7 +415,9 @@ def _point_alias(store: VectorStore, collection: str) -> str | None:
 # --- reconcile -----------------------------------------------------------------------------------
 
 
-def reconcile_vectors(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -> ReconcileReport:
+def reconcile_vectors(
+    ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False
+) -> ReconcileReport:
     """Compare every narrwatch collection with SQL; with ``mend`` delete orphans and unmark the missing.
 
     Reads in the order that keeps a concurrent embed run from looking inconsistent: marks first,
@@ -415,7 +427,7 @@ def reconcile_vectors(ctx: AppContext, now: dt.datetime, *, mend: bool = True) -
     store = ctx.vector_store
     report = ReconcileReport(checked_at=now, mended=mend)
     for collection in known_collections(ctx, store):
-        check = _reconcile_collection(ctx, store, collection, mend)
+        check = _reconcile_collection(ctx, store, collection, mend, force)
         report.collections.append(check)
         report.orphan_points += check.orphan_points
         report.missing_points += check.missing_points
@@ -435,8 +447,10 @@ def known_collections(ctx: AppContext, store: VectorStore) -> list[str]:
 
 
 def _reconcile_collection(
-    ctx: AppContext, store: VectorStore, collection: str, mend: bool
+    ctx: AppContext, store: VectorStore, collection: str, mend: bool, force: bool
 ) -> CollectionCheck:
+    from narrwatch.steps.embed.reconcile_guard import orphan_deletion_refusal
+
     with ctx.transaction() as session:
         marks = dict(
             session.execute(
@@ -465,8 +479,9 @@ def _reconcile_collection(
             missing += absent
             to_unmark.append(article_id)
 
+    refused = orphan_deletion_refusal(collection, len(orphans), len(in_qdrant), force) if mend else None
     if mend:
-        if orphans:
+        if orphans and refused is None:
             store.delete(collection, orphans)
         if to_unmark:
             with ctx.transaction() as session:
@@ -492,4 +507,5 @@ def _reconcile_collection(
         orphan_points=len(orphans),
         missing_points=missing,
         articles_unmarked=len(to_unmark) if mend else 0,
+        refused=refused,
     )

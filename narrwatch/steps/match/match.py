@@ -29,7 +29,7 @@ from narrwatch.domain.scoring import (
     Level,
     SeedScore,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seeds import NarrativeSet, load_narratives
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -86,7 +86,13 @@ class _Decision:
 
 
 def match_articles(
-    ctx: AppContext, start: dt.datetime, end: dt.datetime, now: dt.datetime, *, recompute: bool = False
+    ctx: AppContext,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    *,
+    recompute: bool = False,
+    narratives: NarrativeSet | None = None,
 ) -> MatchReport:
     """Match articles embedded in the configured model's collection and published in ``[start, end)``.
 
@@ -100,7 +106,8 @@ def match_articles(
 
     if start >= end:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    if narratives is None:
+        narratives = load_narratives(ctx.settings.narratives_dir)
     sync_narratives(ctx, now, narratives)
     encoder = ctx.encoder
     store = ctx.vector_store
@@ -130,13 +137,7 @@ def match_articles(
     while True:
         query = select(Article.id).join(ArticleEmbedding).where(in_window, Article.id > after_id)
         if not recompute:
-            query = query.where(
-                ~exists().where(
-                    MatchState.article_id == Article.id,
-                    MatchState.collection == collection,
-                    MatchState.seeds_key == key,
-                )
-            )
+            query = query.where(~_scored_with(key, collection))
         with ctx.transaction() as session:
             ids = list(session.scalars(query.order_by(Article.id).limit(MATCH_BATCH)))
             if not ids:
@@ -144,35 +145,47 @@ def match_articles(
             after_id = ids[-1]
             articles, missing = load_stored_articles(session, store, collection, ids)
         report.articles_missing_vectors += len(missing)
-        decisions: list[_Decision] = []
-        for article in articles:
-            scores = prepared.score(article.vectors, article.passage_texts)
-            for seed_id, level in prepared.decide(scores).items():
-                decisions.append(_Decision(article, seed_id, level, scores[seed_id]))
+        decisions = [
+            _Decision(article, seed_id, level, scores[seed_id])
+            for article in articles
+            for scores in [prepared.score(article.vectors, article.passage_texts)]
+            for seed_id, level in prepared.decide(scores).items()
+        ]
         with ctx.transaction() as session:
             _write_matches(session, collection, prepared, versions, articles, decisions, now, report)
             _write_states(session, collection, key, [a.id for a in articles], now)
         report.articles_scored += len(articles)
     if recompute:
         with ctx.transaction() as session:
-            # Rows of the window whose article is no longer embedded here (re-split, unmarked).
-            result = session.execute(
-                delete(Match)
-                .where(
-                    Match.collection == collection,
-                    Match.published_at >= start,
-                    Match.published_at < end,
-                    ~exists().where(
-                        ArticleEmbedding.article_id == Match.article_id,
-                        ArticleEmbedding.collection == collection,
-                        ArticleEmbedding.n_passages > 0,
-                    ),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            report.rows_removed += int(getattr(result, "rowcount", 0) or 0)
+            report.rows_removed += _remove_unembedded(session, collection, start, end)
     report.articles_up_to_date = int(total or 0) - report.articles_scored - report.articles_missing_vectors
     return report
+
+
+def _scored_with(key: str, collection: str) -> Any:
+    """SQL: the article was already scored in ``collection`` against the seeds behind ``key``."""
+    return exists().where(
+        MatchState.article_id == Article.id, MatchState.collection == collection, MatchState.seeds_key == key
+    )
+
+
+def _remove_unembedded(session: Session, collection: str, start: dt.datetime, end: dt.datetime) -> int:
+    """Delete the window's rows whose article is no longer embedded here (re-split, unmarked)."""
+    result = session.execute(
+        delete(Match)
+        .where(
+            Match.collection == collection,
+            Match.published_at >= start,
+            Match.published_at < end,
+            ~exists().where(
+                ArticleEmbedding.article_id == Match.article_id,
+                ArticleEmbedding.collection == collection,
+                ArticleEmbedding.n_passages > 0,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _match_values(

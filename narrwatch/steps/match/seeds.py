@@ -28,6 +28,25 @@ ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 #: ISO 639 code with an optional script or region: en, sr, sr-Latn, sr-Cyrl, pt-BR.
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(?:-[A-Za-z]{2,4})?$"
 
+# Limits that keep one careless or hostile file from stalling matching for every seed: the shipped
+# seeds are 3-6 KB with 5-12 examples of under 300 characters, so these leave ample room.
+#: Largest seed file read at all (checked before reading).
+MAX_SEED_FILE_BYTES = 256 * 1024
+#: Most phrasings in each of examples, negatives and keywords.
+MAX_PHRASES = 200
+#: Longest single phrasing; an example is a sentence or two, not an article.
+MAX_PHRASE_CHARS = 2_000
+#: Longest message of one problem: inputs quoted in errors are cut, never printed whole.
+MAX_PROBLEM_CHARS = 300
+
+#: Placeholder texts of the `narratives new` scaffold: a seed still holding one was never edited.
+SCAFFOLD_TITLE = "One line that names the claim, as a headline would"
+SCAFFOLD_EXAMPLES = (
+    "First phrasing of the narrative, written as a sentence from an article that pushes it.",
+    "A second phrasing with different words and a different hook.",
+)
+SCAFFOLD_NEGATIVE = "A neutral news sentence about the same topic that does not push the narrative."
+
 
 class SeedThresholds(BaseModel):
     """Per-seed thresholds; either may be left out and is then taken from the model's defaults."""
@@ -53,12 +72,18 @@ def phrase_key(text: str) -> str:
 
 
 def _check_phrases(values: list[str], kind: str) -> list[str]:
+    if len(values) > MAX_PHRASES:
+        raise ValueError(f"{kind}: {len(values)} items, at most {MAX_PHRASES} are allowed")
     cleaned: list[str] = []
     seen: dict[str, int] = {}
     for position, value in enumerate(values):
         text = " ".join(value.split())
         if not text:
             raise ValueError(f"{kind}[{position}] is empty")
+        if len(text) > MAX_PHRASE_CHARS:
+            raise ValueError(
+                f"{kind}[{position}] has {len(text)} characters, at most {MAX_PHRASE_CHARS} are allowed"
+            )
         key = phrase_key(text)
         if key in seen:
             raise ValueError(f"{kind}[{position}] duplicates {kind}[{seen[key]}]: {text!r}")
@@ -121,6 +146,15 @@ class Seed(BaseModel):
     def _cross_field(self) -> Seed:
         if self.parent == self.id:
             raise ValueError("parent: a seed cannot be its own parent")
+        if self.title == SCAFFOLD_TITLE:
+            raise ValueError("title: still the placeholder of `narratives new`: write the claim's headline")
+        placeholders = {phrase_key(text) for text in (*SCAFFOLD_EXAMPLES, SCAFFOLD_NEGATIVE)}
+        for kind, phrases in (("examples", self.examples), ("negatives", self.negatives)):
+            for position, text in enumerate(phrases):
+                if phrase_key(text) in placeholders:
+                    raise ValueError(
+                        f"{kind}[{position}] is still the placeholder of `narratives new`: {text!r}"
+                    )
         positives = {phrase_key(text) for text in self.examples}
         for position, negative in enumerate(self.negatives):
             if phrase_key(negative) in positives:
@@ -141,6 +175,14 @@ class SeedProblem:
     message: str
     line: int | None = None
 
+    def __post_init__(self) -> None:
+        # Messages may quote the offending input (pydantic does): keep each problem one short line.
+        message = " ".join(self.message.split())
+        if len(message) > MAX_PROBLEM_CHARS:
+            message = message[: MAX_PROBLEM_CHARS - 3] + "..."
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "field", self.field[:100])
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
         return f"{where}: {self.field}: {self.message}"
@@ -152,6 +194,14 @@ class NarrativeError(Exception):
     def __init__(self, problems: Sequence[SeedProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+class SeedFilesSkipped(Exception):
+    """A step did its work with the usable seeds but skipped bad files: one line per bad file."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = list(lines)
+        super().__init__(f"{len(self.lines)} bad seed file(s) skipped: " + " | ".join(self.lines))
 
 
 @dataclass(frozen=True)
@@ -261,7 +311,20 @@ class NarrativeSet:
 
 
 class _UniqueKeySafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice (plain safe_load keeps the last silently)."""
+    """``yaml.SafeLoader`` that refuses a key given twice (plain safe_load keeps the last silently)
+    and refuses aliases (``*name``): nested aliases expand exponentially (a 481-byte file can ask for
+    gigabytes), and a seed file has no use for them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML aliases (*name) are not allowed in seed files: write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping_unique(loader: _UniqueKeySafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -333,6 +396,16 @@ def parse_seed_file(path: Path, display: str | None = None) -> tuple[Seed | None
     """Read one seed file: the seed (None if unreadable) and the problems found in it."""
     shown = display or str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_SEED_FILE_BYTES:
+            return None, [
+                SeedProblem(
+                    shown,
+                    "(file)",
+                    f"the file has {size:,} bytes, at most {MAX_SEED_FILE_BYTES:,} are allowed "
+                    "(a seed needs a title, a description and a few dozen examples at most)",
+                )
+            ]
         raw_text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         return None, [SeedProblem(shown, "(file)", f"not UTF-8 text: {exc}")]
@@ -437,6 +510,57 @@ def check_narratives(directory: Path) -> tuple[NarrativeSet | None, list[SeedPro
     return NarrativeSet(loaded), []
 
 
+def load_usable_narratives(directory: Path) -> tuple[NarrativeSet, list[SeedProblem]]:
+    """The seeds that can be used although others are broken, and the problems of the others.
+
+    A file with any problem is left out, and so is every seed whose parent chain reaches a seed
+    left out (its matches would be gated by a parent that is not there). The problems name each
+    file; matching goes on with the rest. A missing or empty directory gives an empty set.
+    """
+    directory = Path(directory)
+    _, problems = check_narratives(directory)
+    if not problems:
+        return load_narratives(directory), []
+    bad_files = {problem.file for problem in problems}
+    loaded: list[LoadedSeed] = []
+    seen: set[str] = set()
+    for path in seed_files(directory) if directory.is_dir() else []:
+        if str(path) in bad_files:
+            continue
+        seed, file_problems = parse_seed_file(path, str(path))
+        if seed is None or file_problems or seed.id in seen:
+            continue
+        seen.add(seed.id)
+        loaded.append(LoadedSeed(seed, path))
+    skipped = list(problems)
+    while True:
+        ids = {item.seed.id for item in loaded}
+        orphans = [item for item in loaded if item.seed.parent is not None and item.seed.parent not in ids]
+        if not orphans:
+            break
+        for item in orphans:
+            if str(item.path) not in bad_files:
+                skipped.append(
+                    SeedProblem(
+                        str(item.path), "parent", f"skipped: its parent {item.seed.parent!r} cannot be used"
+                    )
+                )
+        loaded = [item for item in loaded if item not in orphans]
+    return NarrativeSet(loaded), skipped
+
+
+def bad_seed_files(problems: Sequence[SeedProblem]) -> dict[str, str]:
+    """One line per bad file (its first problem and how many more), in file order."""
+    by_file: dict[str, list[SeedProblem]] = {}
+    for problem in problems:
+        by_file.setdefault(problem.file, []).append(problem)
+    lines = {}
+    for file, found in sorted(by_file.items()):
+        more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+        lines[file] = f"{found[0]}{more}"
+    return lines
+
+
 def load_narratives(directory: Path) -> NarrativeSet:
     """The checked seeds of ``directory``; raises :class:`NarrativeError` listing every problem."""
     narratives, problems = check_narratives(directory)
@@ -454,7 +578,7 @@ def scaffold(seed_id: str, parent: str | None = None, owner: str | None = None) 
     return f"""\
 # Seed narrative; the fields are explained in narratives/README.md.
 id: {seed_id}
-title: One line that names the claim, as a headline would
+title: {SCAFFOLD_TITLE}
 description: >
   Two to four sentences: what the narrative claims, who it blames, which events it hangs on.
   Describe the framing, not the facts it distorts.
@@ -466,11 +590,11 @@ languages: [en]
 tags: []
 examples:
   # Several phrasings the way an outlet pushing the narrative would write them (any language).
-  - First phrasing of the narrative, written as a sentence from an article that pushes it.
-  - A second phrasing with different words and a different hook.
+  - {SCAFFOLD_EXAMPLES[0]}
+  - {SCAFFOLD_EXAMPLES[1]}
 negatives:
   # Near misses that must NOT match: neutral coverage of the same topic, reporting or rebutting it.
-  - A neutral news sentence about the same topic that does not push the narrative.
+  - {SCAFFOLD_NEGATIVE}
 keywords: []
 # thresholds:  # leave out to use the model's defaults or the calibrated ones
 #   suggest: 0.45

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import select
 
+from narrwatch.db import rules
 from narrwatch.db.models import (
     Article,
-    Passage,
 )
 
 if TYPE_CHECKING:
@@ -50,11 +50,7 @@ def load_stored_articles(
         )
     }
     passages: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    for row in session.execute(
-        select(Passage.article_id, Passage.idx, Passage.text, Passage.point_id)
-        .where(Passage.collection == collection, Passage.article_id.in_(article_ids))
-        .order_by(Passage.article_id, Passage.idx)
-    ):
+    for row in session.scalars(rules.current_passages(collection, article_ids)):
         passages[row.article_id].append((row.idx, row.text, row.point_id))
     point_ids = [point_id for rows in passages.values() for _, _, point_id in rows]
     vectors = store.retrieve_vectors(collection, point_ids)

@@ -38,7 +38,8 @@ def sync_narratives(ctx: AppContext, now: dt.datetime, narratives: NarrativeSet 
     version (the content-hash key is unique): its stored matches stay valid and the version numbers
     still only increase. Raises ``NarrativeError`` (naming file and field) if a seed file is bad.
     """
-    narratives = narratives or load_narratives(ctx.settings.narratives_dir)
+    if narratives is None:  # an empty set (every seed file bad) is falsy but given
+        narratives = load_narratives(ctx.settings.narratives_dir)
     for attempt in range(3):
         try:
             return _sync_once(ctx, now, narratives)

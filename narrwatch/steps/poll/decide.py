@@ -169,11 +169,9 @@ def decide_entries(
     """Each entry through the dedup layers: entry key -> canonical URL (tombstones refused) ->
     normalised title of the outlet within ``title_window``. No I/O: the store's view is in
     ``lookups``, and entries of the same document dedup against each other as they go."""
-    from narrwatch.steps.poll.language import detect_language
-
     plan = FeedPlan()
     known_keys = set(lookups.known_entry_keys)
-    by_url: dict[str, tuple[int | None, int | None]] = {
+    by_url: dict[str, _Target] = {
         url: (article_id, None) for url, article_id in lookups.articles_by_url.items()
     }
     by_title: dict[str, list[tuple[int | None, int | None, dt.datetime]]] = {
@@ -197,38 +195,12 @@ def decide_entries(
             continue
         published, estimated = (stamp, False) if stamp is not None and stamp <= now else (now, True)
         title_key = make_title_key(entry.title)
-        target = by_url.get(url)
-        matched_by = "canonical_url"
+        target, matched_by = by_url.get(url), "canonical_url"
         if target is None and title_key and title_window.total_seconds() > 0:
-            for article_id, new_index, candidate_published in by_title.get(title_key, []):
-                if abs(candidate_published - published) <= title_window:
-                    target, matched_by = (article_id, new_index), "title"
-                    break
+            target, matched_by = _same_title(by_title.get(title_key, []), published, title_window)
         if target is None:
-            title = truncate(entry.title or entry.summary or url, MAX_TITLE_CHARS)
-            text, text_source = _article_text(entry, (full_texts or {}).get(url))
-            detection = detect_language(f"{title}\n{text[:1000]}", feed.languages)
-            plan.new_articles.append(
-                {
-                    "canonical_url": url,
-                    "url": entry.link,
-                    "feed_id": feed.id,
-                    "outlet": feed.outlet,
-                    "country": feed.country,
-                    "language": detection.language,
-                    "language_detector": detection.detector,
-                    "title": title,
-                    "title_key": title_key,
-                    "summary": entry.summary,
-                    "text": text,
-                    "text_source": text_source,
-                    "content_hash": hashlib.sha256(f"{title}\n{text}".encode()).hexdigest(),
-                    "published_at": published,
-                    "published_estimated": estimated,
-                    "fetched_at": now,
-                    "story_key": make_story_key(title, url),
-                }
-            )
+            row = _new_article(feed, entry, url, published, estimated, now, title_key, full_texts)
+            plan.new_articles.append(row)
             plan.undated_new += int(stamp is None)
             target, matched_by = (None, len(plan.new_articles) - 1), "new"
             by_url[url] = target
@@ -247,3 +219,56 @@ def decide_entries(
             )
         )
     return plan
+
+
+#: An article a sighting points at: (stored article id, or index into the plan's new articles).
+_Target = tuple[int | None, int | None]
+
+
+def _same_title(
+    candidates: Sequence[tuple[int | None, int | None, dt.datetime]],
+    published: dt.datetime,
+    title_window: dt.timedelta,
+) -> tuple[_Target | None, str]:
+    """The first article with the same normalised title published within ``title_window``."""
+    for article_id, new_index, candidate_published in candidates:
+        if abs(candidate_published - published) <= title_window:
+            return (article_id, new_index), "title"
+    return None, "canonical_url"
+
+
+def _new_article(
+    feed: FeedSnapshot,
+    entry: ParsedEntry,
+    url: str,
+    published: dt.datetime,
+    estimated: bool,
+    now: dt.datetime,
+    title_key: str,
+    full_texts: dict[str, Extraction] | None,
+) -> dict[str, Any]:
+    """The ``articles`` row for an entry seen for the first time."""
+    from narrwatch.steps.poll.language import detect_language
+
+    title = truncate(entry.title or entry.summary or url, MAX_TITLE_CHARS)
+    text, text_source = _article_text(entry, (full_texts or {}).get(url))
+    detection = detect_language(f"{title}\n{text[:1000]}", feed.languages)
+    return {
+        "canonical_url": url,
+        "url": entry.link,
+        "feed_id": feed.id,
+        "outlet": feed.outlet,
+        "country": feed.country,
+        "language": detection.language,
+        "language_detector": detection.detector,
+        "title": title,
+        "title_key": title_key,
+        "summary": entry.summary,
+        "text": text,
+        "text_source": text_source,
+        "content_hash": hashlib.sha256(f"{title}\n{text}".encode()).hexdigest(),
+        "published_at": published,
+        "published_estimated": estimated,
+        "fetched_at": now,
+        "story_key": make_story_key(title, url),
+    }

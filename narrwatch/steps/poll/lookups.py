@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,9 +12,6 @@ from narrwatch.db import rules
 from narrwatch.db.models import Article, ArticleSighting, Tombstone
 from narrwatch.domain.text import title_key as make_title_key
 from narrwatch.domain.types import ParsedEntry
-
-if TYPE_CHECKING:
-    pass
 from narrwatch.steps.poll.decide import FeedSnapshot, Lookups, _canonical_or_none
 
 _IN_CHUNK = 500

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,9 +15,6 @@ from narrwatch.db.models import Feed
 from narrwatch.domain.polling import (
     HealthState,
 )
-
-if TYPE_CHECKING:
-    pass
 from narrwatch.steps.poll.sync import UnknownFeedError
 
 

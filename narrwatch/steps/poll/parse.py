@@ -350,17 +350,58 @@ def _build_entry(
     title_detail = entry.get("title_detail") or {}
     language = entry.get("language") or title_detail.get("language") or feed_language
     author = single_line(_text(entry.get("author"), MAX_AUTHOR_CHARS))
+    published, updated, date_raw = entry_dates(entry)
+    if date_raw is not None:
+        errors.append(f"entry {index}: date {date_raw[:80]!r} unreadable: kept as written")
     return ParsedEntry(
         title=title,
         link=link,
         guid=guid or None,
         summary=_text(entry.get("summary"), MAX_SUMMARY_CHARS),
         content=_text(content_html, MAX_CONTENT_CHARS),
-        published=_to_utc(entry.get("published_parsed")) or _to_utc(entry.get("created_parsed")),
-        updated=_to_utc(entry.get("updated_parsed")),
+        published=published,
+        updated=updated,
         author=author or None,
         language=language.strip()[:16] if isinstance(language, str) and language.strip() else None,
+        date_raw=date_raw,
     )
+
+
+def entry_dates(entry: Any) -> tuple[dt.datetime | None, dt.datetime | None, str | None]:
+    """(published, updated, raw date string when none could be read): feedparser first, then
+    dateparser for the strings feedparser left unread (see narrwatch.steps.poll.dates)."""
+    from narrwatch.steps.poll.dates import read_date
+
+    published = _to_utc(entry.get("published_parsed")) or _to_utc(entry.get("created_parsed"))
+    updated = _to_utc(entry.get("updated_parsed"))
+    if published is None:
+        published = read_date(entry.get("published")) or read_date(entry.get("created"))
+    if updated is None:
+        updated = read_date(entry.get("updated"))
+    raw = None
+    if published is None and updated is None:
+        for key in ("published", "updated", "created"):
+            value = entry.get(key)
+            if isinstance(value, str) and value.strip():
+                raw = single_line(value)[:200]
+                break
+    return published, updated, raw
+
+
+def _newest_first(raw_entries: list[Any], limit: int) -> list[Any]:
+    """The ``limit`` newest entries, in document order. Feeds list newest first or oldest first;
+    a long feed cut to its first items would keep the oldest ones of an oldest-first feed. Undated
+    entries rank after dated ones, in document order."""
+    ranked: list[tuple[int, float, int]] = []
+    for position, entry in enumerate(raw_entries):
+        when = None
+        for key in ("published_parsed", "updated_parsed", "created_parsed"):
+            when = _to_utc(entry.get(key))
+            if when is not None:
+                break
+        ranked.append((0 if when is not None else 1, -(when.timestamp() if when else 0.0), position))
+    kept = sorted(sorted(ranked)[:limit], key=lambda item: item[2])
+    return [raw_entries[position] for _, _, position in kept]
 
 
 def parse_document(
@@ -387,12 +428,20 @@ def parse_document(
         )
     feed = result.get("feed") or {}
     feed_language = feed.get("language") if isinstance(feed.get("language"), str) else None
-    raw_entries = result.get("entries") or []
+    raw_entries = list(result.get("entries") or [])
+    dropped: dict[str, int] = {}
+    chosen = raw_entries
+    if len(raw_entries) > max_entries:
+        chosen = _newest_first(raw_entries, max_entries)
+        dropped["older than the newest entries kept (entry cap)"] = len(raw_entries) - len(chosen)
+        errors.append(f"truncated: kept the {len(chosen)} newest of {len(raw_entries)} entries")
     entries: list[ParsedEntry] = []
-    for index, raw in enumerate(raw_entries[:max_entries]):
+    for index, raw in enumerate(chosen):
         entry = _build_entry(raw, index, base_url, feed_language, errors)
         if entry is not None:
             entries.append(entry)
+        else:
+            dropped["no title, link or id"] = dropped.get("no title, link or id", 0) + 1
     n_undated = sum(1 for entry in entries if entry.published is None and entry.updated is None)
     version = result.get("version") or ""
     if not version and not entries:
@@ -409,6 +458,8 @@ def parse_document(
         n_undated=n_undated,
         truncated=len(raw_entries) > max_entries,
         extra={"version": version, "encoding": decoded.encoding},
+        dropped=dropped,
+        n_found=len(raw_entries),
     )
 
 

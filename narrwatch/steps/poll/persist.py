@@ -25,6 +25,7 @@ from narrwatch.domain.polling import (
     estimate_item_gap_s,
     next_poll_at,
 )
+from narrwatch.domain.types import ParsedFeed
 
 if TYPE_CHECKING:
     from narrwatch.steps.poll.fetch import FetchResult
@@ -59,6 +60,7 @@ class PollReport:
     duplicates: Counter[str] = field(default_factory=Counter)
     tombstoned: int = 0
     skipped_entries: int = 0
+    dropped_entries: Counter[str] = field(default_factory=Counter)  # found by feedparser, not kept
     undated_entries: int = 0
     full_text_fetched: int = 0
     full_text_failed: int = 0
@@ -104,6 +106,7 @@ class PollReport:
             "duplicates": dict(self.duplicates),
             "tombstoned": self.tombstoned,
             "skipped_entries": self.skipped_entries,
+            "dropped_entries": dict(self.dropped_entries),
             "undated_entries": self.undated_entries,
             "full_text_fetched": self.full_text_fetched,
             "full_text_failed": self.full_text_failed,
@@ -216,56 +219,82 @@ def _persist(ctx: AppContext, now: dt.datetime, outcome: Retrieved, report: Poll
             else:
                 report.feeds_unchanged += 1
         else:
-            assert outcome.parsed is not None
-            parsed = outcome.parsed
-            entries = list(parsed.entries)
-            if not feed.guid_unreliable and guids_unusable(entries):
-                log.warning(
-                    "feed %s: GUIDs blank or repeated; keying its entries by link from now on", feed.id
-                )
-                feed.guid_unreliable = True
-            keys = entry_keys(entries, feed.guid_unreliable)
-            snapshot = FeedSnapshot.of(feed)
-            plan = decide_entries(
-                snapshot,
-                entries,
-                keys,
-                _load_lookups(session, snapshot, entries, keys),
-                now,
-                dt.timedelta(days=ctx.settings.dedup_title_window_days),
-                outcome.full_texts,
-            )
-            new_articles, new_sightings = persist_plan(session, feed.id, plan, now)
-            feed.body_hash = fetched.body_sha256
-            feed.items_total = (feed.items_total or 0) + new_sightings
-            feed.undated_items_total = (feed.undated_items_total or 0) + plan.undated_new
-            feed.mean_item_gap_s = blend_item_gap(
-                feed.mean_item_gap_s, estimate_item_gap_s(plan.published, now)
-            )
-            if new_sightings:
-                feed.last_new_item_at = now
-            fetch_row.outcome = "new" if new_sightings else "unchanged"
-            fetch_row.n_entries = len(entries)
-            fetch_row.n_new = new_articles
-            fetch_row.n_undated = parsed.n_undated
-            report.entries_seen += len(entries)
-            report.new_articles += new_articles
-            report.new_sightings += new_sightings
-            report.duplicates.update(plan.duplicates)
-            report.tombstoned += plan.tombstoned
-            report.skipped_entries += plan.skipped
-            report.undated_entries += parsed.n_undated
-            report.full_text_fetched += sum(1 for item in outcome.full_texts.values() if item.text)
-            report.full_text_failed += sum(1 for item in outcome.full_texts.values() if not item.text)
-            if new_sightings:
-                report.feeds_new += 1
-            else:
-                report.feeds_unchanged += 1
+            _store_entries(ctx, session, feed, outcome, now, fetch_row, report)
         feed.consecutive_failures = 0
-        feed.last_error = None
+        # A truncated document is a success that lost items: health shows it until a full poll.
+        if outcome.parsed is not None:
+            feed.last_error = truncation_note(outcome.parsed)
+        elif not (feed.last_error or "").startswith("truncated:"):
+            feed.last_error = None  # an unchanged body keeps the note of the same truncated document
+        fetch_row.error = feed.last_error
         feed.last_success_at = now
         _schedule(ctx, feed, now, None)
         session.add(fetch_row)
+
+
+def _store_entries(
+    ctx: AppContext,
+    session: Session,
+    feed: Feed,
+    outcome: Retrieved,
+    now: dt.datetime,
+    fetch_row: FeedFetch,
+    report: PollReport,
+) -> None:
+    """A changed document: decide its entries against the store, persist the plan, and update the
+    feed's counters and cadence."""
+    assert outcome.parsed is not None and outcome.fetch is not None
+    parsed = outcome.parsed
+    entries = list(parsed.entries)
+    if not feed.guid_unreliable and guids_unusable(entries):
+        log.warning("feed %s: GUIDs blank or repeated; keying its entries by link from now on", feed.id)
+        feed.guid_unreliable = True
+    keys = entry_keys(entries, feed.guid_unreliable)
+    snapshot = FeedSnapshot.of(feed)
+    plan = decide_entries(
+        snapshot,
+        entries,
+        keys,
+        _load_lookups(session, snapshot, entries, keys),
+        now,
+        dt.timedelta(days=ctx.settings.dedup_title_window_days),
+        outcome.full_texts,
+    )
+    new_articles, new_sightings = persist_plan(session, feed.id, plan, now)
+    feed.body_hash = outcome.fetch.body_sha256
+    feed.items_total = (feed.items_total or 0) + new_sightings
+    feed.undated_items_total = (feed.undated_items_total or 0) + plan.undated_new
+    feed.mean_item_gap_s = blend_item_gap(feed.mean_item_gap_s, estimate_item_gap_s(plan.published, now))
+    if new_sightings:
+        feed.last_new_item_at = now
+    fetch_row.outcome = "new" if new_sightings else "unchanged"
+    fetch_row.n_entries = len(entries)
+    fetch_row.n_new = new_articles
+    fetch_row.n_undated = parsed.n_undated
+    report.entries_seen += len(entries)
+    report.new_articles += new_articles
+    report.new_sightings += new_sightings
+    report.duplicates.update(plan.duplicates)
+    report.tombstoned += plan.tombstoned
+    report.skipped_entries += plan.skipped
+    report.dropped_entries.update(parsed.dropped)
+    report.undated_entries += parsed.n_undated
+    report.full_text_fetched += sum(1 for item in outcome.full_texts.values() if item.text)
+    report.full_text_failed += sum(1 for item in outcome.full_texts.values() if not item.text)
+    if new_sightings:
+        report.feeds_new += 1
+    else:
+        report.feeds_unchanged += 1
+
+
+def truncation_note(parsed: ParsedFeed) -> str | None:
+    """The health note of a document cut to the entry cap, or None."""
+    if not parsed.truncated:
+        return None
+    return (
+        f"truncated: the document lists {parsed.n_found} entries; kept the {len(parsed.entries)} newest "
+        "(raise NARRWATCH_PARSE_MAX_ENTRIES or poll more often)"
+    )
 
 
 def _persist_failure(ctx: AppContext, now: dt.datetime, outcome: Retrieved, message: str) -> None:

@@ -25,15 +25,11 @@ import logging
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import Feed
-
-if TYPE_CHECKING:
-    pass
 from narrwatch.steps.poll.decide import FeedSnapshot
 from narrwatch.steps.poll.persist import PollReport, _persist_safely
 from narrwatch.steps.poll.retrieve import _Poller

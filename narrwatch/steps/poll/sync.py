@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
@@ -12,9 +12,6 @@ from narrwatch.context import AppContext
 from narrwatch.db.models import Feed
 from narrwatch.db.session import dialect_insert
 from narrwatch.steps.poll.registry import FeedSpec, load_feeds_file
-
-if TYPE_CHECKING:
-    pass
 
 
 class UnknownFeedError(LookupError):

@@ -34,6 +34,7 @@ from narrwatch.steps.report.rising_items import (
     _cluster_articles,
     _distinct,
     _diverse,
+    _fell_back,
     _rising_items,
 )
 from narrwatch.steps.report.safety import plain_text
@@ -49,6 +50,7 @@ def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> Repo
         flags = session.scalars(select(RisingFlag).where(RisingFlag.day == day)).all()
         rising = _rising_items(session, settings, day, flags, seeds, seed_articles, day_clusters)
         rising_ids = {(item.kind, item.subject_id) for item in rising}
+        fell_back = _fell_back(session, day, seeds, rising_ids)
         seed_activity = _seed_activity(session, settings, day, seeds, rising_ids)
         clusters = _emerging_clusters(session, settings, day, rising_ids)
         changes = _seed_changes(session, settings, now)
@@ -68,6 +70,7 @@ def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> Repo
         generated_at=now,
         summary=summary,
         rising=rising,
+        fell_back=fell_back,
         seeds=seed_activity,
         clusters=clusters,
         seed_changes=changes,
@@ -148,7 +151,11 @@ def _seed_activity(
 def _emerging_clusters(
     session: Session, settings: Settings, day: dt.date, rising_ids: set[tuple[str, str]]
 ) -> list[ClusterItem]:
-    """Live clusters with at least two articles in the cluster window ending with the day."""
+    """Live clusters spread across outlets and days in the cluster window ending with the day.
+
+    One event covered by a few outlets on one day is a story, not an emerging narrative: a cluster
+    is listed only once at least ``cluster_emerging_min_outlets`` distinct outlets carried it on at
+    least ``cluster_emerging_min_days`` distinct days."""
     _, end = day_bounds(day)
     start = end - dt.timedelta(days=settings.cluster_window_days)
     recent = _cluster_articles(session, start, end)
@@ -161,7 +168,9 @@ def _emerging_clusters(
     candidates = [
         (cluster_id, members)
         for cluster_id, members in recent.items()
-        if cluster_id in live and len(members) >= 2
+        if cluster_id in live
+        and len({m.outlet for m in members}) >= settings.cluster_emerging_min_outlets
+        and len({m.published_at.date() for m in members}) >= settings.cluster_emerging_min_days
     ]
     candidates.sort(key=lambda c: (-len({m.outlet for m in c[1]}), -len(c[1]), int(c[0])))
     items = []

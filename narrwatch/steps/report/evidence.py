@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
 from narrwatch.db.models import (
+    Article,
     NarrativeVersion,
 )
 from narrwatch.steps.report.model import (
@@ -56,25 +58,45 @@ def _counted_seed_articles(
     )
     return {
         seed: [
-            ArticleEvidence(
-                article_id=article.id,
-                title=plain_text(article.title, TITLE_CHARS) or "(untitled)",
-                url=safe_url(article.url),
-                outlet=plain_text(article.outlet, 100),
-                country=plain_text(article.country, 8).upper(),
-                language=plain_text(article.language, 16) or None,
-                published_at=article.published_at,
+            article_evidence(
+                article,
+                score=match.score,
                 narrative_id=match.narrative_id,
                 narrative_version=versions[match.narrative_version_id],
-                score=round(match.score, 4),
                 evidence=plain_text(match.evidence_text, EVIDENCE_CHARS),
                 evidence_score=round(match.evidence_score, 4),
                 evidence_language=plain_text(match.evidence_language, 16) or None,
                 model_name=plain_text(match.model_name, 200),
                 analyst_verdict=verdicts.get((article.id, match.narrative_id)),
-                excerpt=plain_text(article.summary, EXCERPT_CHARS),
             )
             for match, article in rows
         ]
         for seed, rows in counted.items()
     }
+
+
+def article_evidence(article: Article, *, score: float, **match_fields: Any) -> ArticleEvidence:
+    """An article as the report shows it, made inert (plain text, safe links); ``match_fields`` fill
+    the evidence of a seed match and stay empty for a cluster member."""
+    fields: dict[str, Any] = {
+        "narrative_id": None,
+        "narrative_version": None,
+        "evidence": None,
+        "evidence_score": None,
+        "evidence_language": None,
+        "model_name": None,
+        "analyst_verdict": None,
+        **match_fields,
+    }
+    return ArticleEvidence(
+        article_id=article.id,
+        title=plain_text(article.title, TITLE_CHARS) or "(untitled)",
+        url=safe_url(article.url),
+        outlet=plain_text(article.outlet, 100),
+        country=plain_text(article.country, 8).upper(),
+        language=plain_text(article.language, 16) or None,
+        published_at=article.published_at,
+        score=round(score, 4),
+        excerpt=plain_text(article.summary, EXCERPT_CHARS),
+        **fields,
+    )

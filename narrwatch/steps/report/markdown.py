@@ -47,6 +47,15 @@ def _flag_line(flag: FlagStat) -> str:
     )
 
 
+def _change_line(flag: FlagStat) -> str:
+    added = ", ".join(markdown_text(o) for o in flag.new_outlets)
+    return (
+        f"{flag.outlets_yesterday} → {flag.n_outlets} outlets"
+        f"{f'; new today: {added}' if added else ''}; "
+        f"{'flagged yesterday too' if flag.flagged_yesterday else 'not flagged yesterday'}"
+    )
+
+
 def _article_lines(article: ArticleEvidence) -> list[str]:
     where = ", ".join(
         part
@@ -73,8 +82,10 @@ def _article_lines(article: ArticleEvidence) -> list[str]:
 def _rising_lines(rank: int, item: RisingItem) -> list[str]:
     kind = "Seed" if item.kind == "narrative" else "Cluster"
     lines = [f"### {rank}. {kind}: {markdown_text(item.title)} ({code(item.subject_id)})", ""]
+    lines.append(f"- {'New' if item.new else f'Continuing, day {item.run_day}'}")
     if item.overall:
         lines.append(f"- {_flag_line(item.overall)}")
+        lines.append(f"- Since yesterday: {_change_line(item.overall)}")
     else:
         lines.append("- Rising in a country or language slice only")
     countries = ", ".join(markdown_text(c) for c in item.countries) or "none"
@@ -106,6 +117,7 @@ def _rising_lines(rank: int, item: RisingItem) -> list[str]:
 
 
 def render_markdown(data: ReportData) -> str:
+    """The report as Markdown: the same sections, in the same order, as the HTML page."""
     s = data.summary
     lines = [
         f"# narrwatch daily report — {data.day.isoformat()}",
@@ -128,57 +140,79 @@ def render_markdown(data: ReportData) -> str:
             "overall or in any country or language.",
             "",
         ]
+    lines += _fell_back_lines(data)
+    for section in (_seed_lines, _cluster_lines, _change_lines, _health_lines, _provenance_lines):
+        lines += section(data)
+        lines.append("")
+    return "\n".join(lines)
 
+
+def _fell_back_lines(data: ReportData) -> list[str]:
+    """Subjects flagged yesterday and not today: the reader sees that a rise ended."""
+    if not data.fell_back:
+        return []
+    lines = ["Fell back (flagged yesterday, not today):", ""]
+    for back in data.fell_back:
+        kind = "Seed" if back.kind == "narrative" else "Cluster"
+        lines.append(
+            f"- {kind}: {markdown_text(back.title)} ({code(back.subject_id)}), flagged {back.run_days} "
+            f"day{'' if back.run_days == 1 else 's'}, {back.last_n_outlets} → {back.n_outlets} outlets"
+        )
+    return [*lines, ""]
+
+
+def _seed_lines(data: ReportData) -> list[str]:
     active = [seed for seed in data.seeds if seed.n_articles or seed.rising]
-    lines += ["## Seeds at a glance", ""]
-    if active:
-        lines += ["| Seed | Articles | Outlets | Mean outlets/day |", "|---|---:|---:|---:|"]
-        for seed in active:
-            marker = " **(rising)**" if seed.rising else ""
-            lines.append(
-                f"| {markdown_text(seed.title)} ({code(seed.narrative_id)}){marker} | {seed.n_articles} "
-                f"| {seed.n_outlets} | {seed.mean_outlets:.1f} |"
-            )
-    else:
-        lines.append("No seed matched any article on the day.")
-    lines.append("")
+    lines = ["## Seeds at a glance", ""]
+    if not active:
+        return [*lines, "No seed matched any article on the day."]
+    lines += ["| Seed | Articles | Outlets | Mean outlets/day |", "|---|---:|---:|---:|"]
+    for seed in active:
+        marker = " **(rising)**" if seed.rising else ""
+        lines.append(
+            f"| {markdown_text(seed.title)} ({code(seed.narrative_id)}){marker} | {seed.n_articles} "
+            f"| {seed.n_outlets} | {seed.mean_outlets:.1f} |"
+        )
+    return lines
 
-    lines += ["## Emerging clusters", ""]
-    if data.clusters:
-        for cluster in data.clusters:
-            outlets = ", ".join(markdown_text(o) for o in cluster.outlets)
-            rising = " **(rising)**" if cluster.rising else ""
-            lines.append(
-                f"- **{markdown_text(cluster.label)}** (cluster {cluster.cluster_id}){rising}: "
-                f"{cluster.n_recent} articles in {data.cluster_window_days} days, "
-                f"{len(cluster.outlets)} outlets ({outlets}); promote: {code(cluster.promote_command)}"
-            )
-            for sample in cluster.sample_titles:
-                lines.append(
-                    f"  - {markdown_link(sample.title, sample.url)} — {markdown_text(sample.outlet)}"
-                )
-    else:
-        lines.append(f"No emerging clusters in the last {data.cluster_window_days} days.")
-    lines.append("")
 
-    lines += ["## Seed changes", ""]
-    if data.seed_changes:
-        for change in data.seed_changes:
-            version = (
-                f"v{change.previous_version} → v{change.version}"
-                if change.previous_version is not None
-                else f"new, v{change.version}"
-            )
-            lines.append(
-                f"- {code(change.narrative_id)} {markdown_text(change.title)}: {version} "
-                f"({markdown_text(change.status)}, {format_when(change.created_at)})"
-            )
-    else:
-        lines.append(f"No seed was added or edited in the last {data.changes_days} days.")
-    lines.append("")
+def _cluster_lines(data: ReportData) -> list[str]:
+    lines = ["## Emerging clusters", ""]
+    if not data.clusters:
+        return [*lines, f"No emerging clusters in the last {data.cluster_window_days} days."]
+    for cluster in data.clusters:
+        outlets = ", ".join(markdown_text(o) for o in cluster.outlets)
+        rising = " **(rising)**" if cluster.rising else ""
+        lines.append(
+            f"- **{markdown_text(cluster.label)}** (cluster {cluster.cluster_id}){rising}: "
+            f"{cluster.n_recent} articles in {data.cluster_window_days} days, "
+            f"{len(cluster.outlets)} outlets ({outlets}); promote: {code(cluster.promote_command)}"
+        )
+        for sample in cluster.sample_titles:
+            lines.append(f"  - {markdown_link(sample.title, sample.url)} — {markdown_text(sample.outlet)}")
+    return lines
 
+
+def _change_lines(data: ReportData) -> list[str]:
+    lines = ["## Seed changes", ""]
+    if not data.seed_changes:
+        return [*lines, f"No seed was added or edited in the last {data.changes_days} days."]
+    for change in data.seed_changes:
+        version = (
+            f"v{change.previous_version} → v{change.version}"
+            if change.previous_version is not None
+            else f"new, v{change.version}"
+        )
+        lines.append(
+            f"- {code(change.narrative_id)} {markdown_text(change.title)}: {version} "
+            f"({markdown_text(change.status)}, {format_when(change.created_at)})"
+        )
+    return lines
+
+
+def _health_lines(data: ReportData) -> list[str]:
     health = data.feed_health
-    lines += ["## Feed health", ""]
+    lines = ["## Feed health", ""]
     if not health.failing and not health.silent:
         lines.append(f"All {health.n_feeds} feeds healthy.")
     for feed in health.failing:
@@ -194,12 +228,14 @@ def render_markdown(data: ReportData) -> str:
             f"- Silent: {markdown_text(feed.outlet)} / {markdown_text(feed.name)} ({code(feed.feed_id)}), "
             f"last new item {since}"
         )
-    lines.append("")
+    return lines
 
+
+def _provenance_lines(data: ReportData) -> list[str]:
     p = data.provenance
     models = "; ".join(markdown_text(m) for m in p.models) or "no matches on the day"
     thresholds = p.rising_thresholds
-    lines += [
+    lines = [
         "## Provenance",
         "",
         f"- Matches made by: {models}",
@@ -215,5 +251,4 @@ def render_markdown(data: ReportData) -> str:
             f"- **Failed** run {run.run_id}: {code(run.step)} at {format_when(run.started_at)}: "
             f"{markdown_text(run.error or 'no error recorded')}"
         )
-    lines.append("")
-    return "\n".join(lines)
+    return lines

@@ -14,7 +14,7 @@ from typing import Any
 
 from narrwatch.steps.report.charts import ChartGeometry
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,14 @@ class FlagStat:
     baseline: float  # its expectation over the same window
     n_outlets: int
     n_articles: int
-    window_days: int  # days the tested count covers (today, or today and yesterday)
+    window_days: int  # days the tested count covers (the day, the last 3 days or the week)
     today_expected: float | None  # the detector's expectation for the day alone, when stored
     reason: str  # the detector's own explanation of the flag
+    new: bool  # no flag for the subject in the days before; else continuing
+    run_day: int  # 1 when new, K on the K-th day of a run of flags
+    outlets_yesterday: int  # distinct outlets the day before
+    new_outlets: list[str]  # outlets today that did not carry the subject the day before
+    flagged_yesterday: bool
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class RisingItem:
     trend: Trend
     articles: list[ArticleEvidence]
     promote_command: str | None
+    new: bool  # the headline flag's: first flag in the days before, else continuing
+    run_day: int
     # Over the flag's window, most articles first: a narrative pushed in one language reads differently
     # from one that crosses languages.
     language_mix: list[LanguageShare] = field(default_factory=list)
@@ -100,6 +107,19 @@ class RisingItem:
     @property
     def anchor(self) -> str:
         return f"{self.kind}-{self.subject_id}"
+
+
+@dataclass(frozen=True)
+class FellBack:
+    """A subject flagged (overall) the day before and not on the day: its rise has stopped for now."""
+
+    kind: str  # narrative | cluster
+    subject_id: str
+    title: str
+    last_flag_day: dt.date
+    run_days: int  # how many days its last run of flags lasted
+    n_outlets: int  # distinct outlets on the day
+    last_n_outlets: int  # on its last flagged day
 
 
 @dataclass(frozen=True)
@@ -214,7 +234,8 @@ class ReportData:
     day: dt.date
     generated_at: dt.datetime
     summary: ReportSummary
-    rising: list[RisingItem]
+    rising: list[RisingItem]  # new flags first, then continuing ones
+    fell_back: list[FellBack]
     seeds: list[SeedActivity]
     clusters: list[ClusterItem]
     seed_changes: list[SeedChange]

@@ -19,18 +19,18 @@ from narrwatch.db.models import (
     DailyCount,
     RisingFlag,
 )
-from narrwatch.domain.clustering import resolve
 from narrwatch.steps.report.charts import trend_geometry
-from narrwatch.steps.report.evidence import EXCERPT_CHARS, TITLE_CHARS, _Seed
+from narrwatch.steps.report.evidence import TITLE_CHARS, _Seed, article_evidence
 from narrwatch.steps.report.model import (
     ArticleEvidence,
+    FellBack,
     FlagStat,
     LanguageShare,
     RisingItem,
     Trend,
     TrendPoint,
 )
-from narrwatch.steps.report.safety import plain_text, safe_url
+from narrwatch.steps.report.safety import plain_text
 
 SAMPLE_TITLES = 3
 
@@ -66,6 +66,11 @@ def _flag_stat(flag: RisingFlag) -> FlagStat:
         window_days=window_days if isinstance(window_days, int) and window_days > 0 else 1,
         today_expected=_number(details.get("today_expected")),
         reason=plain_text(details.get("reason"), 300),
+        new=bool(flag.is_new),
+        run_day=max(1, int(flag.run_day or 1)),
+        outlets_yesterday=int(flag.outlets_yesterday or 0),
+        new_outlets=[plain_text(str(o), 100) for o in (flag.new_outlets or [])][:50],
+        flagged_yesterday=bool(flag.flagged_yesterday),
     )
 
 
@@ -93,12 +98,20 @@ def _rising_items(
     for flag in flags:
         by_subject[(flag.subject_kind, flag.subject_id)].append(flag)
 
-    def subject_order(key: tuple[str, str]) -> tuple[int, float, float, bool, str]:
+    def subject_order(key: tuple[str, str]) -> tuple[bool, int, float, float, bool, str]:
         group = by_subject[key]
         overall = [f for f in group if f.dimension == "all"]
         best = min(overall or group, key=_flag_order)
-        # Seeds before clusters at equal strength: a seed is a known narrative, a cluster a lead.
-        return (0 if overall else 1, best.p_value, -best.rate_ratio, key[0] != "narrative", key[1])
+        # New flags before continuing ones: what the analyst has not seen yet comes first. Seeds
+        # before clusters at equal strength: a seed is a known narrative, a cluster a lead.
+        return (
+            not best.is_new,
+            0 if overall else 1,
+            best.p_value,
+            -best.rate_ratio,
+            key[0] != "narrative",
+            key[1],
+        )
 
     items = []
     for kind, subject_id in sorted(by_subject, key=subject_order):
@@ -129,6 +142,8 @@ def _rising_items(
                     trend=trend,
                     articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
                     promote_command=None,
+                    new=bool(headline.is_new),
+                    run_day=max(1, int(headline.run_day or 1)),
                     language_mix=language_mix,
                 )
             )
@@ -151,10 +166,52 @@ def _rising_items(
                     trend=trend,
                     articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
                     promote_command=f"narrwatch clusters promote {subject_id}" if cluster else None,
+                    new=bool(headline.is_new),
+                    run_day=max(1, int(headline.run_day or 1)),
                     language_mix=language_mix,
                 )
             )
     return items
+
+
+def _fell_back(
+    session: Session, day: dt.date, seeds: dict[str, _Seed], flagged_today: set[tuple[str, str]]
+) -> list[FellBack]:
+    """Subjects flagged overall the day before and not on the day, with the run they ended."""
+    yesterday = day - dt.timedelta(days=1)
+    rows = session.scalars(
+        select(RisingFlag).where(RisingFlag.day == yesterday, RisingFlag.dimension == "all")
+    ).all()
+    out = []
+    for flag in sorted(rows, key=lambda f: (f.subject_kind, f.subject_id)):
+        if (flag.subject_kind, flag.subject_id) in flagged_today:
+            continue
+        today = session.scalar(
+            select(DailyCount.n_outlets).where(
+                DailyCount.day == day,
+                DailyCount.subject_kind == flag.subject_kind,
+                DailyCount.subject_id == flag.subject_id,
+                DailyCount.dimension == "all",
+            )
+        )
+        if flag.subject_kind == "narrative":
+            seed = seeds.get(flag.subject_id)
+            title = seed.title if seed else flag.subject_id
+        else:
+            cluster = _cluster_row(session, flag.subject_id)
+            title = cluster.label if cluster and cluster.label else f"cluster {flag.subject_id}"
+        out.append(
+            FellBack(
+                kind=flag.subject_kind,
+                subject_id=plain_text(flag.subject_id, 100),
+                title=plain_text(title, 200),
+                last_flag_day=yesterday,
+                run_days=max(1, int(flag.run_day or 1)),
+                n_outlets=int(today or 0),
+                last_n_outlets=flag.n_outlets,
+            )
+        )
+    return out
 
 
 def _top_article_ids(flags: list[RisingFlag]) -> list[int]:
@@ -308,24 +365,7 @@ def _cluster_row(session: Session, subject_id: str) -> Cluster | None:
 
 
 def _member_evidence(member: ClusterMember, article: Article) -> ArticleEvidence:
-    return ArticleEvidence(
-        article_id=article.id,
-        title=plain_text(article.title, TITLE_CHARS) or "(untitled)",
-        url=safe_url(article.url),
-        outlet=plain_text(article.outlet, 100),
-        country=plain_text(article.country, 8).upper(),
-        language=plain_text(article.language, 16) or None,
-        published_at=article.published_at,
-        narrative_id=None,
-        narrative_version=None,
-        score=round(member.similarity, 4),
-        evidence=None,
-        evidence_score=None,
-        evidence_language=None,
-        model_name=None,
-        analyst_verdict=None,
-        excerpt=plain_text(article.summary, EXCERPT_CHARS),
-    )
+    return article_evidence(article, score=member.similarity)
 
 
 def _cluster_articles(
@@ -336,19 +376,7 @@ def _cluster_articles(
     As the rising detector counts them: members of clusters merged before ``end`` belong to the
     survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
-    rows = session.execute(
-        select(ClusterMember, Article)
-        .join(Article, Article.id == ClusterMember.article_id)
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            ~rules.seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
-        .order_by(ClusterMember.similarity.desc(), Article.id)
-    ).all()
-    merged_into = rules.merge_map(session, end)
-    clusters: dict[str, dict[int, ArticleEvidence]] = defaultdict(dict)
-    for member, article in rows:
-        survivor = str(resolve(member.cluster_id, merged_into))
-        clusters[survivor].setdefault(article.id, _member_evidence(member, article))
-    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
+    return {
+        survivor: [_member_evidence(member, article) for member, article in members]
+        for survivor, members in rules.counted_cluster_members(session, start, end, end).items()
+    }

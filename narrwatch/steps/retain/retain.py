@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import Article, Passage, Tombstone
@@ -27,6 +27,7 @@ class RetentionReport:
     articles_deleted: int = 0
     points_deleted: int = 0
     batches: int = 0
+    dry_run: bool = False  # counted what would go (articles_deleted, points_deleted), deleted nothing
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -34,7 +35,9 @@ class RetentionReport:
         return data
 
 
-def apply_retention(ctx: AppContext, now: dt.datetime, *, batch: int = RETENTION_BATCH) -> RetentionReport:
+def apply_retention(
+    ctx: AppContext, now: dt.datetime, *, batch: int = RETENTION_BATCH, dry_run: bool = False
+) -> RetentionReport:
     """Delete articles published before ``now - retention_days``, tombstone them, drop their points.
 
     In each batch the Qdrant points are deleted first and the SQL rows (with the tombstones) are
@@ -42,12 +45,27 @@ def apply_retention(ctx: AppContext, now: dt.datetime, *, batch: int = RETENTION
     gone) points again, which is harmless. The other order could leave points whose ids nobody
     knows any more. Passages, embeddings, sightings, matches, verdicts and cluster memberships go
     with their article (ON DELETE CASCADE); daily counts and flags are aggregates and stay, so the
-    rising baseline keeps its history.
+    rising baseline keeps its history. With ``dry_run`` the same articles and points are counted
+    and nothing is deleted. ``retention_days`` is at least ``MIN_RETENTION_DAYS`` (the settings
+    refuse less), so a slip of one digit cannot empty the store.
     """
+    from narrwatch.config import MIN_RETENTION_DAYS
+
     days = ctx.settings.retention_days
     if not days:
-        return RetentionReport(enabled=False)
-    report = RetentionReport(enabled=True, cutoff=now - dt.timedelta(days=days))
+        return RetentionReport(enabled=False, dry_run=dry_run)
+    if days < MIN_RETENTION_DAYS:  # settings refuse it; a value set in code must not slip through
+        raise ValueError(f"retention_days {days} is below the minimum of {MIN_RETENTION_DAYS}")
+    report = RetentionReport(enabled=True, cutoff=now - dt.timedelta(days=days), dry_run=dry_run)
+    if dry_run:
+        with ctx.transaction() as session:
+            old = select(Article.id).where(Article.published_at < report.cutoff)
+            report.articles_deleted = session.scalar(select(func.count()).select_from(old.subquery())) or 0
+            report.points_deleted = (
+                session.scalar(select(func.count()).select_from(Passage).where(Passage.article_id.in_(old)))
+                or 0
+            )
+        return report
     while True:
         with ctx.transaction() as session:
             rows = session.execute(
