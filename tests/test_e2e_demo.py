@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from narrwatch.config import Settings
+from narrwatch.config import DEFAULT_MODEL, Settings
 from narrwatch.db.session import make_engine
 from narrwatch.ops.demo import DEMO_START, DemoData, load_demo_data, run_demo_with
 
@@ -57,7 +57,10 @@ def test_demo_data_writes_in_the_region_languages() -> None:
 
 
 def test_demo_flags_the_rise_and_a_rerun_duplicates_nothing(settings: Settings, tmp_path: Path) -> None:
-    demo_settings = settings.model_copy(update={"feeds_file": tmp_path / "demo-feeds.yaml"})
+    # The demo is written in the region's languages: it runs on the multilingual default, as `make demo` does.
+    demo_settings = settings.model_copy(
+        update={"feeds_file": tmp_path / "demo-feeds.yaml", "embedding_model": DEFAULT_MODEL}
+    )
     _empty_database(demo_settings.resolved_database_url)
 
     first = run_demo_with(demo_settings, echo=lambda _line: None)
