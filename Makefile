@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-pg lint eval bench airflow browser clean
+.PHONY: install demo serve test test-pg lint eval bench airflow browser clean
 
 install: $(STAMP)
 
@@ -18,6 +18,15 @@ $(STAMP): pyproject.toml
 ## The main job end to end on the embedded defaults (SQLite, local Qdrant, bundled model), offline.
 demo: $(STAMP)
 	$(BIN)/narrwatch demo
+
+## The served app on the demo's store (run `make demo` first): http://127.0.0.1:8000/
+DEMO_ENV := NARRWATCH_DATA_DIR=var/demo NARRWATCH_FEEDS_FILE=var/demo/feeds.yaml
+serve: $(STAMP)
+	@test -f var/demo/narrwatch.db || { echo "no demo store: run make demo first" >&2; exit 1; }
+	@$(DEMO_ENV) $(BIN)/narrwatch users list | grep -q . || { \
+	  echo "First account of the demo store (admin):"; \
+	  $(DEMO_ENV) $(BIN)/narrwatch users add admin --role admin; }
+	$(DEMO_ENV) $(BIN)/narrwatch serve
 
 ## The test suite (SQLite; .ci/run repeats the database tests on PostgreSQL).
 test: $(STAMP) browser
@@ -44,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/rising.py
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/feed_captures.py
+	test ! -f var/demo/narrwatch.db || $(BIN)/python bench/serve.py
 
 ## Airflow standalone on 127.0.0.1 with the project's DAGs (metadata DB separate from narrwatch's).
 airflow: $(STAMP)

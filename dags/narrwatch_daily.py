@@ -1,4 +1,4 @@
-"""narrwatch daily DAG: rising detection -> report -> freshness watchdog.
+"""narrwatch daily DAG: rising detection -> report -> notification and freshness watchdog.
 
 Wiring only; the steps are narrwatch.pipeline and narrwatch.steps.retain.retain functions, the knobs are in
 narrwatch.ops.schedule.
@@ -36,6 +36,9 @@ def narrwatch_daily() -> None:
     * **detect** counts the day per seed narrative and cluster and flags what is rising, with the
       statistic behind each flag (`narrwatch detect --date DAY`); re-running replaces the day's flags;
     * **report** writes the day's HTML, Markdown and JSON report (`narrwatch report --date DAY`);
+    * **notify** sends the report's summary (new flags first) by email and/or Slack when
+      `NARRWATCH_NOTIFY_EMAIL_CONN_ID` / `NARRWATCH_NOTIFY_SLACK_CONN_ID` are set, linking to the
+      pages of `narrwatch serve` at `NARRWATCH_WEB_BASE_URL` (`narrwatch notify --date DAY`);
     * **freshness_watchdog** fails the run, without retries, when no article was stored for
       `NARRWATCH_FRESHNESS_MAX_SILENCE_H` hours or more than `NARRWATCH_FRESHNESS_MAX_FAILING_FEED_SHARE`
       of the active feeds are degraded, failing poll after poll (`narrwatch status` shows the same
@@ -75,7 +78,18 @@ def narrwatch_daily() -> None:
             raise AirflowFailException("freshness watchdog: " + "; ".join(result.problems))
         return result.as_dict()
 
-    detect() >> report() >> freshness_watchdog()
+    @task(execution_timeout=PLAN.timeout("check"))
+    def notify(**context: Any) -> dict[str, Any]:
+        from narrwatch.config import get_settings
+        from narrwatch.ops.notify import notify_day
+        from narrwatch.web.settings import WebSettings
+
+        day, _ = schedule.daily_run(PLAN.daily_report_time, context)
+        return notify_day(get_settings(), day, context, base_url=WebSettings().base_url).as_dict()
+
+    reported = detect() >> report()
+    # Side by side: a failed watchdog must not hold the report back, nor a mail server the watchdog.
+    reported >> [notify(), freshness_watchdog()]
 
 
 narrwatch_daily()

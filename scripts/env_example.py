@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from narrwatch.config import Settings  # noqa: E402
+from narrwatch.web.settings import WebSettings  # noqa: E402
 
 HEADER = """\
 # narrwatch settings for docker compose (and for local runs: narrwatch reads .env too).
@@ -41,6 +42,8 @@ AIRFLOW_JWT_SECRET=
 # Key that encrypts Airflow connections and variables at rest:
 # python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
 AIRFLOW_FERNET_KEY=
+# Key that signs the sessions of the served app (service narrwatch-web): any long random string.
+WEB_SECRET_KEY=
 
 # --- Airflow (docker-compose.yml) ---
 # Task processes the LocalExecutor runs at once in the scheduler container (Airflow's default, 32,
@@ -80,6 +83,17 @@ def render() -> str:
         if env in set_by_compose:
             lines.append("# (set by docker-compose.yml for the containers)")
         lines.append(f"# {env}={_value(field.default)}")
+    lines.append("")
+    lines.append("# --- the served app, narrwatch serve (narrwatch/web/settings.py) ---")
+    for name, field in WebSettings.model_fields.items():
+        env = f"NARRWATCH_WEB_{name.upper()}"
+        lines.append("")
+        for line in textwrap.wrap(field.description or "", width=96):
+            lines.append(f"# {line}")
+        if env in set_by_compose:
+            lines.append("# (set by docker-compose.yml for the containers)")
+        default = "[]" if name == "trusted_proxies" else _value(field.default)
+        lines.append(f"# {env}={default}")
     return "\n".join(lines) + "\n"
 
 

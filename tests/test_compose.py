@@ -24,11 +24,14 @@ import yaml
 from typer.testing import CliRunner
 
 from narrwatch.config import Settings
+from narrwatch.web.settings import WebSettings
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
-SETTINGS_ENV = {f"NARRWATCH_{name.upper()}" for name in Settings.model_fields}
+SETTINGS_ENV = {f"NARRWATCH_{name.upper()}" for name in Settings.model_fields} | {
+    f"NARRWATCH_WEB_{name.upper()}" for name in WebSettings.model_fields
+}
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",
     "airflow-scheduler": "scheduler",

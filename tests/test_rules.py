@@ -11,6 +11,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from narrwatch.cli.ops import collect_status
 from narrwatch.context import AppContext
 from narrwatch.db import rules
 from narrwatch.db.models import (
@@ -221,6 +222,11 @@ def test_a_feed_paused_in_the_feeds_file_is_paused_everywhere(ctx: AppContext) -
     report = collect_report_data(ctx, DAY, NOW)
     assert [issue.feed_id for issue in report.feed_health.failing] == ["watched"]
     assert report.feed_health.n_feeds == 1
+    status = collect_status(ctx, NOW)["feeds"]
+    assert {state: entry["ids"] for state, entry in status.items()} == {
+        "paused": ["paused-in-file"],
+        "degraded": ["watched"],
+    }
 
 
 def test_chunked_splits_without_losing_or_repeating() -> None:

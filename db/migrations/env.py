@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from narrwatch.db.models import Base
+from narrwatch.db.search import is_search_object
 from narrwatch.db.session import make_engine
 
 config = context.config
@@ -33,6 +34,7 @@ def run_migrations_online() -> None:
             # SQLite cannot ALTER most things: batch mode rebuilds the table ("move and copy").
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=lambda name, type_, parent: not is_search_object(name),
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -17,6 +17,7 @@ from narrwatch.db.models import Article, ArticleEmbedding, Match, NarrativeVersi
 from narrwatch.db.rules import chunked
 from narrwatch.domain.backtest import compare_levels, levels_per_day, raw_cutoff, rescale
 from narrwatch.domain.scoring import Thresholds, score_upper_bound, search_floor
+from narrwatch.steps.match.learning import learn_from_store
 from narrwatch.steps.match.prepare import (
     PreparedSeeds,
     load_calibrations,
@@ -24,7 +25,7 @@ from narrwatch.steps.match.prepare import (
     resolve_seed_thresholds,
     scoring_params,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seedstore import load_seeds
 from narrwatch.steps.match.stored import StoredArticle, _canonical, load_stored_articles
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class BacktestResult:
 def backtest(
     ctx: AppContext, narrative_id: str, days: int, now: dt.datetime, *, top_n: int = 10
 ) -> BacktestResult:
-    """What the seed as it is on disk (draft or not) would match among stored articles of the last ``days``.
+    """What the seed as it is stored (draft or not) would match among stored articles of the last ``days``.
 
     Candidates come from the vector store: each positive phrasing's nearest passages down to the
     lowest similarity that could still reach ``suggest`` (so no match is missed); the candidates are
@@ -100,7 +101,7 @@ def backtest(
     from narrwatch.embeddings.collections import collection_for
 
     started = time.perf_counter()
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx, now)
     narratives.get(narrative_id)
     narratives = narratives.with_status(narrative_id, "active")
     collection = collection_for(ctx.encoder)
@@ -111,6 +112,21 @@ def backtest(
     thresholds = resolve_seed_thresholds(ctx.settings, ctx.encoder.model_name, narratives, calibrations)
     chain = [narrative_id, *narratives.ancestors(narrative_id)]
     prepared = prepare_seeds(ctx.encoder, narratives, chain, scoring_params(ctx.settings), thresholds)
+    learn_from_store(ctx, prepared, collection, now)
+    # Thresholds are on the calibrated scale; the vector search works on raw scores: search down to
+    # the lowest raw score that reaches suggest in any language of the window.
+    with ctx.transaction() as session:
+        languages = session.scalars(
+            select(Article.language)
+            .join(ArticleEmbedding)
+            .where(ArticleEmbedding.collection == collection, Article.published_at >= start)
+            .distinct()
+        ).all()
+    raw_suggest = min(
+        prepared.raw_threshold(narrative_id, language, thresholds[narrative_id].suggest)
+        for language in [*languages, None]
+    )
+    search_thresholds = {narrative_id: Thresholds(raw_suggest, raw_suggest)}
     notes: list[str] = []
     total_points = ctx.vector_store.count(collection)
     if window.in_window and not total_points:
@@ -119,10 +135,10 @@ def backtest(
             "run `narrwatch vectors reconcile` and `narrwatch embed`"
         )
     best = _nearest_passages(
-        ctx.vector_store, collection, prepared, narrative_id, thresholds, window, total_points
+        ctx.vector_store, collection, prepared, narrative_id, search_thresholds, window, total_points
     )
     with ctx.transaction() as session:
-        candidate_ids = _candidates(session, collection, best, prepared, narrative_id, thresholds)
+        candidate_ids = _candidates(session, collection, best, prepared, narrative_id, search_thresholds)
         articles, info, missing = _load_candidates(session, ctx.vector_store, collection, candidate_ids)
         stored = _stored_levels(session, narrative_id, collection, start, now)
     if missing:
@@ -293,7 +309,7 @@ def _score_candidates(
     """The candidates scored exactly as ``match`` scores them, strongest first."""
     found: list[BacktestMatch] = []
     for article in articles:
-        scores = prepared.score(article.vectors, article.passage_texts)
+        scores = prepared.score(article.vectors, article.passage_texts, language=article.language)
         level = prepared.decide(scores).get(narrative_id)
         if level is None:
             continue

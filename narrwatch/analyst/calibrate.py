@@ -16,13 +16,15 @@ from narrwatch.db.models import (
 )
 from narrwatch.db.session import dialect_insert
 from narrwatch.domain.calibration import thresholds_from_verdicts
+from narrwatch.domain.verdicts import MIN_CONFIRMED, MIN_REJECTED, train_head
+from narrwatch.steps.match.learning import attach_calibration, load_verdict_passages
 from narrwatch.steps.match.prepare import (
     load_calibrations,
     prepare_seeds,
     resolve_seed_thresholds,
     scoring_params,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seedstore import load_seeds
 from narrwatch.steps.match.stored import load_stored_articles
 
 
@@ -41,6 +43,8 @@ class CalibrationResult:
     previous: dict[str, float | str] | None = None
     precision_at_confirm: float | None = None
     confirmed_kept: int | None = None  # confirmed verdicts at or above the new confirm threshold
+    recall_kept: float | None = None  # confirmed_kept over the confirmed verdicts
+    head: str | None = None  # the seed's verdict head and its cross-validated precision, or why none
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +69,7 @@ def calibrate(
 
     if not 0.0 < target_precision <= 1.0:
         raise ValueError("target precision must be in (0, 1]")
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx)
     narratives.get(narrative_id)  # a clear KeyError for an unknown id
     encoder = ctx.encoder
     collection = collection_for(encoder)
@@ -99,8 +103,11 @@ def calibrate(
         )
         return result
     prepared = prepare_seeds(encoder, narratives, [narrative_id], scoring_params(ctx.settings), base)
+    attach_calibration(ctx, prepared, collection, now)
     rescored = {
-        article.id: prepared.score(article.vectors, article.passage_texts)[narrative_id].score
+        article.id: prepared.score(article.vectors, article.passage_texts, language=article.language)[
+            narrative_id
+        ].score
         for article in articles
     }
     labelled = [(rescored.get(row.article_id, row.score), row.verdict == "confirm") for row in verdicts]
@@ -109,6 +116,13 @@ def calibrate(
     result.suggest, result.confirm = round(chosen.suggest, 6), round(chosen.confirm, 6)
     result.precision_at_confirm = chosen.precision
     result.confirmed_kept = chosen.confirmed_kept
+    result.recall_kept = chosen.recall_kept
+    head = train_head(narrative_id, load_verdict_passages(ctx, prepared, collection, [narrative_id]))
+    result.head = (
+        head.describe()
+        if head is not None
+        else f"no verdict head yet: it needs {MIN_CONFIRMED} confirmed and {MIN_REJECTED} rejected verdicts"
+    )
     details = {
         "version_hash": narratives.content_hash(narrative_id),
         "rescored": len(rescored),
@@ -116,6 +130,8 @@ def calibrate(
         "n_rejected": result.n_rejected,
         "precision_at_confirm": chosen.precision,
         "confirmed_kept": chosen.confirmed_kept,
+        "recall_kept": chosen.recall_kept,
+        "head": result.head,
         "model_name": encoder.model_name,
     }
     with ctx.transaction() as session:

@@ -31,6 +31,10 @@ class ReviewItem:
     evidence_text: str
     evidence_example: str | None
     collection: str
+    raw_score: float | None = None
+    stance: str | None = None
+    stance_cues: str | None = None
+    head_probability: float | None = None
 
 
 def pending_reviews(
@@ -71,6 +75,10 @@ def pending_reviews(
             evidence_text=match.evidence_text,
             evidence_example=match.evidence_example,
             collection=match.collection,
+            raw_score=match.raw_score,
+            stance=match.stance,
+            stance_cues=match.stance_cues,
+            head_probability=match.head_probability,
         )
         for match, title, outlet, url in rows
     ]

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from narrwatch.context import AppContext
+from narrwatch.steps.match.learning import attach_calibration_bundled, learn_from_store
 from narrwatch.steps.match.prepare import (
     load_calibrations,
     prepare_seeds,
     resolve_seed_thresholds,
     scoring_params,
 )
-from narrwatch.steps.match.seeds import load_narratives
+from narrwatch.steps.match.seedstore import load_seeds
 
 
 @dataclass
@@ -60,8 +62,9 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     """
     from narrwatch.embeddings.collections import collection_for
     from narrwatch.embeddings.passages import split_passages
+    from narrwatch.steps.poll.language import detect_language
 
-    narratives = load_narratives(ctx.settings.narratives_dir)
+    narratives = load_seeds(ctx)
     status_on_disk = {seed.id: seed.status for seed in narratives}
     if include_drafts:
         for seed in list(narratives):
@@ -84,7 +87,15 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
     prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
-    scores = prepared.score(np.asarray(vectors, dtype=np.float32), passages)
+    language = detect_language(" ".join(passages)).language
+    try:
+        learn_from_store(ctx, prepared, collection_for(encoder), dt.datetime.now(dt.UTC))
+    except Exception as exc:  # no schema yet, no server: the bundled background still calibrates
+        attach_calibration_bundled(encoder, prepared)
+        notes.append(
+            f"stored backgrounds and verdicts not read ({type(exc).__name__}); bundled background used"
+        )
+    scores = prepared.score(np.asarray(vectors, dtype=np.float32), passages, language=language)
     levels = prepared.decide(scores)
     results = [
         TextSeedResult(

@@ -316,6 +316,7 @@ AREA_MODULES = (
     "narrwatch.cli.clusters",
     "narrwatch.cli.ops",
     "narrwatch.cli.retention",
+    "narrwatch.cli.web",
 )
 
 

@@ -329,6 +329,8 @@ def calibrate(
                 f"(were {previous.get('suggest', 0):.3f} / {previous.get('confirm', 0):.3f}, "
                 f"{previous.get('source')}); takes effect at the next `narrwatch match`"
             )
+        if result.head:
+            typer.echo(result.head)
     if not result.stored:
         raise typer.Exit(1)
 
@@ -364,8 +366,19 @@ def review(
             f"{item.published_at:%Y-%m-%d} {item.outlet}: {_shorten(item.title, 90)}"
         )
         typer.echo(f"      evidence: {_shorten(item.evidence_text, 150)}")
+        typer.echo(f"      why: {match_reason(item)}")
         typer.echo(f"      {item.url}")
     typer.echo("label with: narrwatch label MATCH_ID confirm|reject [--note TEXT]")
+
+
+def match_reason(item: Any) -> str:
+    """Closest phrasing or verdict, calibrated and raw scores, stance, the head's say."""
+    raw = "n/a" if item.raw_score is None else f"{item.raw_score:.3f}"
+    cues = f" ({item.stance_cues})" if item.stance_cues else ""
+    head = "" if item.head_probability is None else f" · verdict head p={item.head_probability:.2f}"
+    closest = _shorten(item.evidence_example or "", 90)
+    stance = item.stance or "n/a"
+    return f"closest: {closest} · calibrated {item.score:.2f} · raw {raw} · stance {stance}{cues}{head}"
 
 
 def label(
@@ -416,6 +429,13 @@ def eval_match_command(
     articles: Annotated[Path, typer.Option("--articles", help="JSON Lines file of labelled articles.")],
     narratives: Annotated[Path, typer.Option("--narratives", help="Folder of seed files.")],
     level: Annotated[str, typer.Option(help="suggest (review queue) or confirm (report).")] = "confirm",
+    verdicts: Annotated[
+        Path | None,
+        typer.Option(
+            "--verdicts",
+            help="Labelled articles (same format) stored first; their labels become analysts' verdicts.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Matching figures on a labelled set (fine and coarse micro/macro/samples F1), on temporary stores."""
@@ -425,7 +445,9 @@ def eval_match_command(
     if level not in ("suggest", "confirm"):
         _fail("--level must be suggest or confirm")
     # EvalDataError is a ValueError: _run_use_case prints it (file:line: what is wrong).
-    result = _run_use_case(lambda: eval_match(articles, narratives, level, config.get_settings()))  # type: ignore[arg-type]
+    result = _run_use_case(
+        lambda: eval_match(articles, narratives, level, config.get_settings(), verdicts_path=verdicts)  # type: ignore[arg-type]
+    )
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True))
         return

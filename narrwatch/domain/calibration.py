@@ -35,6 +35,7 @@ class ChosenThresholds:
     precision: float | None  # on the verdicts at or above confirm; None when no threshold reached it
     confirmed_kept: int  # confirmed verdicts at or above confirm
     message: str
+    recall_kept: float | None = None  # confirmed_kept over the confirmed verdicts (None: none)
 
 
 def thresholds_from_verdicts(
@@ -55,4 +56,10 @@ def thresholds_from_verdicts(
         confirm, precision = chosen
         message = f"confirm threshold {confirm:.3f} keeps precision {precision:.2f} on the verdicts"
     kept = sum(1 for score, ok in labelled if ok and score >= confirm)
-    return ChosenThresholds(min(base_suggest, confirm), confirm, precision, kept, message)
+    confirmed = sum(1 for _, ok in labelled if ok)
+    recall = kept / confirmed if confirmed else None
+    # The recall given up is part of the choice: say how many confirmed matches stay confirmed.
+    message += f"; it keeps {kept} of {confirmed} confirmed matches" + (
+        "" if recall is None else f" (recall {recall:.2f})"
+    )
+    return ChosenThresholds(min(base_suggest, confirm), confirm, precision, kept, message, recall)

@@ -67,12 +67,11 @@ class RisingParams:
     #: baseline from up to ``long_baseline_days``: at one outlet a day, four weeks leave the rate
     #: uncertain by a quarter, and that uncertainty costs more power than an older baseline does.
     long_baseline_days: int = 84
-    min_baseline_total: int = 40
+    min_baseline_total: int = 120
     #: Distinct outlets in the window that fired: one outlet's campaign is not a rising narrative.
     min_outlets: int = 3
-    #: Nominal false-flag level per subject and day, shared between the windows; the settings'
-    #: default (0.002) keeps the measured rate near 0.1 per seed per 90 days (bench/rising.py).
-    alpha: float = 0.002
+    #: False flags per subject and day, shared between the windows: 0.0011 is 0.1 per 90 days.
+    alpha: float = 0.0011
     min_ratio: float = 1.5
     #: Test windows in days ending today, and the share of ``alpha`` each may spend.
     windows: tuple[int, ...] = (1, 3, 7)

@@ -95,6 +95,19 @@ def is_http_url(url: str) -> bool:
     return parts.scheme.lower() in _DEFAULT_PORTS and bool(parts.hostname)
 
 
+def is_loopback_url(url: str) -> bool:
+    """The URL's host is this machine (localhost or a loopback address)."""
+    import ipaddress
+
+    host = (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _canonical_host(hostname: str) -> str:
     host = hostname.strip().rstrip(".").lower()
     if not host:

@@ -202,6 +202,8 @@ def store_eval_articles(
                 slug = re.sub(r"[^a-z0-9]+", "-", article.outlet.lower()).strip("-") or "x"
                 feed_id = f"eval-{slug[:80]}-{_digest(article.outlet)[:8]}"
                 feeds[article.outlet] = feed_id
+                if session.get(Feed, feed_id) is not None:
+                    continue  # stored with an earlier set (eval match --verdicts)
                 session.add(
                     Feed(
                         id=feed_id,
@@ -311,21 +313,81 @@ def eval_match(
     settings: Settings,
     *,
     encoder: Encoder | None = None,
+    verdicts_path: Path | None = None,
 ) -> dict[str, Any]:
     """Run the articles through embedding and matching on temporary stores and score the matches.
 
-    ``encoder`` lets a caller that already holds the configured encoder (tests, tuning) skip loading
-    it again; by default it is loaded from ``settings``.
+    ``verdicts_path`` (same format) is stored, embedded and matched first; its labels then become
+    analysts' verdicts (:func:`apply_labels_as_verdicts`) that the matching of ``articles_path``
+    learns from. ``encoder`` lets a caller that already holds the configured encoder (tests,
+    tuning) skip loading it again; by default it is loaded from ``settings``.
     """
+    from narrwatch.steps.embed import embed as vectorize
     from narrwatch.steps.match import match as matching
 
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     narratives = load_narratives(narratives_dir)
-    with embedded_set(articles_path, narratives_dir, settings, encoder) as data:
-        matching.match_articles(data.ctx, data.start, data.end, data.end)
-        predicted = predicted_labels(data.ctx, data.ids, level)
-    return figures(data.articles, predicted, narratives)
+    articles = read_eval_articles(articles_path, narratives)
+    verdict_rows = read_eval_articles(verdicts_path, narratives) if verdicts_path is not None else []
+    clash = {a.id for a in articles} & {a.id for a in verdict_rows}
+    if clash:
+        raise EvalDataError(f"{verdicts_path}: ids also in {articles_path}: {sorted(clash)[:5]}")
+    everything = [*verdict_rows, *articles]
+    start = min(article.published for article in everything)
+    end = max(article.published for article in everything) + dt.timedelta(seconds=1)
+    with temporary_context(settings, narratives_dir, encoder) as ctx:
+        if verdict_rows:
+            verdict_ids = store_eval_articles(ctx, verdict_rows, end)
+            vectorize.embed_pending(ctx, end)
+            matching.match_articles(ctx, start, end, end)
+            apply_labels_as_verdicts(ctx, verdict_rows, verdict_ids, narratives, end)
+        ids = store_eval_articles(ctx, articles, end)
+        vectorize.embed_pending(ctx, end)
+        matching.match_articles(ctx, start, end, end)
+        predicted = predicted_labels(ctx, ids, level)
+    return figures(articles, predicted, narratives)
+
+
+def apply_labels_as_verdicts(
+    ctx: AppContext,
+    articles: Sequence[EvalArticle],
+    ids: dict[str, int],
+    narratives: NarrativeSet,
+    now: dt.datetime,
+) -> dict[str, int]:
+    """An analyst's pass over the review queue: each stored match of these articles (suggest level
+    or above) is confirmed when its seed is labelled, or is an ancestor of a labelled seed (the leaf
+    convention), and rejected otherwise. Labelled seeds that matched nothing get no verdict."""
+    from narrwatch.db.models import Verdict
+    from narrwatch.domain.scoring import ancestors
+
+    parents = narratives.parents()
+    wanted: dict[int, set[str]] = {}
+    for article in articles:
+        labels = set(article.labels)
+        wanted[ids[article.id]] = labels | {a for label in labels for a in ancestors(label, parents)}
+    counts = {"confirm": 0, "reject": 0}
+    with ctx.transaction() as session:
+        # The articles were stored just now: none has a verdict yet, so plain inserts suffice.
+        for match in session.scalars(
+            select(Match).where(Match.article_id.in_(list(wanted))).order_by(Match.id)
+        ):
+            verdict = "confirm" if match.narrative_id in wanted[match.article_id] else "reject"
+            session.add(
+                Verdict(
+                    article_id=match.article_id,
+                    narrative_id=match.narrative_id,
+                    match_id=match.id,
+                    verdict=verdict,
+                    score=match.score,
+                    collection=match.collection,
+                    note="eval match --verdicts",
+                    created_at=now,
+                )
+            )
+            counts[verdict] += 1
+    return counts
 
 
 # --- tuning (eval/tune only) --------------------------------------------------------------------

@@ -18,10 +18,11 @@ from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db.models import Article
 from narrwatch.ops import notify
-from narrwatch.ops.notify import NotificationError, notify_report, slack_text
+from narrwatch.ops.notify import NotificationError, ServedLinks, notify_report, slack_text
 from narrwatch.steps.report import render_report
 
 pytestmark = pytest.mark.db
+APP = "http://127.0.0.1:8000"  # where the served app is, as NARRWATCH_WEB_BASE_URL would say
 
 
 class FakeNotifier:
@@ -69,7 +70,7 @@ def test_off_by_default_sends_nothing(
     settings: Settings, report_dir: Path, fake_notifiers: type[FakeNotifier]
 ) -> None:
     assert (settings.notify_email_conn_id, settings.notify_slack_conn_id) == (None, None)
-    result = notify_report(settings, report_dir)
+    result = notify_report(settings, report_dir, base_url=APP)
     assert result.as_dict() == {"day": DAY.isoformat(), "sent": [], "off": ["email", "slack"]}
     assert fake_notifiers.instances == []
 
@@ -83,7 +84,7 @@ def test_email_and_slack_get_the_summary_through_notify(
         notify_email_to="desk@example.org, lead@example.org",
         notify_slack_conn_id="slack_team",
     )
-    result = notify_report(configured, report_dir, context={"run_id": "r1"})
+    result = notify_report(configured, report_dir, context={"run_id": "r1"}, base_url=APP)
     assert result.sent == ["email", "slack"] and result.off == []
     email, slack = fake_notifiers.instances
     assert email.kwargs["smtp_conn_id"] == "smtp_team"
@@ -91,8 +92,10 @@ def test_email_and_slack_get_the_summary_through_notify(
     assert email.kwargs["subject"] == f"narrwatch report {DAY.isoformat()}: 2 rising"
     assert email.kwargs["files"] == [str(report_dir / "report.html")]
     body = email.kwargs["html_content"]
-    assert body.startswith("<pre") and RISING_TITLE in body
-    assert "<script>" not in body and "\\&lt;script\\&gt;" in body
+    assert body.startswith("<!doctype html>") and RISING_TITLE in body and "<pre" not in body
+    assert "<script>" not in body and "&lt;script&gt;" in body
+    # links go to the served pages (NARRWATCH_WEB_BASE_URL's default here), never to javascript:
+    assert f'href="http://127.0.0.1:8000/day/{DAY.isoformat()}"' in body and "javascript:" not in body
     assert slack.kwargs["slack_webhook_conn_id"] == "slack_team"
     assert slack.kwargs["unfurl_links"] is False and slack.kwargs["unfurl_media"] is False
     assert email.notified == [{"run_id": "r1"}] and slack.notified == [{"run_id": "r1"}]
@@ -106,7 +109,7 @@ def test_one_failing_channel_does_not_stop_the_other(
         settings, notify_email_conn_id="smtp", notify_email_to="a@example.org", notify_slack_conn_id="s"
     )
     with pytest.raises(NotificationError, match="email: ConnectionError: email is down"):
-        notify_report(configured, report_dir)
+        notify_report(configured, report_dir, base_url=APP)
     assert [n.channel for n in fake_notifiers.instances if n.notified] == ["slack"]
 
 
@@ -114,26 +117,27 @@ def test_email_without_recipients_names_the_setting(
     settings: Settings, report_dir: Path, fake_notifiers: type[FakeNotifier]
 ) -> None:
     with pytest.raises(NotificationError, match="NARRWATCH_NOTIFY_EMAIL_TO"):
-        notify_report(with_channels(settings, notify_email_conn_id="smtp"), report_dir)
+        notify_report(with_channels(settings, notify_email_conn_id="smtp"), report_dir, base_url=APP)
 
 
 def test_missing_report_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
     configured = with_channels(settings, notify_slack_conn_id="s")
     with pytest.raises(NotificationError, match="report.json"):
-        notify_report(configured, tmp_path)
+        notify_report(configured, tmp_path, base_url=APP)
 
 
 def test_slack_text_escapes_mentions_and_markup(report_dir: Path) -> None:
     report = json.loads((report_dir / "report.json").read_text())
     report["rising"][0]["title"] = "<!channel> urgent <https://evil.test|click> & more"
-    text = slack_text(report, report_dir / "report.html")
+    text = slack_text(report, ServedLinks("https://narrwatch.example.org"))
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "<https://evil.test|click>" not in text and "&amp; more" in text
     # the only angle brackets left are links to http(s) article URLs
     for link in [part.split(">")[0] for part in text.split("<")[1:]]:
         assert link.startswith(("https://", "http://")), link
     assert "javascript:" not in text
-    assert text.endswith(f"Full report: {report_dir / 'report.html'}")
+    day_url = f"https://narrwatch.example.org/day/{DAY.isoformat()}"
+    assert text.endswith(f"Full report: <{day_url}|{day_url}>")
 
 
 # --- Airflow's own notifiers, with Connections from the environment, against loopback servers ------
@@ -240,7 +244,7 @@ def test_airflow_notifiers_deliver_through_connections(
         notify_email_to="desk@example.org",
         notify_slack_conn_id="narrwatch_slack",
     )
-    result = notify_report(configured, out_dir)
+    result = notify_report(configured, out_dir, base_url=APP)
     assert result.sent == ["email", "slack"]
 
     (raw,) = smtp.messages
@@ -251,7 +255,7 @@ def test_airflow_notifiers_deliver_through_connections(
     payload = parts["text/html"].get_payload(decode=True)
     assert isinstance(payload, bytes)
     body = payload.decode()
-    assert RISING_TITLE in body and "\\{\\{ 7 \\* 7 \\}\\} \\{\\{ conf \\}\\} Ministers warn" in body
+    assert RISING_TITLE in body and "{{ 7 * 7 }} {{ conf }} Ministers warn" in body
     attachment = [p for p in message.walk() if p.get_filename() == "report.html"]
     assert attachment and b"Content-Security-Policy" in attachment[0].get_payload(decode=True)
     (post,) = hook.posts

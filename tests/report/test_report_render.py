@@ -69,7 +69,10 @@ def assert_inert_html(markup: str) -> Dom:
     assert not [m for m in metas if (m.get("http-equiv") or "").lower() == "refresh"]
     for anchor in dom.all("a"):
         href = anchor.get("href") or ""
-        if href.startswith("#") or re.fullmatch(r"\d{4}-\d{2}-\d{2}/report\.(html|md|json)", href):
+        # in-page anchors, the index's links to reports, a report's links to its neighbours and index
+        if href.startswith("#") or re.fullmatch(
+            r"(\.\./)?\d{4}-\d{2}-\d{2}/report\.(html|md|json)|\.\./index\.html", href
+        ):
             continue
         assert re.match(r"https?://", href), f"non-http link kept: {href!r}"
         assert set((anchor.get("rel") or "").split()) >= {"noopener", "noreferrer", "nofollow"}
@@ -290,3 +293,15 @@ def test_out_dir_overrides_the_day_folder(ctx: AppContext, tmp_path: Path) -> No
     result = render_report(ctx, DAY, NOW, out_dir=tmp_path / "custom")
     assert result.out_dir == tmp_path / "custom" and result.html.is_file()
     assert not (ctx.settings.resolved_reports_dir / DAY.isoformat()).exists()
+
+
+def test_static_report_links_the_previous_and_next_reports(ctx: AppContext, tmp_path: Path) -> None:
+    build_report_fixture(ctx)
+    earlier, later = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    render_report(ctx, earlier, NOW)
+    render_report(ctx, later, NOW)
+    html = render_report(ctx, DAY, NOW).html.read_text(encoding="utf-8")
+    assert f'<a rel="prev" href="../{earlier}/report.html">' in html
+    assert f'<a rel="next" href="../{later}/report.html">' in html
+    first = render_report(ctx, earlier, NOW).html.read_text(encoding="utf-8")
+    assert 'rel="prev"' not in first and f'href="../{DAY}/report.html"' in first

@@ -29,11 +29,13 @@ from narrwatch.domain.scoring import (
     Level,
     SeedScore,
 )
-from narrwatch.steps.match.seeds import NarrativeSet, load_narratives
+from narrwatch.steps.match.seeds import NarrativeSet
+from narrwatch.steps.match.seedstore import load_seeds
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+from narrwatch.steps.match.learning import learn_from_store
 from narrwatch.steps.match.prepare import (
     PreparedSeeds,
     load_calibrations,
@@ -107,7 +109,7 @@ def match_articles(
     if start >= end:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
     if narratives is None:
-        narratives = load_narratives(ctx.settings.narratives_dir)
+        narratives = load_seeds(ctx, now)
     sync_narratives(ctx, now, narratives)
     encoder = ctx.encoder
     store = ctx.vector_store
@@ -119,6 +121,7 @@ def match_articles(
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
     prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
+    learn_from_store(ctx, prepared, collection, end)
     key = seeds_key(prepared, versions)
     report.seeds = len(active)
     report.versions = {seed_id: versions[seed_id].version for seed_id in active}
@@ -148,7 +151,7 @@ def match_articles(
         decisions = [
             _Decision(article, seed_id, level, scores[seed_id])
             for article in articles
-            for scores in [prepared.score(article.vectors, article.passage_texts)]
+            for scores in [prepared.score(article.vectors, article.passage_texts, language=article.language)]
             for seed_id, level in prepared.decide(scores).items()
         ]
         with ctx.transaction() as session:
@@ -215,6 +218,10 @@ def _match_values(
         "threshold_confirm": thresholds.confirm,
         "published_at": article.published_at,
         "matched_at": now,
+        "raw_score": None if score.raw_score is None else round(score.raw_score, 6),
+        "stance": score.stance,
+        "stance_cues": ", ".join(score.stance_hits) or None,
+        "head_probability": None if score.head_probability is None else round(score.head_probability, 6),
     }
 
 
@@ -233,6 +240,10 @@ _COMPARED = (
     "threshold_suggest",
     "threshold_confirm",
     "published_at",
+    "raw_score",
+    "stance",
+    "stance_cues",
+    "head_probability",
 )
 
 

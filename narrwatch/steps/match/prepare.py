@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -31,6 +31,7 @@ from narrwatch.domain.scoring import (
     resolve_thresholds,
     score_article,
 )
+from narrwatch.steps.match.learning import calibrate_scores, with_stance
 from narrwatch.steps.match.seeds import NarrativeSet
 
 if TYPE_CHECKING:
@@ -38,12 +39,14 @@ if TYPE_CHECKING:
 
     from narrwatch.config import Settings
     from narrwatch.domain.scoring import Array
+    from narrwatch.domain.verdicts import SeedHead
     from narrwatch.ports import Encoder
+    from narrwatch.steps.match.learning import LanguageCalibrator
 
 
 #: Bump when the scoring recipe changes in a way that changes scores: stored match states of the old
 #: recipe then no longer count as up to date and the next `match` rescores its window.
-SCORING_REVISION = "1"
+SCORING_REVISION = "2"
 
 #: Encoded seed texts, keyed by encoder identity, kind (query/passage) and text. A seed version's
 #: texts are encoded once per process; an edit re-encodes only the changed phrasings.
@@ -81,18 +84,51 @@ class PreparedSeeds:
     thresholds: dict[str, Thresholds]
     params: ScoringParams
     model_name: str
+    #: the bundled background's vectors (phrasing floors of seeds and verdict passages)
+    background: Array
+    #: per-language calibration (``learning.attach_calibration``); None: raw scores decide
+    calibrator: LanguageCalibrator | None = None
+    #: per-seed verdict heads (``learning.apply_verdicts``)
+    heads: dict[str, SeedHead] = field(default_factory=dict)
+    #: digest of the verdicts learned from: new verdicts make stored match states out of date
+    learned: str = ""
 
     @property
     def parents(self) -> dict[str, str | None]:
         return self.narratives.parents()
 
-    def score(
+    def raw_scores(
         self, passages: Array, texts: Sequence[str], lexical_text: str | None = None
     ) -> dict[str, SeedScore]:
         return {
             seed_id: score_article(passages, texts, seed_vectors, self.params, lexical_text)
             for seed_id, seed_vectors in self.vectors.items()
         }
+
+    def score(
+        self,
+        passages: Array,
+        texts: Sequence[str],
+        lexical_text: str | None = None,
+        language: str | None = None,
+    ) -> dict[str, SeedScore]:
+        """Raw scores, calibrated for the article's language, with its stance and heads' say."""
+        scores = self.raw_scores(passages, texts, lexical_text)
+        if self.calibrator is not None:
+            scores = calibrate_scores(scores, self.calibrator.for_language(self, language))
+        scores = with_stance(scores, lexical_text if lexical_text is not None else " ".join(texts))
+        for seed_id, head in self.heads.items():
+            if seed_id in scores and len(passages):
+                found = scores[seed_id]
+                probability = head.probability(passages[found.evidence_idx], found.score)
+                scores[seed_id] = replace(found, head_probability=probability)
+        return scores
+
+    def raw_threshold(self, seed_id: str, language: str | None, calibrated: float) -> float:
+        """The raw score that reaches ``calibrated`` for an article of ``language``."""
+        if self.calibrator is None:
+            return calibrated
+        return self.calibrator.for_language(self, language)[seed_id].raw_for(calibrated)
 
     def decide(self, scores: Mapping[str, SeedScore]) -> dict[str, Level]:
         levels = {seed_id: decide(score, self.thresholds[seed_id]) for seed_id, score in scores.items()}
@@ -128,7 +164,7 @@ def prepare_seeds(
             seed.keywords,
             params,
         )
-    return PreparedSeeds(narratives, vectors, dict(thresholds), params, encoder.model_name)
+    return PreparedSeeds(narratives, vectors, dict(thresholds), params, encoder.model_name, background)
 
 
 def resolve_seed_thresholds(
@@ -162,6 +198,7 @@ def seeds_key(prepared: PreparedSeeds, versions: Mapping[str, NarrativeVersion])
     """What an article's match state must equal to be up to date: versions, thresholds, recipe."""
     material = {
         "revision": SCORING_REVISION,
+        "learned": prepared.learned,
         "params": asdict(prepared.params),
         "seeds": {
             seed_id: [versions[seed_id].content_hash, prepared.thresholds[seed_id].as_dict()]

@@ -14,7 +14,8 @@ from narrwatch.context import AppContext
 from narrwatch.db.models import (
     NarrativeVersion,
 )
-from narrwatch.steps.match.seeds import NarrativeSet, load_narratives
+from narrwatch.steps.match.seeds import NarrativeSet
+from narrwatch.steps.match.seedstore import load_seeds
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -39,7 +40,7 @@ def sync_narratives(ctx: AppContext, now: dt.datetime, narratives: NarrativeSet 
     still only increase. Raises ``NarrativeError`` (naming file and field) if a seed file is bad.
     """
     if narratives is None:  # an empty set (every seed file bad) is falsy but given
-        narratives = load_narratives(ctx.settings.narratives_dir)
+        narratives = load_seeds(ctx, now)
     for attempt in range(3):
         try:
             return _sync_once(ctx, now, narratives)

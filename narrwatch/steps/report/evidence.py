@@ -68,6 +68,10 @@ def _counted_seed_articles(
                 evidence_language=plain_text(match.evidence_language, 16) or None,
                 model_name=plain_text(match.model_name, 200),
                 analyst_verdict=verdicts.get((article.id, match.narrative_id)),
+                evidence_example=plain_text(match.evidence_example, EVIDENCE_CHARS) or None,
+                raw_score=None if match.raw_score is None else round(match.raw_score, 4),
+                stance=plain_text(match.stance, 16) or None,
+                stance_cues=plain_text(match.stance_cues, 200) or None,
             )
             for match, article in rows
         ]
@@ -86,6 +90,10 @@ def article_evidence(article: Article, *, score: float, **match_fields: Any) -> 
         "evidence_language": None,
         "model_name": None,
         "analyst_verdict": None,
+        "evidence_example": None,
+        "raw_score": None,
+        "stance": None,
+        "stance_cues": None,
         **match_fields,
     }
     return ArticleEvidence(

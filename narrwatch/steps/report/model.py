@@ -74,6 +74,12 @@ class ArticleEvidence:
     model_name: str | None
     analyst_verdict: str | None  # "confirm" when an analyst confirmed the match, else None
     excerpt: str  # the article's summary, shortened: context when there is no evidence passage
+    # why the match matched (stored on the match row): closest phrasing or verdict, the score
+    # before per-language calibration, the stance (promoting | reporting | debunking) and its cues
+    evidence_example: str | None = None
+    raw_score: float | None = None
+    stance: str | None = None
+    stance_cues: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def render_report(
     html_path, md_path, json_path = target / HTML_NAME, target / MARKDOWN_NAME, target / JSON_NAME
     _write_atomically(json_path, json.dumps(data.as_json(), ensure_ascii=False, indent=2) + "\n")
     _write_atomically(md_path, render_markdown(data))
-    _write_atomically(html_path, render_html(data))
+    _write_atomically(html_path, render_html(data, neighbours(reports_dir, day)))
     index_path = write_index(reports_dir, now)
     return ReportResult(
         out_dir=target,
@@ -104,8 +104,28 @@ def _environment() -> Environment:
 _ENV = _environment()
 
 
-def render_html(data: ReportData) -> str:
-    return _ENV.get_template("report.html.j2").render(r=data, csp=CSP)
+@dataclass(frozen=True)
+class DayLinks:
+    """The reports written before and after a day's, for the static page's previous/next links."""
+
+    previous: dt.date | None = None
+    next: dt.date | None = None
+
+
+def neighbours(reports_dir: Path, day: dt.date) -> DayLinks:
+    days = sorted(
+        dt.date.fromisoformat(folder.name)
+        for folder in (reports_dir.iterdir() if reports_dir.is_dir() else [])
+        if folder.is_dir() and _DAY_DIR.fullmatch(folder.name) and (folder / HTML_NAME).is_file()
+    )
+    return DayLinks(
+        previous=max((d for d in days if d < day), default=None),
+        next=min((d for d in days if d > day), default=None),
+    )
+
+
+def render_html(data: ReportData, links: DayLinks | None = None) -> str:
+    return _ENV.get_template("report.html.j2").render(r=data, csp=CSP, links=links or DayLinks())
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,7 @@ def _trend(
     """The subject's daily counts over the trend window with the trailing mean of the baseline window.
 
     The plotted column is the one the detector tests (distinct outlets per day); the marker is its
-    expectation for the day alone (for a two-day window the stored baseline covers both days).
+    expectation for the day alone (for a 3- or 7-day window the stored baseline covers the whole window).
     """
     n_days = settings.report_trend_days
     baseline_days = settings.rising_baseline_days
