@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = load_encoder(settings)
     narratives = load_narratives(ROOT / "narratives")
     active = [seed.id for seed in narratives.active()]
-    thresholds = model_default_thresholds(encoder.model_name)
+    thresholds = model_default_thresholds(encoder.model_name, calibrated=True)
     unset = dict.fromkeys(active, thresholds)
     prepared = matching.prepare_seeds(encoder, narratives, active, matching.scoring_params(settings), unset)
     prior = prior_figures(prepared, matching.encode_cached(encoder, BACKGROUND_TEXTS, "passage"))

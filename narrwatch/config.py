@@ -215,6 +215,18 @@ class Settings(BaseSettings):
     match_min_passage_chars: int = Field(
         40, ge=0, description="Short-text guard: passages shorter than this cannot be evidence alone."
     )
+    match_calibration: bool = Field(
+        False,
+        description="Calibrate seed scores per language against stored unrelated articles; thresholds "
+        "then apply to the calibrated score (defaults suggest 0.35, confirm 0.45). Off by default: on "
+        "the third-party benchmark it did not beat the raw score (eval/thirdparty/README.md) and the "
+        "demo's rise was not flagged with it.",
+    )
+    match_learn_from_verdicts: bool = Field(
+        True,
+        description="Analysts' verdicts join the seeds' phrasings, and train a per-seed head once a seed "
+        "has 10 confirmed and 10 rejected verdicts.",
+    )
 
     # --- clustering ----------------------------------------------------------------------------
     cluster_threshold: float | None = Field(

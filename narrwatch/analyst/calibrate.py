@@ -103,7 +103,8 @@ def calibrate(
         )
         return result
     prepared = prepare_seeds(encoder, narratives, [narrative_id], scoring_params(ctx.settings), base)
-    attach_calibration(ctx, prepared, collection, now)
+    if ctx.settings.match_calibration:
+        attach_calibration(ctx, prepared, collection, now)
     rescored = {
         article.id: prepared.score(article.vectors, article.passage_texts, language=article.language)[
             narrative_id

@@ -91,7 +91,8 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     try:
         learn_from_store(ctx, prepared, collection_for(encoder), dt.datetime.now(dt.UTC))
     except Exception as exc:  # no schema yet, no server: the bundled background still calibrates
-        attach_calibration_bundled(encoder, prepared)
+        if ctx.settings.match_calibration:
+            attach_calibration_bundled(encoder, prepared)
         notes.append(
             f"stored backgrounds and verdicts not read ({type(exc).__name__}); bundled background used"
         )

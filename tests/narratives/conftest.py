@@ -41,3 +41,12 @@ def nctx(ctx: AppContext, seeds_dir: Path, encoder: Encoder) -> AppContext:
     ctx.settings = ctx.settings.model_copy(update={"narratives_dir": seeds_dir})
     ctx._encoder = encoder
     return ctx
+
+
+@pytest.fixture(autouse=True)
+def raw_scale_matching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machinery tests here (versions, idempotency, backtest, review) were set on the raw scale
+    with the fixture seeds' thresholds; calibration and verdict learning have their own tests
+    (test_language_calibration.py, test_eval_verdicts.py) and the third-party bench."""
+    monkeypatch.setenv("NARRWATCH_MATCH_CALIBRATION", "false")
+    monkeypatch.setenv("NARRWATCH_MATCH_LEARN_FROM_VERDICTS", "false")

@@ -192,7 +192,10 @@ def test_model_defaults_and_overrides() -> None:
     assert model_key("bundled:all-MiniLM-L6-v2") == "all-minilm-l6-v2"
     assert model_key("/models/sentence-transformers/all-MiniLM-L6-v2/") == "all-minilm-l6-v2"
     assert thresholds_for("bundled:all-MiniLM-L6-v2", None) is not None
-    assert thresholds_for("intfloat/multilingual-e5-small", None) is not None  # tuned for the default
+    # The default model has its own thresholds, the same for the bundled rebuild and the hub name.
+    assert thresholds_for("intfloat/multilingual-e5-small", None) == thresholds_for(
+        "bundled:multilingual-e5-small", None
+    )
     assert thresholds_for("some-org/untuned-model", None) is None
     assert thresholds_for("intfloat/multilingual-e5-small", 0.82) == ClusterThresholds(0.82, 0.82)
     with pytest.raises(ValueError):

@@ -223,7 +223,10 @@ def apply_verdicts(prepared: PreparedSeeds, verdicts: Sequence[LabelledPassage])
 
 def learn_from_store(ctx: AppContext, prepared: PreparedSeeds, collection: str, before: dt.datetime) -> None:
     """Calibration per language, then the verdicts of ``collection``: what `match` scores with."""
-    attach_calibration(ctx, prepared, collection, before)
+    if ctx.settings.match_calibration:
+        attach_calibration(ctx, prepared, collection, before)
+    if not ctx.settings.match_learn_from_verdicts:
+        return
     verdicts = load_verdict_passages(ctx, prepared, collection, list(prepared.vectors))
     apply_verdicts(prepared, verdicts)
     material = sorted((v.narrative_id, v.text, v.confirmed) for v in verdicts)

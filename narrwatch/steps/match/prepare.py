@@ -181,6 +181,7 @@ def resolve_seed_thresholds(
             settings=(settings.match_suggest_threshold, settings.match_confirm_threshold),
             seed=seed_pair,
             calibration=calibrations.get(seed.id),
+            calibrated=settings.match_calibration,
         )
     return result
 
