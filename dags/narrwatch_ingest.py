@@ -23,7 +23,7 @@ def build_ingest_dag(group: schedule.IngestGroup) -> DAG:
         start_date=schedule.DAG_START,
         catchup=False,
         max_active_runs=1,
-        default_args=PLAN.task_defaults.as_default_args(),
+        default_args=PLAN.task_defaults.as_default_args(queue=PLAN.queue_ingest),
         tags=["narrwatch", "ingest"],
     )
     def narrwatch_ingest() -> None:

@@ -20,7 +20,7 @@ PLAN = schedule.load_plan()
     start_date=schedule.DAG_START,
     catchup=False,
     max_active_runs=1,
-    default_args=PLAN.task_defaults.as_default_args(),
+    default_args=PLAN.task_defaults.as_default_args(queue=PLAN.queue_processing),
     tags=["narrwatch"],
 )
 def narrwatch_maintenance() -> None:

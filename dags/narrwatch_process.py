@@ -29,7 +29,7 @@ def _schedule() -> Any:
     start_date=schedule.DAG_START,
     catchup=False,
     max_active_runs=1,
-    default_args=PLAN.task_defaults.as_default_args(),
+    default_args=PLAN.task_defaults.as_default_args(queue=PLAN.queue_processing),
     tags=["narrwatch"],
 )
 def narrwatch_process() -> None:

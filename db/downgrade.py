@@ -1,9 +1,10 @@
 """`narrwatch db downgrade`: one migration back at a time, never through stored data.
 
 Alembic's own downgrade runs any number of steps and drops whatever a step's ``downgrade()`` drops.
-Here a downgrade goes exactly one revision back, and is refused when that step would drop tables
-that hold rows: the initial migration's downgrade drops every table, and a later migration names
-the tables its downgrade drops in ``DOWNGRADE_DROPS``.
+Here a downgrade goes exactly one revision back, and is refused when that step would drop data:
+the initial migration's downgrade drops every table, and a later migration names the tables whose
+rows or columns its downgrade drops in ``DOWNGRADE_DROPS``; the step is refused while any of them
+holds rows.
 """
 
 from __future__ import annotations

@@ -229,6 +229,23 @@ class ArticleEmbedding(Base):
     embedded_at: Mapped[dt.datetime]
 
 
+class WorkClaim(Base):
+    """A lease on one article's work of one kind (embed, match) in one collection, held by a worker.
+
+    Taken before the work and removed when its result is committed. Another worker skips an article
+    while the lease is live; a lease that expired, or whose worker process on the same host died, is
+    taken over. So N workers share one backlog without doing an article twice (narrwatch/claims.py).
+    """
+
+    __tablename__ = "work_claims"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(200), primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime]
+
+
 # --- narratives and matches ---------------------------------------------------------------------
 
 
@@ -360,6 +377,9 @@ class Cluster(Base):
     representative_article_id: Mapped[int | None] = mapped_column(Integer)
     first_seen_at: Mapped[dt.datetime]
     last_seen_at: Mapped[dt.datetime]
+
+    # cluster reads the live clusters of its window: a range on last_seen_at, not a scan of history
+    __table_args__ = (Index("ix_clusters_collection_last_seen_at", "collection", "last_seen_at"),)
 
 
 class ClusterMember(Base):

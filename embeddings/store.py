@@ -1,4 +1,8 @@
-"""The vector store: Qdrant in local mode (a folder in the data dir) or a Qdrant server.
+"""The vector store: a Qdrant server, or embedded in the process (Qdrant Edge by default, see
+``embeddings.edge_store``; qdrant-client's local mode on request).
+
+``open_vector_store`` picks one from the settings; every kind implements ``narrwatch.ports.VectorStore``
+and passes the same contract tests (tests/embeddings/test_vector_store.py).
 
 Local mode keeps everything in one process: qdrant-client refuses a second client on the same folder
 with a ``RuntimeError``. narrwatch therefore holds an exclusive file lock next to the folder for the
@@ -16,10 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from narrwatch.ports import Hit, SearchFilter, VectorPoint
+from narrwatch.embeddings.folder_lock import SharedFolders, lock_path
+from narrwatch.embeddings.store_errors import VectorStoreBusy, VectorStoreError
+from narrwatch.ports import Hit, SearchFilter, VectorPoint, VectorStore
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -66,17 +69,15 @@ class StoreSettings(Protocol):
     @property
     def qdrant_api_key(self) -> _Secret | None: ...
     @property
+    def vector_engine(self) -> str: ...
+    @property
+    def qdrant_path(self) -> Path | None: ...
+    @property
+    def data_dir(self) -> Path: ...
+    @property
     def resolved_qdrant_path(self) -> Path | str: ...
     @property
     def qdrant_lock_timeout_s(self) -> float: ...
-
-
-class VectorStoreError(RuntimeError):
-    """The vector store cannot be used as configured; the message says why and what to do."""
-
-
-class VectorStoreBusy(VectorStoreError):
-    """Another process holds Qdrant's local folder."""
 
 
 def canonical_id(point_id: str | uuid.UUID | int) -> str:
@@ -337,31 +338,43 @@ def build_filter(flt: SearchFilter | None) -> qmodels.Filter | None:
 
 # --- opening ------------------------------------------------------------------------------------
 
-
-class _SharedLocal:
-    """One local-mode client per folder per process, with the file lock that guards the folder."""
-
-    def __init__(self, client: QdrantClient, lock_fd: int) -> None:
-        self.client = client
-        self.lock_fd = lock_fd
-        self.users = 0
+_LOCAL: SharedFolders[QdrantClient] = SharedFolders()
 
 
-_LOCAL: dict[str, _SharedLocal] = {}
-_LOCAL_GUARD = threading.Lock()
+def open_vector_store(settings: StoreSettings) -> VectorStore:
+    """The configured store: a server when ``qdrant_url`` is set, else the embedded engine.
 
-
-def open_vector_store(settings: StoreSettings) -> QdrantVectorStore:
-    """The configured store: a server when ``qdrant_url`` is set, else local mode (or ``:memory:``)."""
+    The embedded engine (``vector_engine``) is Qdrant Edge by default, in ``<data_dir>/vectors``,
+    or qdrant-client's local mode in ``<data_dir>/qdrant``; ``qdrant_path`` overrides either folder
+    and ``:memory:`` gives a throw-away store (tests).
+    """
     if settings.qdrant_url:
         return _open_server(settings)
-    location = settings.resolved_qdrant_path
+    if settings.vector_engine == "edge":
+        from narrwatch.embeddings.edge_store import open_edge_store, open_scratch_edge_store
+
+        if settings.qdrant_path is not None and str(settings.qdrant_path) == ":memory:":
+            return open_scratch_edge_store()
+        folder = settings.qdrant_path if settings.qdrant_path is not None else settings.data_dir / "vectors"
+        _refuse_local_mode_folder(folder)
+        return open_edge_store(folder, settings.qdrant_lock_timeout_s)
+    location = str(settings.resolved_qdrant_path)
     if location == ":memory:":
         from qdrant_client import QdrantClient
 
         client = QdrantClient(location=":memory:")
         return QdrantVectorStore(client, where=":memory:", server=False, on_close=client.close)
     return _open_local(Path(location).resolve(), settings.qdrant_lock_timeout_s)
+
+
+def _refuse_local_mode_folder(folder: Path) -> None:
+    """A folder written by qdrant-client's local mode cannot be read by Qdrant Edge."""
+    if (folder / "meta.json").exists() and not (folder / "manifest.json").exists():
+        raise VectorStoreError(
+            f"{folder} holds qdrant-client local-mode data, which the embedded engine 'edge' cannot read. "
+            "Either set NARRWATCH_VECTOR_ENGINE=local, or point NARRWATCH_QDRANT_PATH at a new folder and "
+            "rebuild it from SQL with `narrwatch vectors reconcile` then `narrwatch embed`."
+        )
 
 
 def _open_server(settings: StoreSettings) -> QdrantVectorStore:
@@ -405,89 +418,25 @@ def _warn_if_incompatible(server_version: str, url: str) -> None:
 
 
 def _open_local(folder: Path, timeout_s: float) -> QdrantVectorStore:
-    key = str(folder)
-    with _LOCAL_GUARD:
-        shared = _LOCAL.get(key)
-        if shared is None:
-            lock_fd = _acquire_folder_lock(folder, timeout_s)
-            try:
-                from qdrant_client import QdrantClient
+    def open_client(path: Path) -> QdrantClient:
+        from qdrant_client import QdrantClient
 
-                client = QdrantClient(path=key)
-            except RuntimeError as exc:
-                _release_folder_lock(lock_fd)
-                raise VectorStoreBusy(
-                    f"Qdrant local folder {folder} is open in a process that does not take narrwatch's "
-                    f"lock: {exc}"
-                ) from exc
-            except BaseException:
-                _release_folder_lock(lock_fd)
-                raise
-            shared = _SharedLocal(client, lock_fd)
-            _LOCAL[key] = shared
-        shared.users += 1
-
-    def release() -> None:
-        with _LOCAL_GUARD:
-            shared.users -= 1
-            if shared.users == 0:
-                del _LOCAL[key]
-                try:
-                    shared.client.close()
-                finally:
-                    _release_folder_lock(shared.lock_fd)
-
-    return QdrantVectorStore(shared.client, where=key, server=False, on_close=release)
-
-
-def lock_path(folder: Path) -> Path:
-    """The lock file guarding a local Qdrant folder (beside it, so the folder stays Qdrant's own)."""
-    return folder.with_name(folder.name + ".lock")
-
-
-def _acquire_folder_lock(folder: Path, timeout_s: float) -> int:
-    import fcntl
-
-    path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout_s
-    announced = False
-    while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise VectorStoreBusy(
-                    f"Qdrant local folder {folder} is in use by another process ({holder}) and stayed "
-                    f"busy for {timeout_s:.0f} s (NARRWATCH_QDRANT_LOCK_TIMEOUT_S). Local mode allows one "
-                    "process at a time: run the steps one after another, or set NARRWATCH_QDRANT_URL to "
-                    "use a Qdrant server."
-                ) from None
-            if not announced:
-                log.warning("waiting for Qdrant local folder %s, held by %s", folder, holder)
-                announced = True
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
-    return fd
+            return QdrantClient(path=str(path))
+        except RuntimeError as exc:
+            raise VectorStoreBusy(
+                f"Qdrant local folder {path} is open in a process that does not take narrwatch's lock: {exc}"
+            ) from exc
+
+    client, release = _LOCAL.acquire(
+        folder,
+        timeout_s,
+        open_handle=open_client,
+        close_handle=lambda opened: opened.close(),
+        hint="Local mode allows one process at a time (NARRWATCH_QDRANT_LOCK_TIMEOUT_S): run the steps one "
+        "after another, or set NARRWATCH_QDRANT_URL to use a Qdrant server.",
+    )
+    return QdrantVectorStore(client, where=str(folder), server=False, on_close=release)
 
 
-def _read_holder(fd: int) -> str:
-    try:
-        return os.pread(fd, 100, 0).decode(errors="replace").strip() or "pid unknown"
-    except OSError:
-        return "pid unknown"
-
-
-def _release_folder_lock(fd: int) -> None:
-    import fcntl
-
-    try:
-        os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+__all__ = ["QdrantVectorStore", "VectorStoreBusy", "VectorStoreError", "lock_path", "open_vector_store"]

@@ -68,9 +68,25 @@ class Hit:
 
 
 class VectorStore(Protocol):
-    """Qdrant (local mode or server). Every write waits for acknowledgement."""
+    """A Qdrant server or an embedded engine (Qdrant Edge, qdrant-client's local mode).
+
+    Every write is applied when the call returns. One collection per model; aliases name the one in
+    use. The same contract tests run against every implementation.
+    """
+
+    where: str  # the folder or the URL, for messages
 
     def ensure_collection(self, name: str, dimension: int) -> None: ...
+
+    def collection_dimension(self, name: str) -> int | None: ...
+
+    def collections(self) -> list[str]: ...
+
+    def drop_collection(self, name: str) -> None: ...
+
+    def aliases(self) -> dict[str, str]: ...
+
+    def set_alias(self, alias: str, collection: str) -> None: ...
 
     def upsert(self, collection: str, points: Sequence[VectorPoint]) -> None: ...
 

@@ -56,11 +56,11 @@ narrwatch schedule pools --out "$pools_file"
 airflow pools import "$pools_file"
 narrwatch schedule show
 
-echo "== starting airflow standalone (parallelism $AIRFLOW__CORE__PARALLELISM, log $AIRFLOW_HOME/standalone.log)"
 # setsid: a new session and process group led by standalone_pid, holding every component it starts,
 # so one signal to the group reaches them all (signalling standalone alone left them running).
 setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 standalone_pid=$!
+echo "== started airflow standalone: process group $standalone_pid, parallelism $AIRFLOW__CORE__PARALLELISM, log $AIRFLOW_HOME/standalone.log"
 
 group_alive() { kill -0 -- "-$standalone_pid" 2>/dev/null; }
 stop_airflow() {

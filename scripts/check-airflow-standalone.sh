@@ -12,8 +12,10 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$REPO/.venv/bin/python"
 PORT="${AIRFLOW_PORT:-8093}"
 SCRATCH="$(mktemp -d /tmp/narrwatch-airflow-check.XXXXXX)"
-# A marker in the environment of `make airflow` and so of every process it starts: how leftovers are
-# found, whatever their process group (this script's own processes do not carry it).
+# Leftovers are looked for two ways: by the session of `airflow standalone` (the script prints its
+# process group, which leads a session of its own), and by a marker in the environment of
+# `make airflow` for processes that leave the session and keep their environment readable
+# (Airflow's components rename themselves, which can hide the environment; the session stays).
 MARK="NW_AIRFLOW_CHECK_MARK=$SCRATCH"
 export AIRFLOW_HOME="$SCRATCH/airflow"
 export NARRWATCH_DATA_DIR="$SCRATCH/var"
@@ -27,6 +29,8 @@ export AIRFLOW_STOP_GRACE_S=30
 
 fail() { echo "CHECK FAILED: $*" >&2; exit 1; }
 marked() { grep -lsz "^$MARK\$" /proc/[0-9]*/environ | cut -d/ -f3 || true; }
+in_session() { [[ -n "${airflow_sid:-}" ]] && ps -eo pid=,sid= | awk -v sid="$airflow_sid" '$2 == sid {print $1}' || true; }
+ours() { { marked; in_session; } | sort -un; }
 
 echo "== scratch folder $SCRATCH, port $PORT"
 "$PY" -m http.server 0 --bind 127.0.0.1 --directory "$REPO/tests/dags/fixtures/e2e" >"$SCRATCH/http.log" 2>&1 &
@@ -62,7 +66,7 @@ make_pid=$!
 cleanup() {
     kill "$http_pid" 2>/dev/null || true
     # Last resort if the check itself fails midway: nothing of this run may outlive it.
-    for pid in $(marked); do
+    for pid in $(ours); do
         kill -KILL "$pid" 2>/dev/null || true
     done
 }
@@ -75,6 +79,8 @@ for _ in $(seq 1 240); do
 done
 grep -q "== Airflow is up" "$SCRATCH/make-airflow.log" || fail "Airflow did not come up in 240 s"
 grep "== Airflow is up" "$SCRATCH/make-airflow.log"
+airflow_sid="$(sed -n 's/.*process group \([0-9]*\).*/\1/p' "$SCRATCH/make-airflow.log" | head -1)"
+[[ -n "$airflow_sid" ]] || fail "the script did not print Airflow's process group"
 [[ "$(grep -c "http://127.0.0.1:$PORT/execution/" "$SCRATCH/make-airflow.log")" -ge 1 ]] \
     || fail "the execution API URL does not follow the port"
 
@@ -88,24 +94,27 @@ airflow_cli dags trigger narrwatch_daily >/dev/null
 echo "== narrwatch_daily unpaused and triggered; waiting for its runs"
 state=""
 for _ in $(seq 1 200); do
-    runs="$(airflow_cli dags list-runs narrwatch_daily -o json 2>/dev/null || echo '[]')"
+    # The CLI prints warnings before its JSON: the JSON is the last line starting with '['.
+    runs="$(airflow_cli dags list-runs narrwatch_daily -o json 2>/dev/null | grep '^\[' | tail -1 || true)"
     state="$(printf '%s' "$runs" | "$PY" -c '
 import json, sys
-runs = json.loads(sys.stdin.read() or "[]")
+text = sys.stdin.read().strip()
+runs = json.loads(text) if text else []
 states = [run.get("state") for run in runs]
 if states and all(s in ("success", "failed") for s in states):
     print("failed" if "failed" in states else "success")
 print(" ".join("%s=%s" % (run.get("run_id"), run.get("state")) for run in runs), file=sys.stderr)
-' 2>"$SCRATCH/runs.txt")"
+' 2>"$SCRATCH/runs.txt" || true)"
     [[ -n "$state" ]] && break
     sleep 3
 done
 echo "   runs: $(cat "$SCRATCH/runs.txt")"
 [[ "$state" == "success" ]] || fail "narrwatch_daily did not succeed (state '${state:-still running}'); logs under $AIRFLOW_HOME/logs"
 
-script_pid="$(pgrep -s "$make_pid" -f 'bash scripts/airflow-standalone.sh' | head -1)"
+# The bash running the script (make's recipe runs it under sh -c, which must not be the target).
+script_pid="$(pgrep -s "$make_pid" -f '^bash scripts/airflow-standalone.sh' | head -1)"
 [[ -n "$script_pid" ]] || fail "cannot find the standalone script's process"
-before="$(marked | wc -l)"
+before="$(ours | wc -l)"
 echo "== TERM to the standalone script (pid $script_pid); $before processes of this run are alive"
 kill -TERM "$script_pid"
 for _ in $(seq 1 60); do
@@ -116,7 +125,7 @@ kill -0 "$make_pid" 2>/dev/null && fail "make airflow still running 60 s after T
 sleep 2
 kill "$http_pid" 2>/dev/null || true
 wait "$http_pid" 2>/dev/null || true
-left="$(marked)"
+left="$(ours)"
 if [[ -n "$left" ]]; then
     ps -o pid,pgid,sid,args -p "$(echo "$left" | paste -sd,)" || true
     fail "$(echo "$left" | wc -l) process(es) left behind after TERM"

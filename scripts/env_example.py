@@ -42,13 +42,19 @@ AIRFLOW_JWT_SECRET=
 # Key that encrypts Airflow connections and variables at rest:
 # python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
 AIRFLOW_FERNET_KEY=
+# Password of Redis (service redis), Celery's broker for the CeleryExecutor.
+REDIS_PASSWORD=
 # Key that signs the sessions of the served app (service narrwatch-web): any long random string.
 WEB_SECRET_KEY=
 
 # --- Airflow (docker-compose.yml) ---
-# Task processes the LocalExecutor runs at once in the scheduler container (Airflow's default, 32,
-# is far more than the pipeline's steps can use).
+# Tasks the scheduler lets run at once over all Celery workers (Airflow's default, 32, is far more
+# than the pipeline's steps can use on one host; raise it with the workers).
 # AIRFLOW_PARALLELISM=8
+# Tasks one ingest worker runs at once (polling waits on the network, not the CPU).
+# INGEST_WORKER_CONCURRENCY=4
+# Tasks one processing worker runs at once (the encoder takes every core it is given).
+# PROCESSING_WORKER_CONCURRENCY=2
 # Qdrant server image tag; keep it near the qdrant-client version of the image.
 # QDRANT_VERSION=v1.16.3
 # Any other Airflow option can be set as AIRFLOW__<SECTION>__<KEY>, e.g.:

@@ -45,7 +45,12 @@ SECRETS = (
     "AIRFLOW_ADMIN_PASSWORD",
     "AIRFLOW_JWT_SECRET",
     "AIRFLOW_FERNET_KEY",
+    "REDIS_PASSWORD",
 )
+CELERY_WORKERS = {
+    "airflow-worker-ingest": "NARRWATCH_QUEUE_INGEST",
+    "airflow-worker-processing": "NARRWATCH_QUEUE_PROCESSING",
+}
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +118,35 @@ def test_airflow_components_run_from_the_project_image(services: dict[str, Any])
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["airflow-init"]["condition"] == "service_completed_successfully"
     assert (REPO / "Dockerfile").is_file()
+
+
+def test_celery_executor_with_a_redis_broker_a_postgresql_backend_and_a_worker_per_queue(
+    services: dict[str, Any],
+) -> None:
+    scheduler = environment(services["airflow-scheduler"])
+    assert scheduler["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert scheduler["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${REDIS_PASSWORD")
+    assert scheduler["AIRFLOW__CELERY__BROKER_URL"].endswith("@redis:6379/0")
+    assert scheduler["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg://airflow:")
+    assert "@airflow-db:" in scheduler["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert "ports" not in services["redis"], "the broker must not be published"
+    assert "--requirepass" in services["redis"]["command"]
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+    defaults = {
+        name: Settings.model_fields[name.removeprefix("NARRWATCH_").lower()].default
+        for name in CELERY_WORKERS.values()
+    }
+    for name, queue_setting in CELERY_WORKERS.items():
+        worker = services[name]
+        assert worker["build"] in (".", {"context": "."}), name
+        command = worker["command"]
+        assert command[:3] == ["airflow", "celery", "worker"], name
+        queues = command[command.index("--queues") + 1]
+        # The worker listens on the queue the DAGs send to: the same setting, the same default.
+        assert queues == f"${{{queue_setting}:-{defaults[queue_setting]}}}", name
+        assert worker.get("healthcheck"), f"{name} has no healthcheck"
+        assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 def test_sql_store_and_airflow_metadata_are_separate_databases(services: dict[str, Any]) -> None:

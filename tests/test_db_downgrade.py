@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import inspect
 
 from narrwatch.db.downgrade import DowngradeRefused, downgrade_one_step, plan_downgrade
 from narrwatch.db.migrate import upgrade
-from narrwatch.db.models import Feed
+from narrwatch.db.models import Feed, RisingFlag
 from narrwatch.db.session import make_engine, make_session_factory, transaction
 
 
@@ -22,7 +23,7 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_downgrade_refuses_to_drop_data_and_goes_one_step_on_an_empty_store(tmp_path: Path) -> None:
+def test_downgrade_goes_one_step_at_a_time_and_refuses_to_drop_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     upgrade(url)
     before = tables(url)
@@ -31,21 +32,63 @@ def test_downgrade_refuses_to_drop_data_and_goes_one_step_on_an_empty_store(tmp_
         session.add(Feed(id="f1", outlet="o", name="n", url="https://o.test/rss", country="RS"))
     engine.dispose()
 
+    # Down to the first migration one revision per call (later ones drop no rows here: their
+    # tables are empty), then the initial schema's downgrade would drop the stored feed.
+    steps = []
+    while (step := plan_downgrade(url)).target is not None:
+        assert step.rows_lost == {}
+        done = downgrade_one_step(url)
+        assert (done.current, done.target) == (step.current, step.target)
+        steps.append(step.current)
+        assert plan_downgrade(url).current == step.target  # exactly one revision back
+    assert len(steps) >= 1
     step = plan_downgrade(url)
     assert step.target is None and step.rows_lost == {"feeds": 1}
+    first_schema = tables(url)
+    assert first_schema < before  # later migrations' tables went with their steps
     with pytest.raises(DowngradeRefused, match=r"would drop tables that hold data \(feeds 1\)"):
         downgrade_one_step(url)
-    assert tables(url) == before  # nothing changed
+    assert tables(url) == first_schema  # nothing changed
 
     engine = make_engine(url)
     with transaction(make_session_factory(engine)) as session:
         session.query(Feed).delete()
     engine.dispose()
-    done = downgrade_one_step(url)
-    assert (done.current, done.target) == (step.current, None)
+    downgrade_one_step(url)
     assert tables(url) == set()
     with pytest.raises(DowngradeRefused, match="nothing to downgrade"):
         downgrade_one_step(url)
+
+
+def test_a_later_step_refuses_while_a_table_it_changes_holds_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    while plan_downgrade(url).current != "0002_rising_runs":
+        downgrade_one_step(url)
+    engine = make_engine(url)
+    with transaction(make_session_factory(engine)) as session:
+        session.add(
+            RisingFlag(
+                day=dt.date(2026, 3, 9),
+                subject_kind="narrative",
+                subject_id="nato-aggressor-balkans",
+                dimension="all",
+                dimension_value="all",
+                statistic="test",
+                rate_ratio=3.0,
+                p_value=0.001,
+                count=9,
+                baseline=3.0,
+                n_outlets=5,
+                n_articles=9,
+                created_at=dt.datetime(2026, 3, 10, tzinfo=dt.UTC),
+            )
+        )
+    engine.dispose()
+    # 0002's downgrade drops columns of rising_flags: the flag's window and novelty would be lost
+    with pytest.raises(DowngradeRefused, match=r"\(rising_flags 1\)"):
+        downgrade_one_step(url)
+    assert plan_downgrade(url).current == "0002_rising_runs"
 
 
 def test_the_cli_refuses_with_exit_2_and_names_the_rows(
@@ -60,6 +103,8 @@ def test_the_cli_refuses_with_exit_2_and_names_the_rows(
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     upgrade(url)
+    while plan_downgrade(url).target is not None:  # to the initial schema, which drops every table
+        downgrade_one_step(url)
     engine = make_engine(url)
     with transaction(make_session_factory(engine)) as session:
         session.add(Feed(id="f1", outlet="o", name="n", url="https://o.test/rss", country="RS"))

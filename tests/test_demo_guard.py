@@ -22,7 +22,7 @@ def no_replay(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Record the settings the demo would run with instead of replaying 35 days."""
     seen: list[Any] = []
 
-    def record(settings: Any, echo: Any = print) -> Any:
+    def record(settings: Any, echo: Any = print, on_day: Any = None) -> Any:
         seen.append(settings)
         raise SystemExit(0)
 

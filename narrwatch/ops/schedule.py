@@ -75,9 +75,11 @@ class TaskDefaults:
     retry_exponential_backoff: float
     max_retry_delay: dt.timedelta
 
-    def as_default_args(self) -> dict[str, Any]:
+    def as_default_args(self, queue: str | None = None) -> dict[str, Any]:
+        """Every task's defaults; ``queue`` is the Celery queue (the other executors ignore it)."""
         return {
             "owner": "narrwatch",
+            **({"queue": queue} if queue else {}),
             "retries": self.retries,
             "retry_delay": self.retry_delay,
             "retry_exponential_backoff": self.retry_exponential_backoff,
@@ -116,6 +118,8 @@ class DagPlan:
     vector_pool: Pool
     task_defaults: TaskDefaults
     timeouts: Mapping[str, dt.timedelta]
+    queue_ingest: str = "ingest"
+    queue_processing: str = "processing"
 
     @property
     def daily_cron(self) -> str:
@@ -189,6 +193,8 @@ def build_plan(settings: Settings) -> DagPlan:
             vector_slots,
             "narrwatch: tasks that open the vector store or load the embedding model",
         ),
+        queue_ingest=settings.queue_ingest,
+        queue_processing=settings.queue_processing,
         task_defaults=TaskDefaults(
             retries=settings.task_retries,
             retry_delay=dt.timedelta(seconds=settings.task_retry_delay_s),

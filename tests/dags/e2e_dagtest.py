@@ -4,7 +4,10 @@ Run in a subprocess with its own AIRFLOW_HOME (metadata DB migrated first) and N
 see test_dags_e2e.py. The logical dates replay one night: the feeds are polled at 05:00 UTC, processed
 at 05:30, and the daily run at 06:00 reports the day before.
 
-    python tests/dags/e2e_dagtest.py DAG_FOLDER INGEST_DAG_ID
+    python tests/dags/e2e_dagtest.py DAG_FOLDER INGEST_DAG_ID [--use-executor]
+
+With ``--use-executor`` the tasks go to the configured executor (the Celery test: a real worker
+process runs them) instead of running inside this process.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 MARKER = "E2E_RESULT "
 
 
-def main(folder: str, ingest_dag_id: str) -> int:
+def main(folder: str, ingest_dag_id: str, use_executor: bool = False) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=folder)
@@ -27,7 +30,7 @@ def main(folder: str, ingest_dag_id: str) -> int:
         ("narrwatch_daily", dt.datetime(2026, 3, 10, 6, 0, tzinfo=dt.UTC)),
     ]
     for dag_id, logical_date in runs:
-        run = bag.dags[dag_id].test(logical_date=logical_date)
+        run = bag.dags[dag_id].test(logical_date=logical_date, use_executor=use_executor)
         tasks = {
             f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state)
             for ti in run.get_task_instances()
@@ -40,4 +43,4 @@ def main(folder: str, ingest_dag_id: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2], use_executor="--use-executor" in sys.argv[3:]))

@@ -10,7 +10,8 @@ from embeddings_support import QDRANT_SERVER, model_settings
 
 from narrwatch.config import Settings
 from narrwatch.embeddings.encoder import SentenceEncoder, load_encoder
-from narrwatch.embeddings.store import QdrantVectorStore, open_vector_store
+from narrwatch.embeddings.store import open_vector_store
+from narrwatch.ports import VectorStore
 
 
 @pytest.fixture(scope="session")
@@ -25,17 +26,22 @@ def torch_encoder(model_cache_dir: Path) -> SentenceEncoder:
 
 def _store_kinds() -> list[str]:
     # The server variant exists only when a server is given: no skipped test stands in for it.
-    return ["memory", "local", "server"] if QDRANT_SERVER else ["memory", "local"]
+    embedded = ["edge-scratch", "edge", "local-memory", "local"]
+    return [*embedded, "server"] if QDRANT_SERVER else embedded
 
 
 @pytest.fixture(params=_store_kinds())
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantVectorStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    """One contract, every implementation: the embedded engines and (when given) a Qdrant server."""
     kind = request.param
     if kind == "server":
         opened = open_vector_store(Settings(qdrant_url=QDRANT_SERVER, _env_file=None))  # type: ignore[call-arg]
     else:
-        location = Path(":memory:") if kind == "memory" else tmp_path / "qdrant"
-        opened = open_vector_store(Settings(data_dir=tmp_path, qdrant_path=location, _env_file=None))  # type: ignore[call-arg]
+        engine, _, place = kind.partition("-")
+        location = Path(":memory:") if place in ("scratch", "memory") else tmp_path / "vectors"
+        opened = open_vector_store(
+            Settings(data_dir=tmp_path, vector_engine=engine, qdrant_path=location, _env_file=None)  # type: ignore[call-arg]
+        )
     created_before = set(opened.collections())
     try:
         yield opened

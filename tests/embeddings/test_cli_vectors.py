@@ -41,6 +41,9 @@ def cli_ctx(
     monkeypatch.setenv("NARRWATCH_QDRANT_PATH", str(qdrant))
     monkeypatch.setenv("NARRWATCH_MODELS_DIR", str(settings.resolved_models_dir))
     monkeypatch.setenv("NARRWATCH_QDRANT_LOCK_TIMEOUT_S", "0")
+    # the CLI reads the environment: the same model and backend as the test's context
+    monkeypatch.setenv("NARRWATCH_EMBEDDING_MODEL", settings.embedding_model)
+    monkeypatch.setenv("NARRWATCH_EMBEDDING_BACKEND", settings.embedding_backend)
     get_settings.cache_clear()
     local = AppContext(
         settings=settings.model_copy(update={"qdrant_path": qdrant}), engine=ctx.engine, sessions=ctx.sessions
@@ -147,7 +150,7 @@ def test_busy_local_folder_is_one_clear_line(cli_ctx: AppContext, tmp_path: Path
             time.sleep(0.05)
         result = CliRunner().invoke(app, ["vectors", "reconcile"])
         assert result.exit_code == 1
-        assert f"error: Qdrant local folder {cli_ctx.settings.qdrant_path} is in use" in result.output
+        assert f"error: vector folder {cli_ctx.settings.qdrant_path} is in use" in result.output
         assert f"pid {holder.pid}" in result.output and "NARRWATCH_QDRANT_URL" in result.output
         assert "Traceback" not in result.output
     finally:

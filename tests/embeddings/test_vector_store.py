@@ -18,9 +18,10 @@ import pytest
 from embeddings_support import unique_collection
 
 from narrwatch.config import Settings
+from narrwatch.embeddings import edge_store
 from narrwatch.embeddings import store as store_module
-from narrwatch.embeddings.store import QdrantVectorStore, VectorStoreBusy, VectorStoreError, open_vector_store
-from narrwatch.ports import SearchFilter, VectorPoint
+from narrwatch.embeddings.store import VectorStoreBusy, VectorStoreError, open_vector_store
+from narrwatch.ports import SearchFilter, VectorPoint, VectorStore
 
 DIM = 8
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -52,7 +53,7 @@ def brute_force(points: list[VectorPoint], query: np.ndarray, keep: list[bool], 
     return [point_id for _, point_id in scored[:limit]]
 
 
-def test_upsert_is_idempotent_and_vectors_round_trip(store: QdrantVectorStore) -> None:
+def test_upsert_is_idempotent_and_vectors_round_trip(store: VectorStore) -> None:
     name = unique_collection()
     store.ensure_collection(name, DIM)
     store.ensure_collection(name, DIM)  # second call is a no-op
@@ -78,7 +79,7 @@ def test_upsert_is_idempotent_and_vectors_round_trip(store: QdrantVectorStore) -
     assert next(h for h in hit if h.id == points[0].id).payload["outlet"] == "new"
 
 
-def test_ids_are_compared_in_canonical_form(store: QdrantVectorStore) -> None:
+def test_ids_are_compared_in_canonical_form(store: VectorStore) -> None:
     name = unique_collection()
     store.ensure_collection(name, DIM)
     point = make_points(1)[0]
@@ -87,7 +88,7 @@ def test_ids_are_compared_in_canonical_form(store: QdrantVectorStore) -> None:
     assert set(store.retrieve_vectors(name, [point.id.upper()])) == {point.id}
 
 
-def test_search_matches_brute_force_under_every_filter(store: QdrantVectorStore) -> None:
+def test_search_matches_brute_force_under_every_filter(store: VectorStore) -> None:
     name = unique_collection()
     store.ensure_collection(name, DIM)
     points = make_points(60, seed=3)
@@ -131,7 +132,7 @@ def test_search_matches_brute_force_under_every_filter(store: QdrantVectorStore)
     assert store.search(name, query, 0) == []
 
 
-def test_naive_datetimes_are_refused(store: QdrantVectorStore) -> None:
+def test_naive_datetimes_are_refused(store: VectorStore) -> None:
     name = unique_collection()
     store.ensure_collection(name, DIM)
     with pytest.raises(ValueError, match="naive"):
@@ -139,10 +140,11 @@ def test_naive_datetimes_are_refused(store: QdrantVectorStore) -> None:
 
 
 def test_iter_ids_pages_through_everything_and_delete(
-    store: QdrantVectorStore, monkeypatch: pytest.MonkeyPatch
+    store: VectorStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "SCROLL_PAGE", 7)
-    monkeypatch.setattr(store_module, "WRITE_BATCH", 9)
+    for module in (store_module, edge_store):
+        monkeypatch.setattr(module, "SCROLL_PAGE", 7)
+        monkeypatch.setattr(module, "WRITE_BATCH", 9)
     name = unique_collection()
     store.ensure_collection(name, DIM)
     points = make_points(40)
@@ -157,7 +159,7 @@ def test_iter_ids_pages_through_everything_and_delete(
     assert store.count(name) == 15
 
 
-def test_missing_collection_reads_as_empty(store: QdrantVectorStore) -> None:
+def test_missing_collection_reads_as_empty(store: VectorStore) -> None:
     name = unique_collection("absent")
     assert store.count(name) == 0
     assert list(store.iter_ids(name)) == []
@@ -167,14 +169,14 @@ def test_missing_collection_reads_as_empty(store: QdrantVectorStore) -> None:
     assert name not in store.collections()
 
 
-def test_dimension_mismatch_is_an_error(store: QdrantVectorStore) -> None:
+def test_dimension_mismatch_is_an_error(store: VectorStore) -> None:
     name = unique_collection()
     store.ensure_collection(name, DIM)
     with pytest.raises(VectorStoreError, match="not 16"):
         store.ensure_collection(name, 16)
 
 
-def test_alias_moves_between_collections_without_touching_them(store: QdrantVectorStore) -> None:
+def test_alias_moves_between_collections_without_touching_them(store: VectorStore) -> None:
     old, new, alias = unique_collection("old"), unique_collection("new"), unique_collection("alias")
     store.ensure_collection(old, DIM)
     store.ensure_collection(new, DIM)
@@ -189,32 +191,41 @@ def test_alias_moves_between_collections_without_touching_them(store: QdrantVect
     assert alias not in store.aliases()
 
 
-def test_closed_store_refuses_work(tmp_path: Path) -> None:
-    opened = open_vector_store(Settings(qdrant_path=Path(":memory:"), _env_file=None))  # type: ignore[call-arg]
-    opened.close()
-    opened.close()  # closing twice is harmless
-    with pytest.raises(VectorStoreError, match="closed"):
-        opened.count("x")
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_closed_store_refuses_work(tmp_path: Path, engine: str) -> None:
+    for location in (Path(":memory:"), tmp_path / engine):
+        opened = open_vector_store(Settings(vector_engine=engine, qdrant_path=location, _env_file=None))  # type: ignore[call-arg]
+        opened.close()
+        opened.close()  # closing twice is harmless
+        with pytest.raises(VectorStoreError, match="closed"):
+            opened.count("x")
 
 
 # --- local mode: persistence and the one-process rule ---------------------------------------------
 
 
-def local_settings(folder: Path, timeout: float = 0.0) -> Settings:
-    return Settings(data_dir=folder.parent, qdrant_path=folder, qdrant_lock_timeout_s=timeout, _env_file=None)  # type: ignore[call-arg]
+def local_settings(folder: Path, timeout: float = 0.0, engine: str = "edge") -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        data_dir=folder.parent,
+        vector_engine=engine,
+        qdrant_path=folder,
+        qdrant_lock_timeout_s=timeout,
+        _env_file=None,
+    )
 
 
-def test_local_folder_persists_and_is_shared_within_a_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_local_folder_persists_and_is_shared_within_a_process(tmp_path: Path, engine: str) -> None:
     folder = tmp_path / "qdrant"
-    first = open_vector_store(local_settings(folder))
-    second = open_vector_store(local_settings(folder))  # same process: shares the client
+    first = open_vector_store(local_settings(folder, engine=engine))
+    second = open_vector_store(local_settings(folder, engine=engine))  # same process: shares the client
     first.ensure_collection("c", DIM)
     first.upsert("c", make_points(5))
     first.close()
     assert second.count("c") == 5  # still usable after the other handle closed
     second.close()
 
-    reopened = open_vector_store(local_settings(folder))
+    reopened = open_vector_store(local_settings(folder, engine=engine))
     assert reopened.count("c") == 5
     reopened.close()
 
@@ -266,13 +277,13 @@ def test_local_writes_use_sqlite_wal(tmp_path: Path) -> None:
     import sqlite3
 
     folder = tmp_path / "qdrant"
-    opened = open_vector_store(local_settings(folder))
+    opened = open_vector_store(local_settings(folder, engine="local"))
     opened.ensure_collection("c", DIM)
     opened.upsert("c", make_points(3))
     opened.close()
     [storage] = list(folder.rglob("storage.sqlite"))
     with sqlite3.connect(storage) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    reopened = open_vector_store(local_settings(folder))
+    reopened = open_vector_store(local_settings(folder, engine="local"))
     assert reopened.count("c") == 3
     reopened.close()

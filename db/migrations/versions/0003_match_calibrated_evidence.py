@@ -17,6 +17,9 @@ down_revision: str | None = "0002_rising_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: Tables whose data downgrade() drops (columns here): `narrwatch db downgrade` refuses while they hold rows.
+DOWNGRADE_DROPS = ("matches",)
+
 
 def upgrade() -> None:
     with op.batch_alter_table("matches") as batch:

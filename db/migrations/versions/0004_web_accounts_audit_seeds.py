@@ -20,6 +20,9 @@ down_revision: str | None = "0003_match_evidence"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: Tables downgrade() drops: `narrwatch db downgrade` refuses while they hold rows.
+DOWNGRADE_DROPS = ("seed_revisions", "seed_heads", "audit_events", "users")
+
 
 def upgrade() -> None:
     op.create_table(

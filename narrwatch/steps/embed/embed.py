@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, func, select, update
 
+from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
 from narrwatch.db.models import Article, ArticleEmbedding, Passage
 from narrwatch.db.session import dialect_insert
@@ -146,30 +147,37 @@ def embed_pending(
         backend=encoder.backend,
         fingerprint=encoder.fingerprint,
     )
+    claimer = Claimer("embed", collection, dt.timedelta(seconds=ctx.settings.work_claim_lease_s))
     after_id = 0
     selected = 0
     # One writer: Qdrant's local mode and SQLite both want a single writer, and one batch in
     # flight is enough to hide the writes behind the next batch's encoding.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrwatch-embed-writer") as writer:
-        in_flight: Future[_Written] | None = None
-        while limit is None or selected < limit:
-            size = ctx.settings.embed_batch_articles
-            if limit is not None:
-                size = min(size, limit - selected)
-            articles = _next_pending(ctx, collection, after_id, size)
-            if not articles:
-                break
-            after_id = articles[-1].id
-            selected += len(articles)
-            report.batches += 1
-            batch = _prepare_batch(ctx, encoder, collection, articles, report.batches)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="narrwatch-embed-writer") as writer:
+            in_flight: Future[_Written] | None = None
+            while limit is None or selected < limit:
+                size = ctx.settings.embed_batch_articles
+                if limit is not None:
+                    size = min(size, limit - selected)
+                articles = _next_pending(ctx, claimer, after_id, size)
+                if not articles:
+                    break
+                after_id = articles[-1].id
+                selected += len(articles)
+                report.batches += 1
+                batch = _prepare_batch(ctx, encoder, collection, articles, report.batches)
+                if in_flight is not None:
+                    _add_written(report, in_flight.result())
+                in_flight = writer.submit(_write_batch, ctx, encoder, store, claimer, batch, now)
+                if on_batch is not None:
+                    on_batch(len(articles))
             if in_flight is not None:
                 _add_written(report, in_flight.result())
-            in_flight = writer.submit(_write_batch, ctx, encoder, store, collection, batch, now)
-            if on_batch is not None:
-                on_batch(len(articles))
-        if in_flight is not None:
-            _add_written(report, in_flight.result())
+    except BaseException:
+        # Hand the unfinished batches back at once rather than when the lease runs out.
+        with ctx.transaction() as session:
+            claimer.release_all(session)
+        raise
 
     report.pending = count_pending(ctx, collection)
     if report.pending == 0:
@@ -190,7 +198,13 @@ def _is_embedded(collection: str) -> Any:
     )
 
 
-def _next_pending(ctx: AppContext, collection: str, after_id: int, size: int) -> list[_PendingArticle]:
+def _next_pending(ctx: AppContext, claimer: Claimer, after_id: int, size: int) -> list[_PendingArticle]:
+    """Claim the next batch of unembedded articles (keyset on id), then read them."""
+    candidates = select(Article.id).where(Article.id > after_id, ~_is_embedded(claimer.collection))
+    with ctx.transaction() as session:
+        ids = claimer.claim(session, candidates, size)
+    if not ids:
+        return []
     query = (
         select(
             Article.id,
@@ -204,9 +218,8 @@ def _next_pending(ctx: AppContext, collection: str, after_id: int, size: int) ->
             Article.summary,
             Article.published_at,
         )
-        .where(Article.id > after_id, ~_is_embedded(collection))
+        .where(Article.id.in_(ids))
         .order_by(Article.id)
-        .limit(size)
     )
     with ctx.transaction() as session:
         rows = session.execute(query).all()
@@ -298,11 +311,12 @@ def _write_batch(
     ctx: AppContext,
     encoder: Encoder,
     store: VectorStore,
-    collection: str,
+    claimer: Claimer,
     batch: _Batch,
     now: dt.datetime,
 ) -> _Written:
-    """Qdrant first (acknowledged writes), then the marks. Runs in the writer thread."""
+    """Qdrant first (acknowledged writes), then the marks, which release the claims. Writer thread."""
+    collection = claimer.collection
     if batch.stale:
         # Points of passages a new split no longer has: gone from Qdrant before their rows go.
         store.delete(collection, [point_id for _, point_id in batch.stale])
@@ -339,6 +353,7 @@ def _write_batch(
                 },
             )
         )
+        claimer.release(session, [article.id for article in batch.articles])
     _checkpoint("marked", batch.number)
     return _Written(
         articles=sum(1 for a in batch.articles if batch.split[a.id]),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, exists, func, select, update
 
+from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
 from narrwatch.db.models import (
     Article,
@@ -136,28 +137,40 @@ def match_articles(
         total = session.scalar(
             select(func.count()).select_from(Article).join(ArticleEmbedding).where(in_window)
         )
-    after_id = 0
-    while True:
-        query = select(Article.id).join(ArticleEmbedding).where(in_window, Article.id > after_id)
-        if not recompute:
-            query = query.where(~_scored_with(key, collection))
-        with ctx.transaction() as session:
-            ids = list(session.scalars(query.order_by(Article.id).limit(MATCH_BATCH)))
+    # Claims let several match workers share the window without scoring an article twice.
+    claimer = Claimer("match", collection, dt.timedelta(seconds=ctx.settings.work_claim_lease_s))
+    try:
+        after_id = 0
+        while True:
+            query = select(Article.id).join(ArticleEmbedding).where(in_window, Article.id > after_id)
+            if not recompute:
+                query = query.where(~_scored_with(key, collection))
+            with ctx.transaction() as session:
+                ids = claimer.claim(session, query, MATCH_BATCH)
             if not ids:
                 break
             after_id = ids[-1]
-            articles, missing = load_stored_articles(session, store, collection, ids)
-        report.articles_missing_vectors += len(missing)
-        decisions = [
-            _Decision(article, seed_id, level, scores[seed_id])
-            for article in articles
-            for scores in [prepared.score(article.vectors, article.passage_texts, language=article.language)]
-            for seed_id, level in prepared.decide(scores).items()
-        ]
+            with ctx.transaction() as session:
+                articles, missing = load_stored_articles(session, store, collection, ids)
+            report.articles_missing_vectors += len(missing)
+            decisions = [
+                _Decision(article, seed_id, level, scores[seed_id])
+                for article in articles
+                for scores in [
+                    prepared.score(article.vectors, article.passage_texts, language=article.language)
+                ]
+                for seed_id, level in prepared.decide(scores).items()
+            ]
+            with ctx.transaction() as session:
+                _write_matches(session, collection, prepared, versions, articles, decisions, now, report)
+                _write_states(session, collection, key, [a.id for a in articles], now)
+                claimer.release(session, ids)
+            report.articles_scored += len(articles)
+    except BaseException:
+        # Hand unfinished batches back at once rather than when the lease runs out.
         with ctx.transaction() as session:
-            _write_matches(session, collection, prepared, versions, articles, decisions, now, report)
-            _write_states(session, collection, key, [a.id for a in articles], now)
-        report.articles_scored += len(articles)
+            claimer.release_all(session)
+        raise
     if recompute:
         with ctx.transaction() as session:
             report.rows_removed += _remove_unembedded(session, collection, start, end)
