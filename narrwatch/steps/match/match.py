@@ -336,6 +336,3 @@ def _write_states(
             set_={"seeds_key": insert.excluded.seeds_key, "matched_at": insert.excluded.matched_at},
         )
     )
-
-
-# Pytest collects functions named test_*; this one is a use case, not a test.
