@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.config import Settings
@@ -26,6 +26,7 @@ from narrwatch.steps.report.model import (
     ArticleEvidence,
     FellBack,
     FlagStat,
+    LanguageShare,
     RisingItem,
     Trend,
     TrendPoint,
@@ -177,8 +178,10 @@ def _rising_item(
     overall_rows = [f for f in group if f.dimension == "all"]
     ranked_ids = _top_article_ids([*overall_rows, *(f for f in group if f.dimension != "all")])
     headline = overall_rows[0] if overall_rows else min(group, key=_flag_order)
+    overall = _flag_stat(overall_rows[0]) if overall_rows else None
     countries = _slice_values(session, day, kind, subject_id, "country")
     languages = _slice_values(session, day, kind, subject_id, "language")
+    language_mix = _language_mix(session, day, kind, subject_id, overall.window_days if overall else 1)
     candidates = subject.candidates
     return RisingItem(
         kind=kind,
@@ -186,7 +189,7 @@ def _rising_item(
         title=subject.title,
         description=subject.description,
         parent_id=subject.parent_id,
-        overall=_flag_stat(overall_rows[0]) if overall_rows else None,
+        overall=overall,
         breakdown=[_flag_stat(f) for f in sorted(group, key=_flag_order) if f.dimension != "all"],
         countries=countries or _distinct(c.country for c in candidates),
         languages=languages or _distinct(c.language for c in candidates),
@@ -195,6 +198,7 @@ def _rising_item(
         promote_command=subject.promote_command,
         new=bool(headline.is_new),
         run_day=max(1, int(headline.run_day or 1)),
+        language_mix=language_mix,
     )
 
 
@@ -262,6 +266,26 @@ def _slice_values(session: Session, day: dt.date, kind: str, subject_id: str, di
         .order_by(DailyCount.dimension_value)
     ).all()
     return [_slice_label(dimension, v) for v in values if v]
+
+
+def _language_mix(
+    session: Session, day: dt.date, kind: str, subject_id: str, window_days: int
+) -> list[LanguageShare]:
+    """Counted articles per language over the ``window_days`` ending with ``day`` (the flag's window)."""
+    first = day - dt.timedelta(days=window_days - 1)
+    rows = session.execute(
+        select(DailyCount.dimension_value, func.sum(DailyCount.n_articles))
+        .where(
+            DailyCount.day >= first,
+            DailyCount.day <= day,
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == "language",
+        )
+        .group_by(DailyCount.dimension_value)
+    ).all()
+    shares = [LanguageShare(_slice_label("language", value), int(total)) for value, total in rows if total]
+    return sorted(shares, key=lambda share: (-share.n_articles, share.language))
 
 
 def _trend(
