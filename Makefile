@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo serve test test-pg lint eval bench airflow browser clean
+.PHONY: install demo serve test test-pg test-celery lint eval bench airflow browser clean
 
 install: $(STAMP)
 
@@ -30,11 +30,15 @@ serve: $(STAMP)
 
 ## The test suite (SQLite; .ci/run repeats the database tests on PostgreSQL).
 test: $(STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not celery"
 
 ## The database tests against PostgreSQL: NARRWATCH_TEST_DATABASE_URL must point at an empty database.
 test-pg: $(STAMP)
-	$(BIN)/pytest -q -m db
+	$(BIN)/pytest -q -m "db and not celery"
+
+## The DAGs under the CeleryExecutor with a real worker: needs Redis and PostgreSQL (.ci/run starts them).
+test-celery: $(STAMP)
+	$(BIN)/pytest -q -m celery
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -184,17 +184,15 @@ def build_store(ctx: AppContext, n_articles: int, days: int, seed: int) -> dict[
 def brute_force_matches(ctx: AppContext, narrative_id: str, days: int) -> set[int]:
     """Every article of the window scored directly, as `match` would: the backtest must agree."""
     from narrwatch.embeddings.collections import collection_for
-    from narrwatch.steps.match import prepare as prepare_mod
-    from narrwatch.steps.match import stored as stored_mod
+    from narrwatch.steps.match.prepare import prepare_seeds, resolve_seed_thresholds, scoring_params
     from narrwatch.steps.match.seeds import load_narratives
+    from narrwatch.steps.match.stored import load_stored_articles
 
     narratives = load_narratives(ctx.settings.narratives_dir).with_status(narrative_id, "active")
     chain = [narrative_id, *narratives.ancestors(narrative_id)]
     collection = collection_for(ctx.encoder)
-    thresholds = prepare_mod.resolve_seed_thresholds(ctx.settings, ctx.encoder.model_name, narratives, {})
-    prepared = prepare_mod.prepare_seeds(
-        ctx.encoder, narratives, chain, prepare_mod.scoring_params(ctx.settings), thresholds
-    )
+    thresholds = resolve_seed_thresholds(ctx.settings, ctx.encoder.model_name, narratives, {})
+    prepared = prepare_seeds(ctx.encoder, narratives, chain, scoring_params(ctx.settings), thresholds)
     start = NOW - dt.timedelta(days=days)
     with ctx.transaction() as session:
         ids = list(
@@ -204,7 +202,7 @@ def brute_force_matches(ctx: AppContext, narrative_id: str, days: int) -> set[in
         )
         found = set()
         for begin in range(0, len(ids), 1000):
-            articles, _ = stored_mod.load_stored_articles(
+            articles, _ = load_stored_articles(
                 session, ctx.vector_store, collection, ids[begin : begin + 1000]
             )
             for article in articles:
@@ -250,7 +248,7 @@ def main() -> None:
             f"pool of {built['pool_texts']} encoded sentences in {built['encode_pool_s']:.1f} s, "
             f"SQL {built['sql_s']:.1f} s, Qdrant upsert {built['qdrant_upsert_s']:.1f} s"
         )
-        from narrwatch.analyst import backtest as backtest_mod
+        from narrwatch.analyst.backtest import backtest
         from narrwatch.steps.match.seeds import load_narratives
 
         seed_ids = load_narratives(settings.narratives_dir).ids
@@ -259,13 +257,13 @@ def main() -> None:
             print(f"backtest window: last {window} days of {args.days}")
             print(f"{'seed':<36}{'cold s':>8}{'warm s':>8}{'cand.':>7}{'matches':>8}  brute force")
             for seed_id in seed_ids:
-                cold = backtest_mod.backtest(ctx, seed_id, window, NOW)
-                warm = backtest_mod.backtest(ctx, seed_id, window, NOW)
+                cold = backtest(ctx, seed_id, window, NOW)
+                warm = backtest(ctx, seed_id, window, NOW)
                 worst = max(worst, cold.seconds, warm.seconds)
                 check = ""
                 if not args.no_verify:
                     expected = brute_force_matches(ctx, seed_id, window)
-                    everything = backtest_mod.backtest(ctx, seed_id, window, NOW, top_n=10**6)
+                    everything = backtest(ctx, seed_id, window, NOW, top_n=10**6)
                     found = {item.article_id for item in everything.top}
                     check = "same" if found == expected else f"DIFFERS ({len(found)} vs {len(expected)})"
                 timings = f"{cold.seconds:>8.2f}{warm.seconds:>8.2f}"

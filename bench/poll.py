@@ -129,8 +129,8 @@ def run(n_feeds: int, items: int, data_dir: Path, concurrency: int | None) -> di
     from narrwatch.config import Settings
     from narrwatch.context import AppContext
     from narrwatch.db.models import Article, ArticleSighting, Base, FeedFetch
-    from narrwatch.steps.poll import poll as poll_mod
-    from narrwatch.steps.poll import sync as sync_mod
+    from narrwatch.steps.poll.poll import poll_feeds
+    from narrwatch.steps.poll.sync import sync_feeds
 
     urls, servers = start_servers(n_feeds, items)
     feeds_file = data_dir / "feeds.yaml"
@@ -164,7 +164,7 @@ def run(n_feeds: int, items: int, data_dir: Path, concurrency: int | None) -> di
     ctx = AppContext.from_settings(settings)
     try:
         Base.metadata.create_all(ctx.engine)
-        sync_mod.sync_feeds(ctx, NOW)
+        sync_feeds(ctx, NOW)
 
         def counts() -> tuple[int, int]:
             with ctx.transaction() as session:
@@ -189,7 +189,7 @@ def run(n_feeds: int, items: int, data_dir: Path, concurrency: int | None) -> di
         for label, at in (("cold", NOW), ("repoll", NOW + dt.timedelta(hours=1))):
             before = counts()
             started = time.perf_counter()
-            report = poll_mod.poll_feeds(ctx, at, force=True)
+            report = poll_feeds(ctx, at, force=True)
             wall = time.perf_counter() - started
             after = counts()
             per_feed = durations(at)

@@ -83,13 +83,16 @@ def wait_for(url: str, deadline_s: float) -> None:
 
 def pages_of(client: httpx.Client) -> dict[str, str]:
     """The four pages, with a seed and a search word taken from the store itself."""
-    today = client.get("/").text
-    seed = re.search(r'href="/narratives/([a-z0-9-]+)"', today)
-    if seed is None:
-        raise SystemExit("the Today page links no narrative: is the store the demo's?")
+    # The seed with the most matches in the store: its narrative page has the most to show.
+    listing = client.get("/seeds").text
+    seeds = re.findall(r'href="/narratives/([a-z0-9-]+)"', listing)
+    if not seeds:
+        raise SystemExit("the store has no seeds: is it the demo's?")
+    sizes = {sid: len(client.get(f"/narratives/{sid}").text) for sid in seeds}
+    seed = max(sizes, key=lambda sid: sizes[sid])
     return {
         "today": "/",
-        "narrative": f"/narratives/{seed.group(1)}",
+        "narrative": f"/narratives/{seed}",
         "review": "/review",
         "search": "/search?q=sovereignty",
     }

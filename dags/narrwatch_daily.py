@@ -82,10 +82,10 @@ def narrwatch_daily() -> None:
     def notify(**context: Any) -> dict[str, Any]:
         from narrwatch.config import get_settings
         from narrwatch.ops.notify import notify_day
-        from narrwatch.web.settings import WebSettings
+        from narrwatch.web.settings import load_web_settings
 
         day, _ = schedule.daily_run(PLAN.daily_report_time, context)
-        return notify_day(get_settings(), day, context, base_url=WebSettings().base_url).as_dict()
+        return notify_day(get_settings(), day, context, base_url=load_web_settings().base_url).as_dict()
 
     reported = detect() >> report()
     # Side by side: a failed watchdog must not hold the report back, nor a mail server the watchdog.

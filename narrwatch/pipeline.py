@@ -19,10 +19,10 @@ from narrwatch.runs import recorded_run
 
 
 def sync_feeds(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch.steps.poll import sync as sync_mod
+    from narrwatch.steps.poll.sync import sync_feeds as run_sync_feeds
 
     with recorded_run(ctx, "sync_feeds", now) as run:
-        run.summary = sync_mod.sync_feeds(ctx, now).as_dict()
+        run.summary = run_sync_feeds(ctx, now).as_dict()
     return run.summary
 
 
@@ -36,14 +36,12 @@ def poll(
     feed_ids: list[str] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    from narrwatch.steps.poll import poll as poll_mod
     from narrwatch.steps.poll.catalogue import sync_or_keep_last_good
+    from narrwatch.steps.poll.poll import poll_feeds
 
     with recorded_run(ctx, "poll", now) as run:
         catalogue = sync_or_keep_last_good(ctx, now)
-        report = poll_mod.poll_feeds(
-            ctx, now, group=group, shard=shard, shards=shards, feed_ids=feed_ids, force=force
-        )
+        report = poll_feeds(ctx, now, group=group, shard=shard, shards=shards, feed_ids=feed_ids, force=force)
         run.summary = {**report.as_dict(), **catalogue.as_dict()}
     return run.summary
 
@@ -143,10 +141,10 @@ def retention(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
 
 
 def recompute_changed(ctx: AppContext, now: dt.datetime) -> dict[str, Any]:
-    from narrwatch.steps.match import recompute as recompute_mod
+    from narrwatch.steps.match.recompute import recompute_changed_narratives
 
     with recorded_run(ctx, "recompute", now) as run:
-        run.summary = recompute_mod.recompute_changed_narratives(ctx, now).as_dict()
+        run.summary = recompute_changed_narratives(ctx, now).as_dict()
     return run.summary
 
 

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 PREFIX = "NARRWATCH_"
-#: Variables with the prefix that are not settings: read by the test suite and its tools only.
-NOT_SETTINGS_PREFIXES = ("NARRWATCH_TEST_",)
+#: Variables with the prefix that are not settings: read by the test suite and its tools only, and
+#: the served app's NARRWATCH_WEB_* (checked the same way by narrwatch.web.settings.load_web_settings).
+NOT_SETTINGS_PREFIXES = ("NARRWATCH_TEST_", "NARRWATCH_WEB_")
 NOT_SETTINGS = frozenset({"NARRWATCH_REGEN_GOLDEN"})
 
 

@@ -132,12 +132,12 @@ def list_feeds(
 @feeds_app.command("sync")
 def sync(as_json: JsonOption = False) -> None:
     """Copy feeds.yaml into the store now (a poll does this too)."""
-    from narrwatch.steps.poll import sync as sync_mod
     from narrwatch.steps.poll.registry import FeedsFileError
+    from narrwatch.steps.poll.sync import sync_feeds
 
     ctx = _open_context()
     try:
-        summary = sync_mod.sync_feeds(ctx, dt.datetime.now(dt.UTC)).as_dict()
+        summary = sync_feeds(ctx, dt.datetime.now(dt.UTC)).as_dict()
     except FeedsFileError as exc:
         raise _fail(f"{exc.path} is not valid:\n  " + "\n  ".join(exc.problems)) from exc
     finally:
@@ -168,12 +168,12 @@ def _age(when: dt.datetime | None, now: dt.datetime) -> str:
 def health(now: NowOption = None, as_json: JsonOption = False) -> None:
     """Per feed: state (ok/degraded/silent/paused), last attempt, success and new item, failures,
     last error and next poll. 'never' under last success: the feed has never been polled successfully."""
-    from narrwatch.steps.poll import operate as operate_mod
+    from narrwatch.steps.poll.operate import feed_health
 
     at = _now(now)
     ctx = _open_context()
     try:
-        rows = operate_mod.feed_health(ctx, at)
+        rows = feed_health(ctx, at)
     finally:
         ctx.close()
     if as_json:
@@ -291,18 +291,18 @@ def parse(
 
 
 def _operator_action(feed_id: str, action: str) -> None:
-    from narrwatch.steps.poll import operate as operate_mod
-    from narrwatch.steps.poll import sync as sync_mod
+    from narrwatch.steps.poll.operate import reset_feed, set_paused
+    from narrwatch.steps.poll.sync import UnknownFeedError
 
     ctx = _open_context()
     try:
         if action == "pause":
-            operate_mod.set_paused(ctx, feed_id, True)
+            set_paused(ctx, feed_id, True)
         elif action == "resume":
-            operate_mod.set_paused(ctx, feed_id, False)
+            set_paused(ctx, feed_id, False)
         else:
-            operate_mod.reset_feed(ctx, feed_id)
-    except (sync_mod.UnknownFeedError, ValueError) as exc:
+            reset_feed(ctx, feed_id)
+    except (UnknownFeedError, ValueError) as exc:
         raise _fail(str(exc).strip("'\"")) from exc
     finally:
         ctx.close()

@@ -243,12 +243,12 @@ def backtest(
     as_json: JsonOption = False,
 ) -> None:
     """What the seed on disk would match in stored history, and how that differs from stored matches."""
-    from narrwatch.analyst import backtest as backtest_mod
+    from narrwatch.analyst.backtest import backtest as run_backtest
 
     at = _now(now)
     ctx = _context()
     try:
-        result = _run_use_case(lambda: backtest_mod.backtest(ctx, seed_id, days, at, top_n=top))
+        result = _run_use_case(lambda: run_backtest(ctx, seed_id, days, at, top_n=top))
     finally:
         ctx.close()
     if as_json:
@@ -297,7 +297,8 @@ def calibrate(
     as_json: JsonOption = False,
 ) -> None:
     """Set the seed's thresholds from the analysts' verdicts for a target precision."""
-    from narrwatch.analyst import calibrate as calibrate_mod
+    from narrwatch.analyst.calibrate import calibrate as run_calibrate
+    from narrwatch.analyst.calibrate import reset_calibration
 
     at = _now(now)
     ctx = _context()
@@ -306,11 +307,11 @@ def calibrate(
             from narrwatch.embeddings.collections import collection_for
 
             collection = collection_for(ctx.encoder)
-            dropped = calibrate_mod.reset_calibration(ctx, seed_id, collection)
+            dropped = reset_calibration(ctx, seed_id, collection)
             typer.echo(f"{seed_id}: calibration {'dropped' if dropped else 'was not set'} for {collection}")
             return
         result = _run_use_case(
-            lambda: calibrate_mod.calibrate(ctx, seed_id, target_precision, at, min_verdicts=min_verdicts)
+            lambda: run_calibrate(ctx, seed_id, target_precision, at, min_verdicts=min_verdicts)
         )
     finally:
         ctx.close()

@@ -48,9 +48,9 @@ def serve(
 
     from narrwatch.context import AppContext
     from narrwatch.web.app import create_app
-    from narrwatch.web.settings import WebSettings
+    from narrwatch.web.settings import load_web_settings
 
-    web = WebSettings()
+    web = load_web_settings()
     ctx = AppContext.from_settings(_settings())
     app = create_app(ctx, web)
     bound_host, bound_port = host or web.host, port or web.port
@@ -85,9 +85,9 @@ def notify(
     except ValueError:
         _fail(f"--date: {date!r} is not a YYYY-MM-DD date")
     try:
-        from narrwatch.web.settings import WebSettings
+        from narrwatch.web.settings import load_web_settings
 
-        result = notify_day(_settings(), day, base_url=WebSettings().base_url)
+        result = notify_day(_settings(), day, base_url=load_web_settings().base_url)
     except NotificationError as exc:
         _fail(str(exc), 1)
     typer.echo(json.dumps(result.as_dict()))

@@ -425,8 +425,8 @@ def tune_match(
     Candidates are ranked by the fine micro F1 at the confirm level. Run it on eval/tune only:
     eval/dev stays held out for the figures.
     """
-    from narrwatch.steps.match import prepare as prepare_mod
-    from narrwatch.steps.match import stored as stored_mod
+    from narrwatch.steps.match.prepare import prepare_seeds, scoring_params
+    from narrwatch.steps.match.stored import load_stored_articles
 
     narratives = load_narratives(narratives_dir)
     grid = grid or {
@@ -437,7 +437,7 @@ def tune_match(
         "use_description": [True, False],
     }
     steps = thresholds or [round(0.2 + 0.01 * i, 2) for i in range(61)]
-    base = prepare_mod.scoring_params(settings)
+    base = scoring_params(settings)
     candidates: list[TuneCandidate] = []
     with embedded_set(articles_path, narratives_dir, settings, encoder) as data:
         from narrwatch.embeddings.collections import collection_for
@@ -445,7 +445,7 @@ def tune_match(
         ctx = data.ctx
         collection = collection_for(ctx.encoder)
         with ctx.transaction() as session:
-            stored, _missing = stored_mod.load_stored_articles(
+            stored, _missing = load_stored_articles(
                 session, ctx.vector_store, collection, list(data.ids.values())
             )
         by_stored = {article.id: article for article in stored}
@@ -454,7 +454,7 @@ def tune_match(
         for values in itertools.product(*(grid[name] for name in names)):
             params = replace(base, **dict(zip(names, values, strict=True)))
             unset = {seed_id: Thresholds(-1.0, -1.0) for seed_id in active}
-            prepared = prepare_mod.prepare_seeds(ctx.encoder, narratives, active, params, unset)
+            prepared = prepare_seeds(ctx.encoder, narratives, active, params, unset)
             scored = {
                 eval_id: prepared.score(by_stored[stored_id].vectors, by_stored[stored_id].passage_texts)
                 for eval_id, stored_id in data.ids.items()

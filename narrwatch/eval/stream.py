@@ -170,8 +170,8 @@ def eval_rising(
     from narrwatch.steps.detect.detect import detect_rising
     from narrwatch.steps.embed import embed as vectorize
     from narrwatch.steps.match import match as matching
-    from narrwatch.steps.match import versions as versions_mod
     from narrwatch.steps.match.seeds import load_narratives
+    from narrwatch.steps.match.versions import sync_narratives
 
     narratives = load_narratives(narratives_dir)
     articles = read_stream(articles_path, need_cluster=False, need_outlet=True)
@@ -183,7 +183,7 @@ def eval_rising(
     with temporary_context(settings, narratives_dir, encoder) as ctx:
         store_eval_articles(ctx, articles, day_start(first_day))
         vectorize.embed_pending(ctx, day_start(first_day))
-        versions_mod.sync_narratives(ctx, day_start(first_day), narratives)
+        sync_narratives(ctx, day_start(first_day), narratives)
         for offset in range(n_days):
             day = first_day + dt.timedelta(days=offset)
             start, end = day_start(day), day_start(day + dt.timedelta(days=1))
@@ -247,7 +247,7 @@ def sweep_cluster_thresholds(
     Each join threshold is tried with merging at the same threshold, 0.1 above it, and never (1.0).
     """
     from narrwatch.domain.clustering import ClusterThresholds, OnlineClusterer
-    from narrwatch.embeddings import collections as collections_mod
+    from narrwatch.embeddings.collections import collection_for
     from narrwatch.steps.cluster.cluster import article_vectors
     from narrwatch.steps.embed import embed as vectorize
 
@@ -257,7 +257,7 @@ def sweep_cluster_thresholds(
         with temporary_context(settings, Path(no_seeds), encoder) as ctx:
             ids = store_eval_articles(ctx, articles, end)
             vectorize.embed_pending(ctx, end)
-            collection = collections_mod.collection_for(ctx.encoder)
+            collection = collection_for(ctx.encoder)
             model = ctx.encoder.model_name
             with ctx.transaction() as session:
                 vectors = article_vectors(session, ctx.vector_store, collection, list(ids.values()))

@@ -24,7 +24,7 @@ from narrwatch.web import pages, review, seeds
 from narrwatch.web.accounts import authenticate, record
 from narrwatch.web.base import Caller, Handler, Web, action, page, utcnow
 from narrwatch.web.security import SecurityHeaders, Sessions
-from narrwatch.web.settings import WebSettings, secret_key
+from narrwatch.web.settings import WebSettings, load_web_settings, secret_key
 
 REPORT_CSS = "report.css"
 
@@ -112,7 +112,7 @@ def prepare_store(ctx: AppContext) -> None:
 
 def create_app(ctx: AppContext | None = None, web_settings: WebSettings | None = None) -> Starlette:
     ctx = ctx or AppContext.from_settings()
-    web_settings = web_settings or WebSettings()
+    web_settings = web_settings or load_web_settings()
     prepare_store(ctx)
     web = Web(ctx, web_settings, secret_key(web_settings, ctx.settings.data_dir))
 

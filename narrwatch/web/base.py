@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from narrwatch.context import AppContext
-from narrwatch.steps.report.markdown import format_p, format_when
+from narrwatch.steps.report.render import template_environment
 from narrwatch.steps.report.safety import plain_text, safe_url
 from narrwatch.web.accounts import Account, account_by_id, account_by_name, allowed
 from narrwatch.web.security import (
@@ -39,23 +39,7 @@ def utcnow() -> dt.datetime:
 
 
 def _environment() -> Environment:
-    env = Environment(
-        loader=ChoiceLoader(
-            [
-                PackageLoader("narrwatch.web", "templates"),
-                PackageLoader("narrwatch.steps.report", "templates"),
-            ]
-        ),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["pvalue"] = format_p
-    env.filters["when"] = format_when
-    env.filters["fixed"] = lambda value, digits=2: f"{float(value):.{int(digits)}f}"
-    env.filters["shortdate"] = lambda day: day.strftime("%d %b %Y")
-    env.filters["longdate"] = lambda day: day.strftime("%A %d %B %Y")
+    env = template_environment(PackageLoader("narrwatch.web", "templates"), keep_trailing_newline=False)
     env.filters["clean"] = plain_text
     env.filters["safe_url"] = safe_url
     return env

@@ -41,6 +41,31 @@ class WebSettings(BaseSettings):
     page_size: int = Field(25, ge=5, le=200, description="Rows per page of evidence, queue and search.")
 
 
+WEB_PREFIX = "NARRWATCH_WEB_"
+
+
+def load_web_settings() -> WebSettings:
+    """The app's settings; a misspelt NARRWATCH_WEB_ variable (environment or .env) is an error."""
+    import difflib
+
+    from narrwatch.settings_check import UnknownSettingError, dotenv_names
+
+    env_file = WebSettings.model_config.get("env_file")
+    names = list(os.environ) + (dotenv_names(Path(str(env_file))) if env_file else [])
+    known = [name.upper() for name in WebSettings.model_fields]
+    lines = []
+    for name in sorted({name for name in names if name.upper().startswith(WEB_PREFIX)}):
+        bare = name.upper().removeprefix(WEB_PREFIX)
+        if bare in known:
+            continue
+        close = difflib.get_close_matches(bare, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {WEB_PREFIX}{close[0]}?" if close else "; see narrwatch/web/settings.py"
+        lines.append(f"{name}: no such setting{hint}")
+    if lines:
+        raise UnknownSettingError(lines)
+    return WebSettings()
+
+
 def secret_key(web: WebSettings, data_dir: Path) -> str:
     """The configured key, else one generated once and kept (mode 0600) in the data dir."""
     if web.secret_key is not None:

@@ -74,3 +74,23 @@ def test_narratives_import_then_export_round_trips(app: typer.Typer, ctx: AppCon
     (folder / "broken.yaml").write_text("id: broken\ntitle: x\n")
     code, out = run(app, "narratives", "import")
     assert code != 0 and "broken.yaml" in out and "description" in out
+
+
+def test_web_variables_pass_the_settings_check_and_misspelt_ones_are_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from narrwatch.config import get_settings
+    from narrwatch.settings_check import UnknownSettingError
+    from narrwatch.web.settings import load_web_settings
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("NARRWATCH_WEB_BASE_URL", "https://narrwatch.example.org")
+    get_settings.cache_clear()
+    try:
+        get_settings()  # the application's check leaves the app's variables to the app
+    finally:
+        get_settings.cache_clear()
+    assert load_web_settings().base_url == "https://narrwatch.example.org"
+    monkeypatch.setenv("NARRWATCH_WEB_BASE_ULR", "https://typo.example.org")
+    with pytest.raises(UnknownSettingError, match="did you mean NARRWATCH_WEB_BASE_URL"):
+        load_web_settings()

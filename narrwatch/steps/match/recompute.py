@@ -96,9 +96,9 @@ def recompute_changed_narratives(ctx: AppContext, now: dt.datetime) -> Recompute
     current matches, so the next run finds nothing to do.
     """
     from narrwatch.steps.match import match as matching
-    from narrwatch.steps.match import versions as versions_mod
+    from narrwatch.steps.match.versions import sync_narratives
 
-    versions_mod.sync_narratives(ctx, now)
+    sync_narratives(ctx, now)
     start = now - dt.timedelta(days=ctx.settings.recompute_window_days)
     report = RecomputeReport(window_start=start, window_end=now)
     report.changed = outdated_seed_versions(ctx, start, now)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from narrwatch.context import AppContext
 from narrwatch.steps.report.collect import collect_report_data
@@ -84,14 +84,17 @@ def render_report(
     )
 
 
-def _environment() -> Environment:
+def template_environment(*loaders: BaseLoader, keep_trailing_newline: bool = True) -> Environment:
+    """The report's Jinja2 environment (autoescape on, strict undefined, the report's filters), with
+    ``loaders`` searched before the report's own templates: the served app renders the same
+    partials through it."""
     env = Environment(
-        loader=PackageLoader("narrwatch.steps.report", "templates"),
+        loader=ChoiceLoader([*loaders, PackageLoader("narrwatch.steps.report", "templates")]),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=True,
+        keep_trailing_newline=keep_trailing_newline,
     )
     env.filters["pvalue"] = format_p
     env.filters["when"] = format_when
@@ -101,7 +104,7 @@ def _environment() -> Environment:
     return env
 
 
-_ENV = _environment()
+_ENV = template_environment()
 
 
 @dataclass(frozen=True)

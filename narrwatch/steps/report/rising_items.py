@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.config import Settings
@@ -25,6 +25,7 @@ from narrwatch.steps.report.model import (
     ArticleEvidence,
     FellBack,
     FlagStat,
+    LanguageShare,
     RisingItem,
     Trend,
     TrendPoint,
@@ -122,6 +123,7 @@ def _rising_items(
         headline = overall_rows[0] if overall_rows else min(group, key=_flag_order)
         countries = _slice_values(session, day, kind, subject_id, "country")
         languages = _slice_values(session, day, kind, subject_id, "language")
+        language_mix = _language_mix(session, day, kind, subject_id, overall.window_days if overall else 1)
         trend = _trend(session, settings, day, kind, subject_id, headline)
         if kind == "narrative":
             seed = seeds.get(subject_id)
@@ -142,6 +144,7 @@ def _rising_items(
                     promote_command=None,
                     new=bool(headline.is_new),
                     run_day=max(1, int(headline.run_day or 1)),
+                    language_mix=language_mix,
                 )
             )
         else:
@@ -165,6 +168,7 @@ def _rising_items(
                     promote_command=f"narrwatch clusters promote {subject_id}" if cluster else None,
                     new=bool(headline.is_new),
                     run_day=max(1, int(headline.run_day or 1)),
+                    language_mix=language_mix,
                 )
             )
     return items
@@ -234,6 +238,26 @@ def _slice_values(session: Session, day: dt.date, kind: str, subject_id: str, di
         .order_by(DailyCount.dimension_value)
     ).all()
     return [_slice_label(dimension, v) for v in values if v]
+
+
+def _language_mix(
+    session: Session, day: dt.date, kind: str, subject_id: str, window_days: int
+) -> list[LanguageShare]:
+    """Counted articles per language over the ``window_days`` ending with ``day`` (the flag's window)."""
+    first = day - dt.timedelta(days=window_days - 1)
+    rows = session.execute(
+        select(DailyCount.dimension_value, func.sum(DailyCount.n_articles))
+        .where(
+            DailyCount.day >= first,
+            DailyCount.day <= day,
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == "language",
+        )
+        .group_by(DailyCount.dimension_value)
+    ).all()
+    shares = [LanguageShare(_slice_label("language", value), int(total)) for value, total in rows if total]
+    return sorted(shares, key=lambda share: (-share.n_articles, share.language))
 
 
 def _trend(
