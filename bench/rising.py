@@ -42,9 +42,11 @@ sys.path.insert(0, str(REPO))
 
 from narrwatch.config import Settings  # noqa: E402
 from narrwatch.domain.rising import (  # noqa: E402
-    Reference,
     RisingParams,
     assess_rising,
+)
+from narrwatch.domain.rising_baseline import (  # noqa: E402
+    Reference,
     baseline_dispersion,
     catalogue_prior,
     regular_outlets,

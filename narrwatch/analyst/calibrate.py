@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,13 +20,14 @@ from narrwatch.domain.calibration import thresholds_from_verdicts
 from narrwatch.domain.verdicts import MIN_CONFIRMED, MIN_REJECTED, train_head
 from narrwatch.steps.match.learning import attach_calibration, load_verdict_passages
 from narrwatch.steps.match.prepare import (
+    PreparedSeeds,
     load_calibrations,
     prepare_seeds,
     resolve_seed_thresholds,
     scoring_params,
 )
 from narrwatch.steps.match.seedstore import load_seeds
-from narrwatch.steps.match.stored import load_stored_articles
+from narrwatch.steps.match.stored import StoredArticle, load_stored_articles
 
 
 @dataclass
@@ -77,11 +79,7 @@ def calibrate(
         newest = _newest_verdicts(session, narrative_id)
         calibrations = load_calibrations(session, collection)
         articles, _missing = load_stored_articles(session, ctx.vector_store, collection, sorted(newest))
-    # A stored score is only comparable when it was made in this collection (same model).
-    rescorable = {a.id for a in articles}
-    verdicts = [
-        row for row in newest.values() if row.collection == collection or row.article_id in rescorable
-    ]
+    verdicts = _comparable_verdicts(newest, articles, collection)
     others = {k: v for k, v in calibrations.items() if k != narrative_id}
     base = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, others)
     current = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
@@ -105,12 +103,7 @@ def calibrate(
     prepared = prepare_seeds(encoder, narratives, [narrative_id], scoring_params(ctx.settings), base)
     if ctx.settings.match_calibration:
         attach_calibration(ctx, prepared, collection, now)
-    rescored = {
-        article.id: prepared.score(article.vectors, article.passage_texts, language=article.language)[
-            narrative_id
-        ].score
-        for article in articles
-    }
+    rescored = _rescore(prepared, articles, narrative_id)
     labelled = [(rescored.get(row.article_id, row.score), row.verdict == "confirm") for row in verdicts]
     chosen = thresholds_from_verdicts(labelled, target_precision, base[narrative_id].suggest)
     result.message = chosen.message
@@ -118,12 +111,7 @@ def calibrate(
     result.precision_at_confirm = chosen.precision
     result.confirmed_kept = chosen.confirmed_kept
     result.recall_kept = chosen.recall_kept
-    head = train_head(narrative_id, load_verdict_passages(ctx, prepared, collection, [narrative_id]))
-    result.head = (
-        head.describe()
-        if head is not None
-        else f"no verdict head yet: it needs {MIN_CONFIRMED} confirmed and {MIN_REJECTED} rejected verdicts"
-    )
+    result.head = _describe_head(ctx, prepared, collection, narrative_id)
     details = {
         "version_hash": narratives.content_hash(narrative_id),
         "rescored": len(rescored),
@@ -139,6 +127,35 @@ def calibrate(
         _store(session, result, target_precision, details, now)
     result.stored = True
     return result
+
+
+def _comparable_verdicts(
+    newest: dict[int, Any], articles: Sequence[StoredArticle], collection: str
+) -> list[Any]:
+    """The verdicts whose article can be scored again here or whose stored score fits this model."""
+    # A stored score is only comparable when it was made in this collection (same model).
+    rescorable = {a.id for a in articles}
+    return [row for row in newest.values() if row.collection == collection or row.article_id in rescorable]
+
+
+def _rescore(
+    prepared: PreparedSeeds, articles: Sequence[StoredArticle], narrative_id: str
+) -> dict[int, float]:
+    """Each labelled article's score for the seed as it is now, by article id."""
+    return {
+        article.id: prepared.score(article.vectors, article.passage_texts, language=article.language)[
+            narrative_id
+        ].score
+        for article in articles
+    }
+
+
+def _describe_head(ctx: AppContext, prepared: PreparedSeeds, collection: str, narrative_id: str) -> str:
+    """The seed's verdict head trained on its verdicts, or why it has none yet."""
+    head = train_head(narrative_id, load_verdict_passages(ctx, prepared, collection, [narrative_id]))
+    if head is not None:
+        return head.describe()
+    return f"no verdict head yet: it needs {MIN_CONFIRMED} confirmed and {MIN_REJECTED} rejected verdicts"
 
 
 def _newest_verdicts(session: Session, narrative_id: str) -> dict[int, Any]:

@@ -27,7 +27,7 @@ def promote_cluster(ctx: AppContext, cluster_id: int, narratives_dir: Path, now:
     """
     import yaml
 
-    from narrwatch.steps.match.seeds import parse_seed_file
+    from narrwatch.steps.match.seed_yaml import parse_seed_file
 
     with ctx.transaction() as session:
         cluster = session.get(Cluster, cluster_id)

@@ -353,7 +353,7 @@ def main() -> None:
     except RuntimeError as exc:
         # A model that cannot be loaded or a vector store that cannot be reached is an operator's
         # problem to fix, not a bug: one line naming it, no traceback.
-        from narrwatch.embeddings.encoder import EncoderError
+        from narrwatch.embeddings.encoder_errors import EncoderError
         from narrwatch.embeddings.store import VectorStoreError
 
         if isinstance(exc, EncoderError | VectorStoreError):

@@ -59,7 +59,7 @@ def reconcile(
                     refused = exc
                     summary = _last_reconcile_summary(ctx)
             else:
-                from narrwatch.steps.embed.embed import reconcile_vectors
+                from narrwatch.steps.embed.reconcile import reconcile_vectors
 
                 summary = reconcile_vectors(ctx, at, mend=False).as_dict()
         except Exception as exc:
@@ -138,7 +138,8 @@ def collect_status(ctx: Any) -> dict[str, Any]:
 
     from narrwatch.db.models import ArticleEmbedding
     from narrwatch.embeddings.collections import collection_for
-    from narrwatch.steps.embed.embed import ALIAS, count_pending, known_collections
+    from narrwatch.steps.embed.embed import ALIAS, count_pending
+    from narrwatch.steps.embed.reconcile import known_collections
 
     encoder = ctx.encoder
     store = ctx.vector_store
@@ -174,7 +175,7 @@ def collect_status(ctx: Any) -> dict[str, Any]:
 
 def _fail_known(exc: Exception) -> None:
     """Errors the user can act on (busy store, missing model) print one line, not a traceback."""
-    from narrwatch.embeddings.encoder import EncoderError
+    from narrwatch.embeddings.encoder_errors import EncoderError
     from narrwatch.embeddings.store import VectorStoreError
 
     if isinstance(exc, EncoderError | VectorStoreError):

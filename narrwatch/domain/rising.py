@@ -42,20 +42,29 @@ Regional narratives live at one to five outlets a day, so the test is built for 
 A flag needs (the minimum evidence rule): at least one outlet today, at least ``min_outlets``
 distinct outlets in the window that fired, its rate ratio at least ``min_ratio`` and its p-value
 within its share of ``alpha``.
+
+Steps 2 to 5 (exposure, weekday factors, the prior, the dispersion) live in
+``narrwatch/domain/rising_baseline.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import betainc, chdtri
+from scipy.special import betainc
 
-FloatArray = npt.NDArray[np.float64]
+from narrwatch.domain.rising_baseline import (
+    FloatArray,
+    Reference,
+    dispersion,
+    weekday_factors,
+    weekday_parameters,
+)
 
 STATISTIC_NAME = "nb_rate_ratio"
 
@@ -140,87 +149,6 @@ def count_day(records: Iterable[tuple[str, str]]) -> DayCount:
     )
 
 
-def weekday_factors(
-    counts: npt.ArrayLike,
-    weekdays: Sequence[int],
-    prior: npt.ArrayLike | None = None,
-    strength: float = 10.0,
-) -> FloatArray:
-    """Seven multiplicative factors (Monday first), shrunk towards ``prior``, averaging 1 over the days.
-
-    Averaging 1 over the given days (not over the week) keeps ``sum(counts) / len(counts)`` the
-    weekday-free rate even when the baseline is not a whole number of weeks.
-    """
-    y = np.asarray(counts, dtype=np.float64)
-    wd = np.asarray(weekdays, dtype=np.int64)
-    if y.shape != wd.shape:
-        raise ValueError("counts and weekdays differ in length")
-    p = np.ones(7) if prior is None else np.asarray(prior, dtype=np.float64)
-    if p.shape != (7,) or np.any(p <= 0):
-        raise ValueError("the weekday prior needs seven positive factors")
-    if strength <= 0:
-        raise ValueError("weekday prior strength must be positive: a weekday never seen cannot be zero")
-    if y.size == 0:
-        return p / p.mean()
-    mean = float(y.mean())
-    sums = np.bincount(wd, weights=y, minlength=7)
-    days = np.bincount(wd, minlength=7).astype(np.float64)
-    factors = p.copy()
-    if mean > 0:
-        factors = (sums + strength * p) / (mean * days + strength)
-    return factors * (y.size / float(factors[wd].sum()))
-
-
-def weekday_parameters(counts: npt.ArrayLike, weekdays: Sequence[int], strength: float) -> float:
-    """Effective number of parameters fitted by the mean and the shrunk weekday factors.
-
-    A weekday's factor follows the subject's own data with weight ``m n_w / (m n_w + k)``; six of
-    the seven factors are free once they are normalised.
-    """
-    y = np.asarray(counts, dtype=np.float64)
-    if y.size == 0:
-        return 0.0
-    days = np.bincount(np.asarray(weekdays, dtype=np.int64), minlength=7).astype(np.float64)
-    own = float(y.mean()) * days
-    weights = own / (own + strength)
-    return 1.0 + float(weights.sum()) * 6.0 / 7.0
-
-
-def dispersion(
-    counts: npt.ArrayLike, expected: npt.ArrayLike, n_params: float = 1.0, confidence: float = 0.0
-) -> float:
-    """Moment estimate of ``a`` in ``var = mu + a mu^2`` (0 for Poisson-like data).
-
-    ``expected`` was fitted to the same days with ``n_params`` effective parameters, so the squared
-    residuals are scaled by ``n / (n - n_params)``. With ``confidence`` > 0 the residual variance is
-    taken at that one-sided upper confidence bound (chi-square with ``n - n_params`` degrees of
-    freedom).
-    """
-    y = np.asarray(counts, dtype=np.float64)
-    mu = np.asarray(expected, dtype=np.float64)
-    denominator = float(np.sum(mu * mu))
-    if y.size < 2 or denominator == 0:
-        return 0.0
-    residual_dof = max(1.0, y.size - n_params)
-    squares = float(np.sum((y - mu) ** 2)) * y.size / residual_dof
-    if confidence > 0:
-        squares *= residual_dof / float(chdtri(residual_dof, confidence))
-    return max(0.0, (squares - float(np.sum(y))) / denominator)
-
-
-def baseline_dispersion(
-    counts: npt.ArrayLike, weekdays: Sequence[int], weekday_prior: npt.ArrayLike | None, strength: float
-) -> tuple[float, float]:
-    """One subject's dispersion over a baseline and the information behind it (``sum(mu^2)``): what
-    the catalogue prior pools over subjects."""
-    y = np.asarray(counts, dtype=np.float64)
-    if y.size < 2 or y.sum() == 0:
-        return 0.0, 0.0
-    fitted = float(y.mean()) * weekday_factors(y, weekdays, weekday_prior, strength)[list(weekdays)]
-    n_params = weekday_parameters(y, weekdays, strength)
-    return dispersion(y, fitted, n_params), float(np.sum(fitted**2))
-
-
 def negative_binomial_tail(count: int, mean: float, size: float) -> float:
     """``P(X >= count)`` for a negative binomial with this mean and size (exact, via the beta function)."""
     if count <= 0:
@@ -229,112 +157,6 @@ def negative_binomial_tail(count: int, mean: float, size: float) -> float:
         return 0.0
     success = size / (size + mean)
     return float(min(1.0, max(0.0, betainc(count, size, 1.0 - success))))
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A Gamma prior on a subject's rate: ``days`` pseudo-days at ``rate`` outlets per day, and the
-    dispersion subjects like it show (for seeds: the catalogue; for clusters: a typical story)."""
-
-    rate: float
-    dispersion: float
-    days: float
-
-
-def catalogue_prior(
-    rates: Sequence[float], dispersions: Sequence[float], weights: Sequence[float] | None = None
-) -> Reference | None:
-    """The Gamma prior of one subject's rate from every comparable subject's baseline rate, fitted by
-    moments (empirical Bayes): mean ``m`` and spread ``v`` of the rates give ``m / v`` pseudo-days at
-    rate ``m``. Seeds of very different sizes make a weak prior, as they should; a catalogue of
-    similar seeds pulls a new or quiet seed towards them.
-
-    The dispersion is the weighted median of the subjects' estimates, weighted by their information
-    (``sum(mu^2)`` of each baseline: a busy seed measures day-to-day swings far better than a quiet
-    one); a median, so one seed with a burst in its baseline does not make every other seed deaf.
-    """
-    usable = np.asarray([r for r in rates if r > 0], dtype=np.float64)
-    if usable.size < 2:
-        return None
-    mean = float(usable.mean())
-    spread = float(usable.var(ddof=1))
-    days = mean / spread if spread > 0 else 28.0
-    return Reference(rate=mean, dispersion=weighted_median(dispersions, weights), days=min(days, 28.0))
-
-
-def weighted_median(values: Sequence[float], weights: Sequence[float] | None = None) -> float:
-    if not values:
-        return 0.0
-    v = np.asarray(values, dtype=np.float64)
-    w = np.ones(v.size) if weights is None else np.asarray(weights, dtype=np.float64)
-    order = np.argsort(v)
-    cumulative = np.cumsum(w[order])
-    if cumulative[-1] <= 0:
-        return float(np.median(v))
-    return float(v[order][int(np.searchsorted(cumulative, cumulative[-1] / 2.0))])
-
-
-def reference_from_cross_section(values: Sequence[int], days: float = 7.0) -> Reference | None:
-    """A typical active subject-day (for clusters: how many outlets a story usually gets in a day).
-
-    Only days with at least one outlet count, so the level is that of a story that is being covered,
-    which makes the comparison conservative.
-    """
-    y = np.asarray([v for v in values if v > 0], dtype=np.float64)
-    if y.size < 2:
-        return None
-    mean = float(y.mean())
-    return Reference(rate=mean, dispersion=dispersion(y, np.full(y.size, mean)), days=days)
-
-
-def regular_outlets(
-    active: Mapping[dt.date, Set[str]], days: Sequence[dt.date], share: float = 0.8
-) -> set[str]:
-    """Outlets that published something on at least ``share`` of the days: only their silence says
-    that a feed is down rather than that an occasional outlet had nothing to say."""
-    seen: dict[str, int] = {}
-    for day in days:
-        for outlet in active.get(day, ()):
-            seen[outlet] = seen.get(outlet, 0) + 1
-    return {outlet for outlet, n in seen.items() if days and n >= share * len(days)}
-
-
-def subject_coverage(
-    outlet_weights: Mapping[str, float],
-    active: Mapping[dt.date, Set[str]],
-    days: Iterable[dt.date],
-    regular: Set[str] | None = None,
-) -> dict[dt.date, float]:
-    """Per day, the share of the subject's usual outlets (weighted by how often they carried it) that
-    were not silent. Only ``regular`` outlets (all when None) can be silent; days missing from
-    ``active`` count as fully covered."""
-    total = float(sum(outlet_weights.values()))
-    out: dict[dt.date, float] = {}
-    for day in days:
-        published = active.get(day)
-        if total <= 0 or published is None:
-            out[day] = 1.0
-            continue
-        silent = sum(
-            w
-            for outlet, w in outlet_weights.items()
-            if outlet not in published and (regular is None or outlet in regular)
-        )
-        out[day] = 1.0 - silent / total
-    return out
-
-
-def volume_exposure(per_active_outlet: Mapping[dt.date, float]) -> dict[dt.date, float]:
-    """Each day's articles per active outlet against its weekday's median over the given days: 1 on
-    an ordinary day, well below on a holiday. The weekday itself is left to the weekday factors."""
-    by_weekday: dict[int, list[float]] = {}
-    for day, value in per_active_outlet.items():
-        by_weekday.setdefault(day.weekday(), []).append(value)
-    medians = {w: float(np.median(v)) for w, v in by_weekday.items()}
-    return {
-        day: (float(np.clip(value / medians[day.weekday()], 0.0, 2.0)) if medians[day.weekday()] > 0 else 1.0)
-        for day, value in per_active_outlet.items()
-    }
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from narrwatch.domain.scoring import fold_text, keyword_hits
+from narrwatch.domain.lexical import fold_text, keyword_hits
 
 StanceLabel = Literal["promoting", "reporting", "debunking"]
 

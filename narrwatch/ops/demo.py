@@ -1,9 +1,13 @@
 """The offline demo: made-up outlets served as RSS on 127.0.0.1, replayed day by day.
 
-The bundled data (``narrwatch/demo_data``) covers 35 days in which one seed narrative rises over the
-last three days across distinct outlets. Each replayed day polls every feed at the end of that day,
-embeds, matches, clusters, detects and (for the last week) writes the report, with ``now`` set to the
-replayed time: exactly what the DAGs would have done on those days.
+The bundled data (``narrwatch/demo_data``) covers 35 days of made-up outlets writing in their own
+languages and scripts (Serbian Cyrillic and Latin, Croatian, Bosnian, Montenegrin, Albanian,
+Macedonian, Russian, English). One seed narrative rises over the last three days across outlets and
+languages, and a small claim no seed describes is pushed by several outlets over the last days.
+Routine news is one story per outlet, so it gives the clusterer nothing to group. Each replayed day
+polls every feed at the end of that day, embeds, matches, clusters, detects and (for the last week)
+writes the report, with ``now`` set to the replayed time: exactly what the DAGs would have done on
+those days.
 
 Item links point at fictional ``.example`` domains, so canonical URLs stay the same whatever port
 the feed server gets: a second run stores nothing new.
@@ -41,6 +45,7 @@ class DemoOutlet:
     name: str
     country: str
     languages: list[str]
+    script: str  # ISO 15924 (Cyrl, Latn): Serbian outlets write in either
     group: str
     state_affiliated: bool
     tags: list[str]
@@ -56,6 +61,9 @@ class DemoItem:
     slug: str
     guid: str | None
     labels: tuple[str, ...]
+    # Why the item is there beyond its labels: "rebuttal", "report", "syndicated-from:...",
+    # "unseeded-claim:..."; empty for everyday news.
+    note: str = ""
 
     def link(self, outlet: DemoOutlet) -> str:
         return f"https://www.{outlet.slug}.example/news/{self.slug}"
@@ -77,6 +85,8 @@ class DemoResult:
     days: int
     flags: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # (subject kind, subject id) -> [(language, articles)] of each item rising on the last day
+    language_mix: dict[tuple[str, str], list[tuple[str, int]]] = field(default_factory=dict)
 
 
 def load_demo_data() -> DemoData:
@@ -90,6 +100,7 @@ def load_demo_data() -> DemoData:
             name=entry["name"],
             country=entry["country"],
             languages=list(entry.get("languages") or ["en"]),
+            script=entry.get("script", "Latn"),
             group=entry.get("group", "demo"),
             state_affiliated=bool(entry.get("state_affiliated", False)),
             tags=list(entry.get("tags") or []),
@@ -120,6 +131,7 @@ def load_demo_data() -> DemoData:
                 slug=row["slug"],
                 guid=row.get("guid"),
                 labels=tuple(row.get("labels") or ()),
+                note=row.get("note", ""),
             )
         )
     items.sort(key=lambda item: (item.published, item.outlet, item.slug))
@@ -327,15 +339,34 @@ def replay(
         if on_day is not None:
             on_day()
     flags = rising_flags_for(ctx, DEMO_START + dt.timedelta(days=n_days - 1))
+    mixes = language_mix_in_report(report_html)
     for flag in flags:
         scope = "" if flag["dimension"] == "all" else f" [{flag['dimension']} {flag['dimension_value']}]"
+        mix = mixes.get((flag["subject_kind"], flag["subject_id"])) if flag["dimension"] == "all" else None
+        languages = f", languages {', '.join(f'{lang} {n}' for lang, n in mix)}" if mix else ""
         echo(
             f"rising on {flag['day']}: {flag['subject_kind']} {flag['subject_id']}{scope}: "
             f"count {flag['count']} vs baseline {flag['baseline']:.2f}, "
             f"{flag['n_outlets']} distinct outlets, rate ratio {flag['rate_ratio']:.1f}, "
-            f"p={flag['p_value']:.2g}"
+            f"p={flag['p_value']:.2g}{languages}"
         )
-    return DemoResult(report_html=report_html, days=n_days, flags=flags, counts=table_counts(ctx))
+    return DemoResult(
+        report_html=report_html, days=n_days, flags=flags, counts=table_counts(ctx), language_mix=mixes
+    )
+
+
+def language_mix_in_report(report_html: Path) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """Each rising item's language mix as the day's report.json states it (what a reader sees)."""
+    report_json = report_html.with_name("report.json")
+    if not report_json.is_file():
+        return {}
+    report = json.loads(report_json.read_text(encoding="utf-8"))
+    return {
+        (item["kind"], item["subject_id"]): [
+            (share["language"], share["n_articles"]) for share in item["language_mix"]
+        ]
+        for item in report.get("rising", [])
+    }
 
 
 def rising_flags_for(ctx: Any, day: dt.date) -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ from narrwatch.analyst.promote import promote_cluster
 from narrwatch.analyst.try_text import test_text
 from narrwatch.db.models import Article
 from narrwatch.steps.cluster.cluster import ClusteringError
-from narrwatch.steps.match.seeds import NarrativeError, parse_seed_file
+from narrwatch.steps.match.seed_yaml import parse_seed_file
+from narrwatch.steps.match.seeds import NarrativeError
 from narrwatch.steps.match.seedstore import SeedSaveError, save_seed, seed_document
 from narrwatch.steps.match.versions import sync_narratives
 from narrwatch.web import queries

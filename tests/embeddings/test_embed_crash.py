@@ -28,6 +28,7 @@ from narrwatch.db.models import ArticleEmbedding, Passage
 from narrwatch.embeddings import collections as collections_mod
 from narrwatch.embeddings.newsgen import generate_articles
 from narrwatch.steps.embed import embed as vectorize
+from narrwatch.steps.embed import reconcile
 
 pytestmark = pytest.mark.db
 
@@ -102,7 +103,7 @@ def test_sigkill_between_upsert_and_mark_then_rerun(
         assert len(article_ids) in (2 * BATCH, 3 * BATCH)
         first_two = {row.point_id for row in rows_before if row.article_id in article_ids[: 2 * BATCH]}
         assert set(store.iter_ids(collection)) == first_two
-        assert vectorize.reconcile_vectors(rerun_ctx, NOW, mend=False).orphan_points == 0
+        assert reconcile.reconcile_vectors(rerun_ctx, NOW, mend=False).orphan_points == 0
 
         report = vectorize.embed_pending(rerun_ctx, NOW)
         assert report.articles_embedded == N_ARTICLES - BATCH
@@ -120,7 +121,7 @@ def test_sigkill_between_upsert_and_mark_then_rerun(
         assert len(ids_in_qdrant) == len(set(ids_in_qdrant)) == len(point_ids) == store.count(collection)
         assert set(ids_in_qdrant) == set(point_ids)
 
-        check = vectorize.reconcile_vectors(rerun_ctx, NOW)
+        check = reconcile.reconcile_vectors(rerun_ctx, NOW)
         assert (check.orphan_points, check.missing_points, check.articles_unmarked) == (0, 0, 0)
     finally:
         if rerun_ctx._vector_store is not None:

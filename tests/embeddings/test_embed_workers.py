@@ -24,6 +24,7 @@ from narrwatch.context import AppContext
 from narrwatch.db.models import ArticleEmbedding, Passage, WorkClaim
 from narrwatch.embeddings.newsgen import generate_articles
 from narrwatch.steps.embed import embed as vectorize
+from narrwatch.steps.embed import reconcile
 
 pytestmark = pytest.mark.db
 
@@ -96,7 +97,7 @@ def test_two_concurrent_embed_workers_embed_every_article_exactly_once(
     assert marked == N_ARTICLES
     assert passages == store.count(collection) == len(set(store.iter_ids(collection)))
     assert claims_left == 0, "every claim released with its marks"
-    check = vectorize.reconcile_vectors(ctx, NOW, mend=False)
+    check = reconcile.reconcile_vectors(ctx, NOW, mend=False)
     assert (check.orphan_points, check.missing_points) == (0, 0)
 
 

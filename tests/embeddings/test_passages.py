@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from narrwatch.config import BUNDLED_MODEL
-from narrwatch.embeddings.encoder import SentenceEncoder, resolve_model_dir
+from narrwatch.embeddings.encoder import SentenceEncoder
+from narrwatch.embeddings.model_source import resolve_model_dir
 from narrwatch.embeddings.passages import passage_token_budget, sentences, split_passages
 
 

@@ -17,10 +17,11 @@ from narrwatch.context import AppContext
 from narrwatch.db.models import Article, ArticleEmbedding, Passage
 from narrwatch.domain.urls import point_uuid
 from narrwatch.embeddings import collections as collections_mod
-from narrwatch.embeddings.encoder import resolve_model_dir
+from narrwatch.embeddings.model_source import resolve_model_dir
 from narrwatch.embeddings.newsgen import generate_articles
 from narrwatch.ports import VectorPoint
 from narrwatch.steps.embed import embed as vectorize
+from narrwatch.steps.embed import reconcile
 
 pytestmark = pytest.mark.db
 
@@ -71,7 +72,7 @@ def assert_consistent(ctx: AppContext, collection: str, n_articles: int) -> None
         per_article.setdefault(article_id, []).append(idx)
     for article_id, n_passages in marked.items():
         assert sorted(per_article.get(article_id, [])) == list(range(n_passages))
-    report = vectorize.reconcile_vectors(ctx, NOW, mend=False)
+    report = reconcile.reconcile_vectors(ctx, NOW, mend=False)
     assert (report.orphan_points, report.missing_points) == (0, 0)
 
 
@@ -138,12 +139,12 @@ def test_reconcile_finds_and_mends_orphans_and_missing_points(ctx: AppContext) -
     )
     store.upsert(collection, [stray])
 
-    dry = vectorize.reconcile_vectors(ctx, NOW, mend=False)
+    dry = reconcile.reconcile_vectors(ctx, NOW, mend=False)
     assert (dry.orphan_points, dry.missing_points, dry.articles_unmarked) == (1, 1, 0)
     assert store.count(collection) == 6 and len(marks(ctx, collection)) == 6, "a dry run changes nothing"
     assert dry.as_dict()["collections"][0]["collection"] == collection
 
-    mended = vectorize.reconcile_vectors(ctx, NOW)
+    mended = reconcile.reconcile_vectors(ctx, NOW)
     assert (mended.orphan_points, mended.missing_points, mended.articles_unmarked) == (1, 1, 1)
     assert stray.id not in set(store.iter_ids(collection))
     assert ids[2] not in marks(ctx, collection)
@@ -159,7 +160,7 @@ def test_deleted_articles_leave_orphans_that_reconcile_removes(ctx: AppContext) 
     collection = vectorize.embed_pending(ctx, NOW).collection
     with ctx.transaction() as session:  # what retention does: the rows go, the points stay behind
         session.execute(delete(Article).where(Article.id == ids[0]))
-    report = vectorize.reconcile_vectors(ctx, NOW)
+    report = reconcile.reconcile_vectors(ctx, NOW)
     assert (report.orphan_points, report.missing_points) == (1, 0)
     assert_consistent(ctx, collection, n_articles=3)
 
@@ -209,7 +210,7 @@ def test_crash_before_the_upsert_is_redone_without_duplicates(
     collection = collections_mod.collection_for(ctx.encoder)
     assert len(marks(ctx, collection)) == 4
     assert len(sql_points(ctx, collection)) == 8 > ctx.vector_store.count(collection) == 4
-    assert vectorize.reconcile_vectors(ctx, NOW, mend=False).orphan_points == 0, "rows come before points"
+    assert reconcile.reconcile_vectors(ctx, NOW, mend=False).orphan_points == 0, "rows come before points"
 
     monkeypatch.setattr(vectorize, "checkpoint_hook", None)
     vectorize.embed_pending(ctx, NOW)
@@ -261,5 +262,5 @@ def test_changing_the_model_makes_a_new_collection_and_keeps_the_old(
     assert_consistent(changed, new.collection, n_articles=5)
     with ctx.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Passage)) == 10
-    report = vectorize.reconcile_vectors(ctx, NOW, mend=False)
+    report = reconcile.reconcile_vectors(ctx, NOW, mend=False)
     assert [c.collection for c in report.collections] == sorted([old.collection, new.collection])

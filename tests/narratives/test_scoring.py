@@ -8,16 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from narrwatch.domain.lexical import REBUTTAL_CUES, fold_text, keyword_hits
 from narrwatch.domain.scoring import (
-    REBUTTAL_CUES,
     ScoringParams,
     SeedScore,
     Thresholds,
     build_seed_vectors,
     decide,
-    fold_text,
     gate_by_parent,
-    keyword_hits,
     leaf_labels,
     model_default_thresholds,
     model_key,

@@ -10,13 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from narrwatch.steps.match.seeds import (
-    MAX_PHRASE_CHARS,
-    MAX_PHRASES,
-    MAX_PROBLEM_CHARS,
-    check_narratives,
-    load_usable_narratives,
-)
+from narrwatch.steps.match.seed_schema import MAX_PHRASE_CHARS, MAX_PHRASES, MAX_PROBLEM_CHARS
+from narrwatch.steps.match.seeds import check_narratives, load_usable_narratives
 
 REPO = Path(__file__).resolve().parents[2]
 

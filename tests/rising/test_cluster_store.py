@@ -17,7 +17,7 @@ from narrwatch.domain.clustering import pairwise, resolve
 from narrwatch.embeddings import collections as collections_mod
 from narrwatch.steps.cluster.cluster import ClusteringError, cluster_unmatched
 from narrwatch.steps.embed import embed as vectorize
-from narrwatch.steps.match.seeds import parse_seed_file
+from narrwatch.steps.match.seed_yaml import parse_seed_file
 
 pytestmark = pytest.mark.db
 

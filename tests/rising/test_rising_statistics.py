@@ -11,14 +11,16 @@ from hypothesis import strategies as st
 from scipy.stats import nbinom
 
 from narrwatch.domain.rising import (
-    Reference,
     RisingParams,
     assess_rising,
-    catalogue_prior,
     count_day,
-    dispersion,
     flag_run,
     negative_binomial_tail,
+)
+from narrwatch.domain.rising_baseline import (
+    Reference,
+    catalogue_prior,
+    dispersion,
     reference_from_cross_section,
     regular_outlets,
     subject_coverage,

@@ -3,11 +3,11 @@
 ``cluster_unmatched(ctx, start, end, now)`` takes the articles embedded in the configured model's
 collection, published in ``[start, end)``, that have no active seed match (a suggest or confirm match
 no analyst rejected) and are not clustered yet, and feeds them to the online clusterer in publication
-order, resuming from the stored clusters. An article's vector is the normalised mean of its passage
-vectors, read back from the vector store. Already clustered articles are skipped, so a rerun changes
-nothing and ids never move; members keep the cluster they first joined, and a merge only marks the
-younger cluster ``merged`` with ``merged_into`` and ``merged_at`` (rising detection follows merges that
-happened before the day it counts).
+order, resuming from the stored clusters. An article's vector is its claim vector
+(``claim_vector``: the lead passage), read back from the vector store. Already clustered articles
+are skipped, so a rerun changes nothing and ids never move; members keep the cluster they first
+joined, and a merge only marks the younger cluster ``merged`` with ``merged_into`` and ``merged_at``
+(rising detection follows merges that happened before the day it counts).
 
 ``promote_cluster`` turns a cluster into a draft seed file for an analyst to finish.
 """
@@ -33,6 +33,7 @@ from narrwatch.domain.clustering import (
     ClusterState,
     ClusterThresholds,
     OnlineClusterer,
+    claim_vector,
     distinctive_terms,
     model_key,
     resolve,
@@ -107,27 +108,34 @@ def cluster_thresholds(encoder: Encoder, override: float | None) -> ClusterThres
     return thresholds
 
 
-def article_vectors(
+def passage_vectors(
     session: Session, store: VectorStore, collection: str, article_ids: Sequence[int]
 ) -> dict[int, npt.NDArray[np.float64]]:
-    """Normalised mean of each article's passage vectors; articles with a missing point are left out."""
+    """Each article's passage vectors in passage order, one row each; articles with a missing point
+    are left out."""
     ids = sorted(set(article_ids))
     passages: dict[int, list[str]] = defaultdict(list)
     for chunk in rules.chunked(ids):
         for passage in session.scalars(rules.current_passages(collection, chunk)):
             passages[passage.article_id].append(passage.point_id)
-    found = store.retrieve_vectors(collection, [p for points in passages.values() for p in points])
+    found = store.retrieve_vectors(collection, [p for rows in passages.values() for p in rows])
     canonical = {key.lower(): value for key, value in found.items()}
-    vectors: dict[int, npt.NDArray[np.float64]] = {}
-    for article_id, points in passages.items():
-        parts = [canonical.get(p.lower()) for p in points]
-        if not parts or any(part is None for part in parts):
-            continue
-        mean = np.mean(np.stack([np.asarray(p, dtype=np.float64) for p in parts if p is not None]), axis=0)
-        norm = float(np.linalg.norm(mean))
-        if norm > 0:
-            vectors[article_id] = mean / norm
-    return vectors
+    stacked: dict[int, npt.NDArray[np.float64]] = {}
+    for article_id, rows in passages.items():
+        parts = [canonical.get(p.lower()) for p in rows]
+        if parts and all(part is not None for part in parts):
+            stacked[article_id] = np.stack([np.asarray(p, dtype=np.float64) for p in parts if p is not None])
+    return stacked
+
+
+def article_vectors(
+    session: Session, store: VectorStore, collection: str, article_ids: Sequence[int]
+) -> dict[int, npt.NDArray[np.float64]]:
+    """The claim vector of each article (``claim_vector`` of its passages); articles with a missing
+    point are left out."""
+    found = passage_vectors(session, store, collection, article_ids)
+    vectors = {article_id: claim_vector(rows) for article_id, rows in found.items()}
+    return {article_id: vector for article_id, vector in vectors.items() if vector is not None}
 
 
 def _candidates(

@@ -1,4 +1,4 @@
-"""The embed step and the SQL <-> Qdrant reconciliation.
+"""The embed step (its SQL <-> Qdrant reconciliation: ``narrwatch.steps.embed.reconcile``).
 
 SQL is the source of truth and Qdrant a projection of the ``passages`` table, kept in step by the
 order of writes (an outbox):
@@ -21,10 +21,9 @@ moves to the configured model's collection once every article is embedded there.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, func, select, update
@@ -33,14 +32,12 @@ from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
 from narrwatch.db.models import Article, ArticleEmbedding, Passage
 from narrwatch.db.session import dialect_insert
-from narrwatch.embeddings.collections import COLLECTION_PREFIX, collection_for
+from narrwatch.embeddings.collections import collection_for
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from narrwatch.ports import Encoder, VectorPoint, VectorStore
-
-log = logging.getLogger(__name__)
 
 #: Stable name for "the passages of the model in use", for tools outside narrwatch.
 ALIAS = "narrwatch_passages"
@@ -68,41 +65,6 @@ class EmbedReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class CollectionCheck:
-    collection: str
-    points: int
-    passages: int
-    articles_embedded: int
-    orphan_points: int
-    missing_points: int
-    articles_unmarked: int
-    refused: str | None = None  # why the orphans were not deleted (narrwatch.steps.embed.reconcile_guard)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class ReconcileReport:
-    checked_at: dt.datetime
-    mended: bool
-    orphan_points: int = 0  # points in Qdrant that no passages row claims
-    missing_points: int = 0  # points of embedded articles that Qdrant does not have
-    articles_unmarked: int = 0  # articles whose marks were removed so the next embed restores them
-    collections: list[CollectionCheck] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "checked_at": self.checked_at.isoformat(),
-            "mended": self.mended,
-            "orphan_points": self.orphan_points,
-            "missing_points": self.missing_points,
-            "articles_unmarked": self.articles_unmarked,
-            "collections": [check.as_dict() for check in self.collections],
-        }
 
 
 @dataclass(frozen=True)
@@ -425,102 +387,3 @@ def _point_alias(store: VectorStore, collection: str) -> str | None:
         return None
     set_alias(ALIAS, collection)
     return collection
-
-
-# --- reconcile -----------------------------------------------------------------------------------
-
-
-def reconcile_vectors(
-    ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False
-) -> ReconcileReport:
-    """Compare every narrwatch collection with SQL; with ``mend`` delete orphans and unmark the missing.
-
-    Reads in the order that keeps a concurrent embed run from looking inconsistent: marks first,
-    then Qdrant's ids, then the passages rows (rows are committed before their points are written,
-    and points are written before their articles are marked).
-    """
-    store = ctx.vector_store
-    report = ReconcileReport(checked_at=now, mended=mend)
-    for collection in known_collections(ctx, store):
-        check = _reconcile_collection(ctx, store, collection, mend, force)
-        report.collections.append(check)
-        report.orphan_points += check.orphan_points
-        report.missing_points += check.missing_points
-        report.articles_unmarked += check.articles_unmarked
-    return report
-
-
-def known_collections(ctx: AppContext, store: VectorStore) -> list[str]:
-    """narrwatch's collections, in SQL or in Qdrant."""
-    with ctx.transaction() as session:
-        names = set(session.scalars(select(Passage.collection).distinct()))
-        names.update(session.scalars(select(ArticleEmbedding.collection).distinct()))
-    list_collections = getattr(store, "collections", None)
-    if list_collections is not None:
-        names.update(name for name in list_collections() if name.startswith(COLLECTION_PREFIX))
-    return sorted(names)
-
-
-def _reconcile_collection(
-    ctx: AppContext, store: VectorStore, collection: str, mend: bool, force: bool
-) -> CollectionCheck:
-    from narrwatch.steps.embed.reconcile_guard import orphan_deletion_refusal
-
-    with ctx.transaction() as session:
-        marks = dict(
-            session.execute(
-                select(ArticleEmbedding.article_id, ArticleEmbedding.n_passages).where(
-                    ArticleEmbedding.collection == collection
-                )
-            ).all()
-        )
-    in_qdrant = set(store.iter_ids(collection))
-    with ctx.transaction() as session:
-        passages = session.execute(
-            select(Passage.article_id, Passage.idx, Passage.point_id).where(Passage.collection == collection)
-        ).all()
-    claimed = {row.point_id for row in passages}
-    by_article: dict[int, dict[int, str]] = {}
-    for row in passages:
-        by_article.setdefault(row.article_id, {})[row.idx] = row.point_id
-
-    orphans = sorted(in_qdrant - claimed)
-    missing = 0
-    to_unmark: list[int] = []
-    for article_id, n_passages in marks.items():
-        owned = by_article.get(article_id, {})
-        absent = sum(1 for idx in range(n_passages) if owned.get(idx) not in in_qdrant)
-        if absent:
-            missing += absent
-            to_unmark.append(article_id)
-
-    refused = orphan_deletion_refusal(collection, len(orphans), len(in_qdrant), force) if mend else None
-    if mend:
-        if orphans and refused is None:
-            store.delete(collection, orphans)
-        if to_unmark:
-            with ctx.transaction() as session:
-                for start in range(0, len(to_unmark), 500):
-                    session.execute(
-                        delete(ArticleEmbedding).where(
-                            ArticleEmbedding.collection == collection,
-                            ArticleEmbedding.article_id.in_(to_unmark[start : start + 500]),
-                        )
-                    )
-        if orphans or to_unmark:
-            log.info(
-                "reconcile %s: deleted %d orphan points, unmarked %d articles",
-                collection,
-                len(orphans),
-                len(to_unmark),
-            )
-    return CollectionCheck(
-        collection=collection,
-        points=len(in_qdrant),
-        passages=len(passages),
-        articles_embedded=len(marks),
-        orphan_points=len(orphans),
-        missing_points=missing,
-        articles_unmarked=len(to_unmark) if mend else 0,
-        refused=refused,
-    )

@@ -127,12 +127,7 @@ def match_articles(
     report.seeds = len(active)
     report.versions = {seed_id: versions[seed_id].version for seed_id in active}
 
-    in_window = and_(
-        ArticleEmbedding.collection == collection,
-        ArticleEmbedding.n_passages > 0,
-        Article.published_at >= start,
-        Article.published_at < end,
-    )
+    in_window = _embedded_in_window(collection, start, end)
     with ctx.transaction() as session:
         total = session.scalar(
             select(func.count()).select_from(Article).join(ArticleEmbedding).where(in_window)
@@ -153,14 +148,7 @@ def match_articles(
             with ctx.transaction() as session:
                 articles, missing = load_stored_articles(session, store, collection, ids)
             report.articles_missing_vectors += len(missing)
-            decisions = [
-                _Decision(article, seed_id, level, scores[seed_id])
-                for article in articles
-                for scores in [
-                    prepared.score(article.vectors, article.passage_texts, language=article.language)
-                ]
-                for seed_id, level in prepared.decide(scores).items()
-            ]
+            decisions = _decide(prepared, articles)
             with ctx.transaction() as session:
                 _write_matches(session, collection, prepared, versions, articles, decisions, now, report)
                 _write_states(session, collection, key, [a.id for a in articles], now)
@@ -176,6 +164,26 @@ def match_articles(
             report.rows_removed += _remove_unembedded(session, collection, start, end)
     report.articles_up_to_date = int(total or 0) - report.articles_scored - report.articles_missing_vectors
     return report
+
+
+def _embedded_in_window(collection: str, start: dt.datetime, end: dt.datetime) -> Any:
+    """SQL: the article has passages in ``collection`` and was published in ``[start, end)``."""
+    return and_(
+        ArticleEmbedding.collection == collection,
+        ArticleEmbedding.n_passages > 0,
+        Article.published_at >= start,
+        Article.published_at < end,
+    )
+
+
+def _decide(prepared: PreparedSeeds, articles: Sequence[StoredArticle]) -> list[_Decision]:
+    """Score each article against the prepared seeds; one decision per seed it reaches a level for."""
+    return [
+        _Decision(article, seed_id, level, scores[seed_id])
+        for article in articles
+        for scores in [prepared.score(article.vectors, article.passage_texts, language=article.language)]
+        for seed_id, level in prepared.decide(scores).items()
+    ]
 
 
 def _scored_with(key: str, collection: str) -> Any:
@@ -328,6 +336,3 @@ def _write_states(
             set_={"seeds_key": insert.excluded.seeds_key, "matched_at": insert.excluded.matched_at},
         )
     )
-
-
-# Pytest collects functions named test_*; this one is a use case, not a test.

@@ -1,10 +1,10 @@
-"""Seed narratives: the YAML files analysts write, their schema and the loader.
+"""Seed narratives: the set of seed files of a directory, checked as a whole, and its hierarchy.
 
-A seed file is read with a safe YAML loader (one that also refuses duplicate keys) and checked
-against :class:`Seed`; the set of files is then checked as a whole (unique ids, known parents, no
-parent cycles, no active sub-narrative under an inactive parent). Every problem is reported as a
-:class:`SeedProblem` naming the file, the field and, for YAML errors, the line, and the loader
-reports all problems of all files at once so an analyst fixes them in one pass.
+Each file is read by :mod:`narrwatch.steps.match.seed_yaml` and checked against the schema of
+:mod:`narrwatch.steps.match.seed_schema`; the set of files is then checked as a whole (unique ids,
+known parents, no parent cycles, no active sub-narrative under an inactive parent). Every problem is
+reported as a :class:`SeedProblem` naming the file, the field and, for YAML errors, the line, and the
+loader reports all problems of all files at once so an analyst fixes them in one pass.
 """
 
 from __future__ import annotations
@@ -12,180 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-SeedStatus = Literal["active", "draft", "retired"]
-
-#: Lower-case slug: stable ids end up in URLs, SQL keys and reports.
-ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
-#: ISO 639 code with an optional script or region: en, sr, sr-Latn, sr-Cyrl, pt-BR.
-LANGUAGE_PATTERN = r"^[a-z]{2,3}(?:-[A-Za-z]{2,4})?$"
-
-# Limits that keep one careless or hostile file from stalling matching for every seed: the shipped
-# seeds are 3-6 KB with 5-12 examples of under 300 characters, so these leave ample room.
-#: Largest seed file read at all (checked before reading).
-MAX_SEED_FILE_BYTES = 256 * 1024
-#: Most phrasings in each of examples, negatives and keywords.
-MAX_PHRASES = 200
-#: Longest single phrasing; an example is a sentence or two, not an article.
-MAX_PHRASE_CHARS = 2_000
-#: Longest message of one problem: inputs quoted in errors are cut, never printed whole.
-MAX_PROBLEM_CHARS = 300
-
-#: Placeholder texts of the `narratives new` scaffold: a seed still holding one was never edited.
-SCAFFOLD_TITLE = "One line that names the claim, as a headline would"
-SCAFFOLD_EXAMPLES = (
-    "First phrasing of the narrative, written as a sentence from an article that pushes it.",
-    "A second phrasing with different words and a different hook.",
+from narrwatch.steps.match.seed_schema import (
+    ID_PATTERN,
+    SCAFFOLD_EXAMPLES,
+    SCAFFOLD_NEGATIVE,
+    SCAFFOLD_TITLE,
+    Seed,
+    SeedProblem,
+    SeedStatus,
 )
-SCAFFOLD_NEGATIVE = "A neutral news sentence about the same topic that does not push the narrative."
-
-
-class SeedThresholds(BaseModel):
-    """Per-seed thresholds; either may be left out and is then taken from the model's defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    suggest: float | None = Field(None, ge=-1.0, le=1.0)
-    confirm: float | None = Field(None, ge=-1.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _suggest_not_above_confirm(self) -> SeedThresholds:
-        if self.suggest is not None and self.confirm is not None and self.suggest > self.confirm:
-            raise ValueError(
-                f"suggest ({self.suggest}) must not be greater than confirm ({self.confirm}): "
-                "suggest sends a match to review, confirm puts it in the report"
-            )
-        return self
-
-
-def phrase_key(text: str) -> str:
-    """What makes two phrasings "the same" for the duplicate check: case, spacing and NFC folded."""
-    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
-
-
-def _check_phrases(values: list[str], kind: str) -> list[str]:
-    if len(values) > MAX_PHRASES:
-        raise ValueError(f"{kind}: {len(values)} items, at most {MAX_PHRASES} are allowed")
-    cleaned: list[str] = []
-    seen: dict[str, int] = {}
-    for position, value in enumerate(values):
-        text = " ".join(value.split())
-        if not text:
-            raise ValueError(f"{kind}[{position}] is empty")
-        if len(text) > MAX_PHRASE_CHARS:
-            raise ValueError(
-                f"{kind}[{position}] has {len(text)} characters, at most {MAX_PHRASE_CHARS} are allowed"
-            )
-        key = phrase_key(text)
-        if key in seen:
-            raise ValueError(f"{kind}[{position}] duplicates {kind}[{seen[key]}]: {text!r}")
-        seen[key] = position
-        cleaned.append(text)
-    return cleaned
-
-
-class Seed(BaseModel):
-    """One seed narrative as written in its YAML file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-    id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(min_length=1)
-    description: str = Field(min_length=1)
-    examples: list[str] = Field(min_length=1)
-    parent: str | None = Field(None, pattern=ID_PATTERN)
-    negatives: list[str] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list)
-    languages: list[str] = Field(default_factory=list)
-    thresholds: SeedThresholds | None = None
-    status: SeedStatus = "active"
-    owner: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    version: int | str | None = None
-
-    @field_validator("description")
-    @classmethod
-    def _fold_description(cls, value: str) -> str:
-        # YAML block scalars keep line breaks; the encoder should see one paragraph.
-        return " ".join(value.split())
-
-    @field_validator("examples")
-    @classmethod
-    def _examples(cls, value: list[str]) -> list[str]:
-        return _check_phrases(value, "examples")
-
-    @field_validator("negatives")
-    @classmethod
-    def _negatives(cls, value: list[str]) -> list[str]:
-        return _check_phrases(value, "negatives")
-
-    @field_validator("keywords")
-    @classmethod
-    def _keywords(cls, value: list[str]) -> list[str]:
-        return _check_phrases(value, "keywords")
-
-    @field_validator("languages")
-    @classmethod
-    def _languages(cls, value: list[str]) -> list[str]:
-        for position, code in enumerate(value):
-            if not re.match(LANGUAGE_PATTERN, code):
-                raise ValueError(
-                    f"languages[{position}] {code!r} is not a language code such as en, sr or sr-Latn"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _cross_field(self) -> Seed:
-        if self.parent == self.id:
-            raise ValueError("parent: a seed cannot be its own parent")
-        if self.title == SCAFFOLD_TITLE:
-            raise ValueError("title: still the placeholder of `narratives new`: write the claim's headline")
-        placeholders = {phrase_key(text) for text in (*SCAFFOLD_EXAMPLES, SCAFFOLD_NEGATIVE)}
-        for kind, phrases in (("examples", self.examples), ("negatives", self.negatives)):
-            for position, text in enumerate(phrases):
-                if phrase_key(text) in placeholders:
-                    raise ValueError(
-                        f"{kind}[{position}] is still the placeholder of `narratives new`: {text!r}"
-                    )
-        positives = {phrase_key(text) for text in self.examples}
-        for position, negative in enumerate(self.negatives):
-            if phrase_key(negative) in positives:
-                raise ValueError(f"negatives[{position}] is also an example: {negative!r}")
-        return self
-
-    def definition(self) -> dict[str, Any]:
-        """The seed as plain JSON data, the content that versions are made of."""
-        return self.model_dump(mode="json")
-
-
-@dataclass(frozen=True)
-class SeedProblem:
-    """One thing wrong with a seed file: where it is and what to do about it."""
-
-    file: str
-    field: str
-    message: str
-    line: int | None = None
-
-    def __post_init__(self) -> None:
-        # Messages may quote the offending input (pydantic does): keep each problem one short line.
-        message = " ".join(self.message.split())
-        if len(message) > MAX_PROBLEM_CHARS:
-            message = message[: MAX_PROBLEM_CHARS - 3] + "..."
-        object.__setattr__(self, "message", message)
-        object.__setattr__(self, "field", self.field[:100])
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.field}: {self.message}"
+from narrwatch.steps.match.seed_yaml import parse_seed_file, seed_files
 
 
 class NarrativeError(Exception):
@@ -305,143 +146,6 @@ class NarrativeSet:
             self.matching_definition(seed_id), sort_keys=True, ensure_ascii=False, separators=(",", ":")
         )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-# --- YAML ---------------------------------------------------------------------------------------
-
-
-class _UniqueKeySafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice (plain safe_load keeps the last silently)
-    and refuses aliases (``*name``): nested aliases expand exponentially (a 481-byte file can ask for
-    gigabytes), and a seed file has no use for them."""
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "YAML aliases (*name) are not allowed in seed files: write the value out",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
-
-def _construct_mapping_unique(loader: _UniqueKeySafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                "while reading a mapping",
-                node.start_mark,
-                f"found the key {key!r} twice",
-                key_node.start_mark,
-            )
-        mapping[key] = loader.construct_object(value_node, deep=True)
-    return mapping
-
-
-_UniqueKeySafeLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping_unique,
-)
-
-
-def _yaml_problem(display: str, exc: yaml.YAMLError) -> SeedProblem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = mark.line + 1 if mark is not None else None
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"{context}: {problem}" if context else str(problem)
-    started = getattr(exc, "context_mark", None)
-    if started is not None and line is not None and started.line + 1 != line:
-        message += f" (it started on line {started.line + 1})"
-    return SeedProblem(display, "(yaml)", f"YAML syntax error: {message}", line)
-
-
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        else:
-            parts.append(("." if parts else "") + part)
-    return "".join(parts) or "(file)"
-
-
-def _validation_problems(display: str, exc: ValidationError) -> list[SeedProblem]:
-    problems = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown field (a typo?); see narratives/README.md for the fields"
-        elif error["type"] == "missing":
-            message = "required field is missing"
-        elif error["type"] == "string_type":
-            # YAML reads 1999, yes or 2024-01-01 as numbers, booleans and dates.
-            message = f"expected text, got {error.get('input')!r}: put the value in quotes"
-        # Field validators name the offending item themselves ("examples[2] ..."): show that.
-        item = re.match(r"^(\w+\[\d+\])", message)
-        field = item.group(1) if item else _field_name(loc)
-        if not loc and ":" in message and message.split(":", 1)[0].isidentifier():
-            field, message = (part.strip() for part in message.split(":", 1))
-        problems.append(SeedProblem(display, field, message))
-    return problems
-
-
-def parse_seed_file(path: Path, display: str | None = None) -> tuple[Seed | None, list[SeedProblem]]:
-    """Read one seed file: the seed (None if unreadable) and the problems found in it."""
-    shown = display or str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_SEED_FILE_BYTES:
-            return None, [
-                SeedProblem(
-                    shown,
-                    "(file)",
-                    f"the file has {size:,} bytes, at most {MAX_SEED_FILE_BYTES:,} are allowed "
-                    "(a seed needs a title, a description and a few dozen examples at most)",
-                )
-            ]
-        raw_text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [SeedProblem(shown, "(file)", f"not UTF-8 text: {exc}")]
-    except OSError as exc:
-        return None, [SeedProblem(shown, "(file)", f"cannot read: {exc.strerror or exc}")]
-    try:
-        data = yaml.load(raw_text, Loader=_UniqueKeySafeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        return None, [_yaml_problem(shown, exc)]
-    if data is None:
-        return None, [SeedProblem(shown, "(file)", "the file is empty")]
-    if not isinstance(data, dict):
-        return None, [SeedProblem(shown, "(file)", "a seed file must be a mapping of fields (id: ..., ...)")]
-    try:
-        seed = Seed.model_validate(data)
-    except ValidationError as exc:
-        return None, _validation_problems(shown, exc)
-    if seed.id != path.stem:
-        # Returned with the seed so that the set checks (duplicate ids) still see it.
-        return seed, [
-            SeedProblem(
-                shown, "id", f"id {seed.id!r} must equal the file name without extension ({path.stem!r})"
-            )
-        ]
-    return seed, []
-
-
-def seed_files(directory: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` below ``directory``, in a stable order; hidden paths skipped."""
-    found = [
-        path
-        for pattern in ("*.yaml", "*.yml")
-        for path in directory.rglob(pattern)
-        if not any(part.startswith(".") for part in path.relative_to(directory).parts)
-    ]
-    return sorted(found)
 
 
 def _set_problems(loaded: Sequence[LoadedSeed], display: Mapping[str, str]) -> list[SeedProblem]:

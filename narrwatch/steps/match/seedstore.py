@@ -25,18 +25,16 @@ from sqlalchemy.orm import Session
 
 from narrwatch.context import AppContext
 from narrwatch.db.models import SeedHead, SeedRevision
+from narrwatch.steps.match.seed_schema import Seed, SeedProblem
+from narrwatch.steps.match.seed_yaml import parse_seed_file, seed_files
 from narrwatch.steps.match.seeds import (
     LoadedSeed,
     NarrativeError,
     NarrativeSet,
-    Seed,
-    SeedProblem,
     _set_problems,
     check_narratives,
     load_narratives,
     load_usable_narratives,
-    parse_seed_file,
-    seed_files,
 )
 
 #: Field order of an exported file: what a reader needs first, the long lists last.

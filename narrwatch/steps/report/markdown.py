@@ -91,6 +91,9 @@ def _rising_lines(rank: int, item: RisingItem) -> list[str]:
     countries = ", ".join(markdown_text(c) for c in item.countries) or "none"
     languages = ", ".join(markdown_text(v) for v in item.languages) or "none"
     lines.append(f"- Countries: {len(item.countries)} ({countries}) · languages: {languages}")
+    if item.language_mix:
+        mix = ", ".join(f"{markdown_text(share.language)} {share.n_articles}" for share in item.language_mix)
+        lines.append(f"- Language mix of the flagged articles: {mix}")
     for flag in item.breakdown:
         lines.append(
             f"- Also rising in {markdown_text(flag.dimension)} "

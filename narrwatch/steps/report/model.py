@@ -83,6 +83,14 @@ class ArticleEvidence:
 
 
 @dataclass(frozen=True)
+class LanguageShare:
+    """Articles a flag counted in one language (the language stored with each article)."""
+
+    language: str
+    n_articles: int
+
+
+@dataclass(frozen=True)
 class RisingItem:
     kind: str  # narrative | cluster
     subject_id: str
@@ -98,6 +106,9 @@ class RisingItem:
     promote_command: str | None
     new: bool  # the headline flag's: first flag in the days before, else continuing
     run_day: int
+    # Over the flag's window, most articles first: a narrative pushed in one language reads differently
+    # from one that crosses languages.
+    language_mix: list[LanguageShare] = field(default_factory=list)
 
     @property
     def anchor(self) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.config import Settings
@@ -25,6 +26,7 @@ from narrwatch.steps.report.model import (
     ArticleEvidence,
     FellBack,
     FlagStat,
+    LanguageShare,
     RisingItem,
     Trend,
     TrendPoint,
@@ -96,78 +98,108 @@ def _rising_items(
     by_subject: dict[tuple[str, str], list[RisingFlag]] = defaultdict(list)
     for flag in flags:
         by_subject[(flag.subject_kind, flag.subject_id)].append(flag)
-
-    def subject_order(key: tuple[str, str]) -> tuple[bool, int, float, float, bool, str]:
-        group = by_subject[key]
-        overall = [f for f in group if f.dimension == "all"]
-        best = min(overall or group, key=_flag_order)
-        # New flags before continuing ones: what the analyst has not seen yet comes first. Seeds
-        # before clusters at equal strength: a seed is a known narrative, a cluster a lead.
-        return (
-            not best.is_new,
-            0 if overall else 1,
-            best.p_value,
-            -best.rate_ratio,
-            key[0] != "narrative",
-            key[1],
-        )
-
     items = []
-    for kind, subject_id in sorted(by_subject, key=subject_order):
-        group = by_subject[(kind, subject_id)]
-        overall_rows = [f for f in group if f.dimension == "all"]
-        overall = _flag_stat(overall_rows[0]) if overall_rows else None
-        breakdown = [_flag_stat(f) for f in sorted(group, key=_flag_order) if f.dimension != "all"]
-        ranked_ids = _top_article_ids([*overall_rows, *(f for f in group if f.dimension != "all")])
-        headline = overall_rows[0] if overall_rows else min(group, key=_flag_order)
-        countries = _slice_values(session, day, kind, subject_id, "country")
-        languages = _slice_values(session, day, kind, subject_id, "language")
-        trend = _trend(session, settings, day, kind, subject_id, headline)
+    for kind, subject_id in sorted(by_subject, key=lambda key: _subject_order(key, by_subject[key])):
         if kind == "narrative":
-            seed = seeds.get(subject_id)
-            candidates = seed_articles.get(subject_id, [])
-            items.append(
-                RisingItem(
-                    kind=kind,
-                    subject_id=subject_id,
-                    title=seed.title if seed else subject_id,
-                    description=seed.description if seed else "",
-                    parent_id=seed.parent_id if seed else None,
-                    overall=overall,
-                    breakdown=breakdown,
-                    countries=countries or _distinct(c.country for c in candidates),
-                    languages=languages or _distinct(c.language for c in candidates),
-                    trend=trend,
-                    articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
-                    promote_command=None,
-                    new=bool(headline.is_new),
-                    run_day=max(1, int(headline.run_day or 1)),
-                )
-            )
+            subject = _seed_subject(subject_id, seeds, seed_articles)
         else:
-            cluster = _cluster_row(session, subject_id)
-            label = plain_text(cluster.label, 200) if cluster else ""
-            representative = plain_text(cluster.representative_title, TITLE_CHARS) if cluster else ""
-            candidates = day_clusters.get(subject_id, [])
-            items.append(
-                RisingItem(
-                    kind=kind,
-                    subject_id=subject_id,
-                    title=label or representative or f"cluster {subject_id}",
-                    description=representative,
-                    parent_id=None,
-                    overall=overall,
-                    breakdown=breakdown,
-                    countries=countries or _distinct(c.country for c in candidates),
-                    languages=languages or _distinct(c.language for c in candidates),
-                    trend=trend,
-                    articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
-                    promote_command=f"narrwatch clusters promote {subject_id}" if cluster else None,
-                    new=bool(headline.is_new),
-                    run_day=max(1, int(headline.run_day or 1)),
-                )
-            )
+            subject = _cluster_subject(session, subject_id, day_clusters)
+        items.append(
+            _rising_item(session, settings, day, kind, subject_id, by_subject[(kind, subject_id)], subject)
+        )
     return items
+
+
+def _subject_order(
+    key: tuple[str, str], group: list[RisingFlag]
+) -> tuple[bool, int, float, float, bool, str]:
+    overall = [f for f in group if f.dimension == "all"]
+    best = min(overall or group, key=_flag_order)
+    # New flags before continuing ones: what the analyst has not seen yet comes first. Seeds
+    # before clusters at equal strength: a seed is a known narrative, a cluster a lead.
+    return (
+        not best.is_new,
+        0 if overall else 1,
+        best.p_value,
+        -best.rate_ratio,
+        key[0] != "narrative",
+        key[1],
+    )
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What a rising item says about its seed or cluster, and the articles it may show."""
+
+    title: str
+    description: str
+    parent_id: str | None
+    promote_command: str | None
+    candidates: list[ArticleEvidence]
+
+
+def _seed_subject(
+    subject_id: str, seeds: dict[str, _Seed], seed_articles: dict[str, list[ArticleEvidence]]
+) -> _Subject:
+    seed = seeds.get(subject_id)
+    return _Subject(
+        title=seed.title if seed else subject_id,
+        description=seed.description if seed else "",
+        parent_id=seed.parent_id if seed else None,
+        promote_command=None,
+        candidates=seed_articles.get(subject_id, []),
+    )
+
+
+def _cluster_subject(
+    session: Session, subject_id: str, day_clusters: dict[str, list[ArticleEvidence]]
+) -> _Subject:
+    cluster = _cluster_row(session, subject_id)
+    label = plain_text(cluster.label, 200) if cluster else ""
+    representative = plain_text(cluster.representative_title, TITLE_CHARS) if cluster else ""
+    return _Subject(
+        title=label or representative or f"cluster {subject_id}",
+        description=representative,
+        parent_id=None,
+        promote_command=f"narrwatch clusters promote {subject_id}" if cluster else None,
+        candidates=day_clusters.get(subject_id, []),
+    )
+
+
+def _rising_item(
+    session: Session,
+    settings: Settings,
+    day: dt.date,
+    kind: str,
+    subject_id: str,
+    group: list[RisingFlag],
+    subject: _Subject,
+) -> RisingItem:
+    overall_rows = [f for f in group if f.dimension == "all"]
+    ranked_ids = _top_article_ids([*overall_rows, *(f for f in group if f.dimension != "all")])
+    headline = overall_rows[0] if overall_rows else min(group, key=_flag_order)
+    overall = _flag_stat(overall_rows[0]) if overall_rows else None
+    countries = _slice_values(session, day, kind, subject_id, "country")
+    languages = _slice_values(session, day, kind, subject_id, "language")
+    language_mix = _language_mix(session, day, kind, subject_id, overall.window_days if overall else 1)
+    candidates = subject.candidates
+    return RisingItem(
+        kind=kind,
+        subject_id=subject_id,
+        title=subject.title,
+        description=subject.description,
+        parent_id=subject.parent_id,
+        overall=overall,
+        breakdown=[_flag_stat(f) for f in sorted(group, key=_flag_order) if f.dimension != "all"],
+        countries=countries or _distinct(c.country for c in candidates),
+        languages=languages or _distinct(c.language for c in candidates),
+        trend=_trend(session, settings, day, kind, subject_id, headline),
+        articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
+        promote_command=subject.promote_command,
+        new=bool(headline.is_new),
+        run_day=max(1, int(headline.run_day or 1)),
+        language_mix=language_mix,
+    )
 
 
 def _fell_back(
@@ -234,6 +266,26 @@ def _slice_values(session: Session, day: dt.date, kind: str, subject_id: str, di
         .order_by(DailyCount.dimension_value)
     ).all()
     return [_slice_label(dimension, v) for v in values if v]
+
+
+def _language_mix(
+    session: Session, day: dt.date, kind: str, subject_id: str, window_days: int
+) -> list[LanguageShare]:
+    """Counted articles per language over the ``window_days`` ending with ``day`` (the flag's window)."""
+    first = day - dt.timedelta(days=window_days - 1)
+    rows = session.execute(
+        select(DailyCount.dimension_value, func.sum(DailyCount.n_articles))
+        .where(
+            DailyCount.day >= first,
+            DailyCount.day <= day,
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == "language",
+        )
+        .group_by(DailyCount.dimension_value)
+    ).all()
+    shares = [LanguageShare(_slice_label("language", value), int(total)) for value, total in rows if total]
+    return sorted(shares, key=lambda share: (-share.n_articles, share.language))
 
 
 def _trend(
