@@ -22,7 +22,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from narrwatch.config import BUNDLED_MODEL, Settings
+from narrwatch.config import DEFAULT_MODEL, Settings
 from narrwatch.context import AppContext
 from narrwatch.db.migrate import upgrade
 from narrwatch.db.models import Article, ClusterMember, Match, RisingFlag
@@ -59,7 +59,7 @@ def _replay_in_fresh_dir(data_dir: Path, models_dir: Path, order: list[str]) -> 
         database_url=f"sqlite:///{data_dir / 'narrwatch.db'}",
         qdrant_path=data_dir / "qdrant",
         models_dir=models_dir,
-        embedding_model=BUNDLED_MODEL,
+        embedding_model=DEFAULT_MODEL,
         # The encoder whose per-batch activation scales made reruns differ (issue 16).
         embedding_backend="onnx-int8",
         feeds_file=data_dir / "feeds.yaml",
