@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from narrwatch.embeddings.folder_lock import SharedFolders
+from narrwatch.embeddings.points import canonical_id, vectors_of
 from narrwatch.embeddings.store_errors import VectorStoreError
 from narrwatch.ports import Hit, SearchFilter, VectorPoint
 
@@ -165,11 +166,8 @@ class EdgeVectorStore:
         found: dict[str, npt.NDArray[np.float32]] = {}
         wanted = [canonical_id(i) for i in ids]
         for start in range(0, len(wanted), WRITE_BATCH):
-            for record in shard.retrieve(
-                wanted[start : start + WRITE_BATCH], with_payload=False, with_vector=True
-            ):
-                if isinstance(record.vector, list):
-                    found[canonical_id(record.id)] = np.asarray(record.vector, dtype=np.float32)
+            batch = wanted[start : start + WRITE_BATCH]
+            found.update(vectors_of(shard.retrieve(batch, with_payload=False, with_vector=True)))
         return found
 
     def search(
@@ -281,13 +279,6 @@ class EdgeVectorStore:
     def _live(self) -> None:
         if self._on_close is None:
             raise VectorStoreError(f"the vector store at {self.where} is closed")
-
-
-def canonical_id(point_id: object) -> str:
-    """UUIDs in their canonical lowercase hyphenated form, as every store reports them."""
-    import uuid
-
-    return str(uuid.UUID(str(point_id)))
 
 
 #: Sentinel: a filter that no point can pass (an empty id or language list).

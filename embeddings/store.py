@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from narrwatch.embeddings.folder_lock import SharedFolders, lock_path
+from narrwatch.embeddings.points import canonical_id, vectors_of
 from narrwatch.embeddings.store_errors import VectorStoreBusy, VectorStoreError
 from narrwatch.ports import Hit, SearchFilter, VectorPoint, VectorStore
 
@@ -78,11 +78,6 @@ class StoreSettings(Protocol):
     def resolved_qdrant_path(self) -> Path | str: ...
     @property
     def qdrant_lock_timeout_s(self) -> float: ...
-
-
-def canonical_id(point_id: str | uuid.UUID | int) -> str:
-    """Qdrant reports UUIDs in their canonical lowercase hyphenated form; compare in that form."""
-    return str(uuid.UUID(str(point_id)))
 
 
 def timestamp(value: dt.datetime) -> float:
@@ -203,12 +198,13 @@ class QdrantVectorStore:
         found: dict[str, npt.NDArray[np.float32]] = {}
         wanted = [canonical_id(i) for i in ids]
         for start in range(0, len(wanted), WRITE_BATCH):
-            records = client.retrieve(
-                collection, wanted[start : start + WRITE_BATCH], with_payload=False, with_vectors=True
+            found.update(
+                vectors_of(
+                    client.retrieve(
+                        collection, wanted[start : start + WRITE_BATCH], with_payload=False, with_vectors=True
+                    )
+                )
             )
-            for record in records:
-                if isinstance(record.vector, list):
-                    found[canonical_id(record.id)] = np.asarray(record.vector, dtype=np.float32)
         return found
 
     def search(

@@ -9,11 +9,11 @@ HTML) runs in the isolated worker under the same time budget as parsing. The res
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 from narrwatch.domain.text import clean_text, truncate
 from narrwatch.steps.poll.fetch import HTML_ACCEPT, GuardedFetcher
 from narrwatch.steps.poll.isolate import IsolatedRunner, TaskFailed
+from narrwatch.steps.poll.tool_version import tool_name
 
 #: Longest article text kept.
 MAX_TEXT_CHARS = 200_000
@@ -24,14 +24,7 @@ MIN_TEXT_CHARS = 200
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-def _extractor_name() -> str:
-    try:
-        return f"trafilatura-{version('trafilatura')}"
-    except PackageNotFoundError:  # pragma: no cover - trafilatura is a dependency
-        return "trafilatura"
-
-
-EXTRACTOR = _extractor_name()
+EXTRACTOR = tool_name("trafilatura", "trafilatura")
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from narrwatch.steps.poll.tool_version import tool_name
 
 BCMS_CODES = frozenset({"bs", "hr", "sr", "cnr", "hbs"})
 #: ISO 639-3 Serbo-Croatian: still accepted from feeds that declare it.
@@ -111,14 +112,7 @@ _NOT_CROATIAN_WORDS = frozenset(
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-def _detector_name() -> str:
-    try:
-        return f"lingua-{version('lingua-language-detector')}+rules"
-    except PackageNotFoundError:  # pragma: no cover - lingua is a dependency
-        return "lingua+rules"
-
-
-DETECTOR = _detector_name()
+DETECTOR = tool_name("lingua", "lingua-language-detector", "+rules")
 
 
 @dataclass(frozen=True)
