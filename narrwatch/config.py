@@ -234,10 +234,10 @@ class Settings(StorageSettings):
         0.0011,
         gt=0,
         lt=1,
-        description="False-flag budget per subject and day, split between the three windows (day, 3 "
-        "days, week): 0.0011 is 0.1 false flags per seed per 90 days. bench/rising.py measures the "
-        "false flags on simulated flat seeds (a nominal 0.002 let flag-days reach 0.11-0.14 at two "
-        "outlets a day) and prints the power beside the exact test that knows the baseline.",
+        description="False-flag budget per subject and day, shared by the three windows (day, 3 days, "
+        "week) through the min-p statistic: 0.0011 is 0.1 false flags per seed per 90 days. "
+        "bench/rising.py measures the false flags on simulated flat seeds and prints the power beside "
+        "the exact test that knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."
