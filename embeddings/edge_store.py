@@ -17,9 +17,16 @@ removed and made again. Every ``upsert``/``delete`` goes through the shard's wri
 it returns, so a killed process keeps what was acknowledged; like every projection here, the store
 can be rebuilt from SQL (``narrwatch vectors reconcile``, then ``narrwatch embed``).
 
-The shards keep a plain (exact) vector index; ``HNSW`` graphs are not built because building one
-over 20,000 points took 11-240 s on this 2-core machine depending on load, and the daily queries
-are all filtered to a window, where the payload indexes already bound the work.
+Points are written to an appendable segment whose payload indexes are mutable: filtering through
+them costs about a microsecond per candidate, so at 1M points a 30-day window (80,000 candidates)
+took most of a second. Once ``UNINDEXED_LIMIT`` points have piled up there, the write that crossed
+the limit runs the shard's optimizers (Edge has no background optimizer): the appendable segment
+becomes an immutable one with compact payload indexes, where the same filter costs a few
+milliseconds. Filtered queries are then answered exactly: the payload indexes select the points
+that pass and only those are scored. No HNSW graph is built (``m=0``): on this 2-core machine a
+graph over 200,000 points was still not built after several minutes, it has to be rebuilt whenever
+segments merge, and the filters the pipeline uses (a window of days, one language) pass few enough
+points that exact scoring of them is faster than a filtered graph walk and never misses.
 """
 
 from __future__ import annotations
@@ -48,14 +55,10 @@ if TYPE_CHECKING:
 WRITE_BATCH = 1024
 #: Page size when scrolling ids.
 SCROLL_PAGE = 4096
-#: Payload fields with an index, so filters on them select candidates before any vector is scored.
-PAYLOAD_INDEXES = {
-    "article_id": "Integer",
-    "published_ts": "Float",
-    "language": "Keyword",
-    "outlet": "Keyword",
-    "country": "Keyword",
-}
+#: Points written since the last optimisation after which a write folds them into indexed segments.
+UNINDEXED_LIMIT = 20_000
+#: Searches over fewer kilobytes of vectors than this are exact in Qdrant's planner: all of them here.
+EXACT_UP_TO_KB = 1 << 40
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _MANIFEST = "manifest.json"
 _COLLECTIONS = "collections"
@@ -74,7 +77,7 @@ class EdgeVectorStore:
     # --- collections and aliases ------------------------------------------------------------
 
     def ensure_collection(self, name: str, dimension: int) -> None:
-        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PayloadSchemaType
+        from qdrant_edge import EdgeShard
         from qdrant_edge import UpdateOperation as Op
 
         with self._guard:
@@ -90,11 +93,9 @@ class EdgeVectorStore:
             path = self._shard_path(name)
             if path.exists():  # creation interrupted before the manifest named it: no point was written
                 shutil.rmtree(path)
-            shard = EdgeShard.create(
-                str(path), EdgeConfig(vectors=EdgeVectorParams(size=dimension, distance=Distance.Cosine))
-            )
-            for field_name, schema in PAYLOAD_INDEXES.items():
-                shard.update(Op.create_field_index(field_name, getattr(PayloadSchemaType, schema)))
+            shard = EdgeShard.create(str(path), shard_config(dimension))
+            for field_name, params in payload_indexes().items():
+                shard.update(Op.create_field_index(field_name, params))
             shard.flush()
             self._shards[name] = shard
             manifest = self._read_manifest()
@@ -158,6 +159,7 @@ class EdgeVectorStore:
                     ]
                 )
             )
+        _fold_unindexed(shard)
 
     def retrieve_vectors(self, collection: str, ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
         shard = self._shard(collection)
@@ -222,6 +224,7 @@ class EdgeVectorStore:
         wanted: list[Any] = [canonical_id(i) for i in ids]
         for start in range(0, len(wanted), WRITE_BATCH):
             shard.update(Op.delete_points(wanted[start : start + WRITE_BATCH]))
+        _fold_unindexed(shard)
 
     def count(self, collection: str) -> int:
         from qdrant_edge import CountRequest
@@ -230,10 +233,15 @@ class EdgeVectorStore:
         return 0 if shard is None else int(shard.count(CountRequest(exact=True)))
 
     def optimize(self, collection: str) -> None:
-        """Merge segments and drop deleted points (maintenance after retention; blocks)."""
+        """Index every point, merge segments and drop deleted points (after a bulk load; blocks)."""
         shard = self._shard(collection)
         if shard is not None:
             shard.optimize()
+
+    def indexed_points(self, collection: str) -> int:
+        """Points in immutable, indexed segments; the rest wait in the appendable segment."""
+        shard = self._shard(collection)
+        return 0 if shard is None else int(shard.info().indexed_vectors_count)
 
     def close(self) -> None:
         """Release this opener's share; the shards close with the last opener in the process."""
@@ -250,8 +258,10 @@ class EdgeVectorStore:
         with self._guard:
             self._live()
             shard = self._shards.get(name)
-            if shard is None and self.collection_dimension(name) is not None:
-                shard = EdgeShard.load(str(self._shard_path(name)))
+            dimension = self.collection_dimension(name)
+            if shard is None and dimension is not None:
+                # The current settings replace the stored ones, so older shards get them too.
+                shard = EdgeShard.load(str(self._shard_path(name)), shard_config(dimension))
                 self._shards[name] = shard
             return shard
 
@@ -279,6 +289,50 @@ class EdgeVectorStore:
     def _live(self) -> None:
         if self._on_close is None:
             raise VectorStoreError(f"the vector store at {self.where} is closed")
+
+
+def shard_config(dimension: int) -> Any:
+    """A collection's Edge settings: cosine vectors, no HNSW graph, indexed after ``UNINDEXED_LIMIT``."""
+    from qdrant_edge import (
+        Distance,
+        EdgeConfig,
+        EdgeOptimizersConfig,
+        EdgeVectorParams,
+        HnswIndexConfig,
+    )
+
+    # The optimizers count kilobytes of vectors; half the limit, so that a segment holding
+    # UNINDEXED_LIMIT points is surely over it (0 would switch indexing off).
+    threshold_kb = max(1, UNINDEXED_LIMIT * dimension * 4 // 1024 // 2)
+    return EdgeConfig(
+        vectors=EdgeVectorParams(size=dimension, distance=Distance.Cosine),
+        # m=0 and payload_m=0: no graph; every search scores exactly the points that pass its filter.
+        hnsw_config=HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=EXACT_UP_TO_KB, payload_m=0),
+        optimizers=EdgeOptimizersConfig(indexing_threshold=threshold_kb),
+    )
+
+
+def payload_indexes() -> dict[str, Any]:
+    """The payload fields with an index, so a filter selects candidates before any vector is scored.
+
+    No per-field HNSW links (``enable_hnsw=False``): there is no graph to attach them to.
+    """
+    from qdrant_edge import FloatIndexParams, IntegerIndexParams, KeywordIndexParams
+
+    return {
+        "article_id": IntegerIndexParams(lookup=True, range=False, enable_hnsw=False),
+        "published_ts": FloatIndexParams(enable_hnsw=False),
+        "language": KeywordIndexParams(enable_hnsw=False),
+        "outlet": KeywordIndexParams(enable_hnsw=False),
+        "country": KeywordIndexParams(enable_hnsw=False),
+    }
+
+
+def _fold_unindexed(shard: Any) -> None:
+    """Run the optimizers once ``UNINDEXED_LIMIT`` points wait outside the indexed segments."""
+    info = shard.info()
+    if info.points_count - info.indexed_vectors_count >= UNINDEXED_LIMIT:
+        shard.optimize()
 
 
 #: Sentinel: a filter that no point can pass (an empty id or language list).

@@ -159,6 +159,40 @@ def test_iter_ids_pages_through_everything_and_delete(
     assert store.count(name) == 15
 
 
+def test_edge_folds_written_points_into_indexed_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past UNINDEXED_LIMIT waiting points a write indexes them; replacing, deleting, searching and
+    reopening then behave as before."""
+    monkeypatch.setattr(edge_store, "UNINDEXED_LIMIT", 40)
+    folder = tmp_path / "vectors"
+    opened = edge_store.open_edge_store(folder, 0.0)
+    opened.ensure_collection("c", DIM)
+    points = make_points(100, seed=5)
+    opened.upsert("c", points[:30])
+    assert opened.indexed_points("c") == 0
+    opened.upsert("c", points[30:60])
+    assert opened.indexed_points("c") == 60
+    opened.upsert("c", points[60:])
+    assert opened.indexed_points("c") == 100
+
+    replaced = VectorPoint(id=points[0].id, vector=points[1].vector, payload=points[0].payload)
+    opened.upsert("c", [replaced])
+    opened.delete("c", [p.id for p in points[90:]])
+    kept = [replaced, *points[1:90]]
+    opened.close()
+
+    reopened = edge_store.open_edge_store(folder, 0.0)
+    assert reopened.count("c") == 90
+    np.testing.assert_allclose(reopened.retrieve_vectors("c", [points[0].id])[points[0].id], points[1].vector)
+    query = points[5].vector
+    window = SearchFilter(published_from=T0, published_to=T0 + dt.timedelta(hours=70), languages=["sr", "mk"])
+    keep = [p.payload["article_id"] < 70 and p.payload["language"] != "en" for p in kept]
+    assert [h.id for h in reopened.search("c", query, 10, window)] == brute_force(kept, query, keep, 10)
+    assert [h.id for h in reopened.search("c", query, 10)] == brute_force(kept, query, [True] * 90, 10)
+    reopened.close()
+
+
 def test_missing_collection_reads_as_empty(store: VectorStore) -> None:
     name = unique_collection("absent")
     assert store.count(name) == 0
