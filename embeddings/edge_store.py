@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from narrwatch.embeddings.edge_filter import DAY_LANGUAGE, MATCHES_NOTHING, day_language, edge_filter
 from narrwatch.embeddings.folder_lock import SharedFolders
 from narrwatch.embeddings.points import canonical_id, vectors_of
 from narrwatch.embeddings.store_errors import VectorStoreError
@@ -57,6 +58,9 @@ WRITE_BATCH = 1024
 SCROLL_PAGE = 4096
 #: Points written since the last optimisation after which a write folds them into indexed segments.
 UNINDEXED_LIMIT = 20_000
+#: Points in an indexed segment beyond which the optimizers stop merging into it: without a bound
+#: every fold rewrote all indexed points into one segment (quadratic work as the store grows).
+SEGMENT_POINTS = 100_000
 #: Searches over fewer kilobytes of vectors than this are exact in Qdrant's planner: all of them here.
 EXACT_UP_TO_KB = 1 << 40
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
@@ -99,7 +103,7 @@ class EdgeVectorStore:
             shard.flush()
             self._shards[name] = shard
             manifest = self._read_manifest()
-            manifest["collections"][name] = {"dimension": dimension}
+            manifest["collections"][name] = {"dimension": dimension, DAY_LANGUAGE: True}
             self._write_manifest(manifest)
 
     def collection_dimension(self, name: str) -> int | None:
@@ -154,7 +158,7 @@ class EdgeVectorStore:
             shard.update(
                 Op.upsert_points(
                     [
-                        Point(canonical_id(p.id), vector, p.payload)
+                        Point(canonical_id(p.id), vector, keyed_payload(p.payload))
                         for p, vector in zip(chunk, vectors, strict=True)
                     ]
                 )
@@ -179,12 +183,12 @@ class EdgeVectorStore:
         limit: int,
         flt: SearchFilter | None = None,
     ) -> list[Hit]:
-        from qdrant_edge import Query, QueryRequest
+        from qdrant_edge import PayloadSelector, Query, QueryRequest
 
         shard = self._shard(collection)
         if shard is None or limit <= 0:
             return []
-        query_filter = edge_filter(flt)
+        query_filter = edge_filter(flt, keyed=self._keyed(collection))
         if query_filter is MATCHES_NOTHING:
             return []
         points = shard.query(
@@ -192,7 +196,7 @@ class EdgeVectorStore:
                 limit=limit,
                 query=Query.Nearest(np.asarray(vector, dtype=np.float32).ravel().tolist()),
                 filter=query_filter,
-                with_payload=True,
+                with_payload=PayloadSelector.Exclude([DAY_LANGUAGE]),
             )
         )
         return [
@@ -237,6 +241,7 @@ class EdgeVectorStore:
         shard = self._shard(collection)
         if shard is not None:
             shard.optimize()
+            shard.flush()
 
     def indexed_points(self, collection: str) -> int:
         """Points in immutable, indexed segments; the rest wait in the appendable segment."""
@@ -264,6 +269,10 @@ class EdgeVectorStore:
                 shard = EdgeShard.load(str(self._shard_path(name)), shard_config(dimension))
                 self._shards[name] = shard
             return shard
+
+    def _keyed(self, name: str) -> bool:
+        """Whether every point carries ``DAY_LANGUAGE``: collections made before it was written lack it."""
+        return bool(self._read_manifest()["collections"].get(name, {}).get(DAY_LANGUAGE, False))
 
     def _shard_path(self, name: str) -> Path:
         if not _SAFE_NAME.match(name):
@@ -304,11 +313,12 @@ def shard_config(dimension: int) -> Any:
     # The optimizers count kilobytes of vectors; half the limit, so that a segment holding
     # UNINDEXED_LIMIT points is surely over it (0 would switch indexing off).
     threshold_kb = max(1, UNINDEXED_LIMIT * dimension * 4 // 1024 // 2)
+    segment_kb = max(threshold_kb, SEGMENT_POINTS * dimension * 4 // 1024)
     return EdgeConfig(
         vectors=EdgeVectorParams(size=dimension, distance=Distance.Cosine),
         # m=0 and payload_m=0: no graph; every search scores exactly the points that pass its filter.
         hnsw_config=HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=EXACT_UP_TO_KB, payload_m=0),
-        optimizers=EdgeOptimizersConfig(indexing_threshold=threshold_kb),
+        optimizers=EdgeOptimizersConfig(indexing_threshold=threshold_kb, max_segment_size=segment_kb),
     )
 
 
@@ -325,7 +335,14 @@ def payload_indexes() -> dict[str, Any]:
         "language": KeywordIndexParams(enable_hnsw=False),
         "outlet": KeywordIndexParams(enable_hnsw=False),
         "country": KeywordIndexParams(enable_hnsw=False),
+        DAY_LANGUAGE: KeywordIndexParams(enable_hnsw=False),
     }
+
+
+def keyed_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as stored: the caller's fields and the day-language key derived from them."""
+    key = day_language(payload)
+    return payload if key is None else {**payload, DAY_LANGUAGE: key}
 
 
 def _fold_unindexed(shard: Any) -> None:
@@ -333,45 +350,7 @@ def _fold_unindexed(shard: Any) -> None:
     info = shard.info()
     if info.points_count - info.indexed_vectors_count >= UNINDEXED_LIMIT:
         shard.optimize()
-
-
-#: Sentinel: a filter that no point can pass (an empty id or language list).
-MATCHES_NOTHING: Any = object()
-
-
-def edge_filter(flt: SearchFilter | None) -> Any:
-    """Qdrant Edge's filter for a ``SearchFilter``: published in [from, to), article ids, languages."""
-    if flt is None:
-        return None
-    from qdrant_edge import FieldCondition, Filter, MatchAny, RangeFloat
-
-    must: list[Any] = []
-    if flt.published_from is not None or flt.published_to is not None:
-        must.append(
-            FieldCondition(
-                "published_ts",
-                range=RangeFloat(
-                    gte=aware_timestamp(flt.published_from) if flt.published_from is not None else None,
-                    lt=aware_timestamp(flt.published_to) if flt.published_to is not None else None,
-                ),
-            )
-        )
-    if flt.article_ids is not None:
-        if not flt.article_ids:
-            return MATCHES_NOTHING
-        must.append(FieldCondition("article_id", match=MatchAny([int(i) for i in flt.article_ids])))
-    if flt.languages is not None:
-        if not flt.languages:
-            return MATCHES_NOTHING
-        must.append(FieldCondition("language", match=MatchAny([str(x) for x in flt.languages])))
-    return Filter(must=must) if must else None
-
-
-def aware_timestamp(value: Any) -> float:
-    """Unix seconds of an aware datetime; naive datetimes are refused."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: published times are aware UTC")
-    return float(value.timestamp())
+        shard.flush()  # the segments an optimisation replaced leave the disk only on a flush
 
 
 # --- opening ------------------------------------------------------------------------------------
