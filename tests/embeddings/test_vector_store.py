@@ -111,15 +111,20 @@ def test_search_matches_brute_force_under_every_filter(store: VectorStore) -> No
             SearchFilter(published_from=published[0], published_to=published[30], languages=["en", "mk"]),
             [i < 30 and languages[i] != "sr" for i in range(60)],
         ),
+        (  # from 20:00 on day 0 to 02:00 on day 2: parts of days at both ends
+            SearchFilter(published_from=published[20], published_to=published[50], languages=["sr"]),
+            [20 <= i < 50 and languages[i] == "sr" for i in range(60)],
+        ),
+        (
+            SearchFilter(published_from=published[9], published_to=published[9], languages=["sr"]),
+            [False] * 60,
+        ),
     ]
     for flt, keep in cases:
         hits = store.search(name, query, 5, flt)
         assert [h.id for h in hits] == brute_force(points, query, keep, 5), flt
-        for hit in hits:
-            assert (
-                hit.payload["article_id"]
-                == points[[p.id for p in points].index(hit.id)].payload["article_id"]
-            )
+        for hit in hits:  # the payload as written: nothing an engine adds for itself
+            assert hit.payload == points[[p.id for p in points].index(hit.id)].payload
 
     # The upper bound is exclusive, the lower inclusive: a day window never counts an article twice.
     boundary = store.search(
@@ -157,6 +162,40 @@ def test_iter_ids_pages_through_everything_and_delete(
     assert set(store.iter_ids(name)) == {p.id for p in points[25:]}
     store.delete(name, [])
     assert store.count(name) == 15
+
+
+def test_edge_folds_written_points_into_indexed_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past UNINDEXED_LIMIT waiting points a write indexes them; replacing, deleting, searching and
+    reopening then behave as before."""
+    monkeypatch.setattr(edge_store, "UNINDEXED_LIMIT", 40)
+    folder = tmp_path / "vectors"
+    opened = edge_store.open_edge_store(folder, 0.0)
+    opened.ensure_collection("c", DIM)
+    points = make_points(100, seed=5)
+    opened.upsert("c", points[:30])
+    assert opened.indexed_points("c") == 0
+    opened.upsert("c", points[30:60])
+    assert opened.indexed_points("c") == 60
+    opened.upsert("c", points[60:])
+    assert opened.indexed_points("c") == 100
+
+    replaced = VectorPoint(id=points[0].id, vector=points[1].vector, payload=points[0].payload)
+    opened.upsert("c", [replaced])
+    opened.delete("c", [p.id for p in points[90:]])
+    kept = [replaced, *points[1:90]]
+    opened.close()
+
+    reopened = edge_store.open_edge_store(folder, 0.0)
+    assert reopened.count("c") == 90
+    np.testing.assert_allclose(reopened.retrieve_vectors("c", [points[0].id])[points[0].id], points[1].vector)
+    query = points[5].vector
+    window = SearchFilter(published_from=T0, published_to=T0 + dt.timedelta(hours=70), languages=["sr", "mk"])
+    keep = [p.payload["article_id"] < 70 and p.payload["language"] != "en" for p in kept]
+    assert [h.id for h in reopened.search("c", query, 10, window)] == brute_force(kept, query, keep, 10)
+    assert [h.id for h in reopened.search("c", query, 10)] == brute_force(kept, query, [True] * 90, 10)
+    reopened.close()
 
 
 def test_missing_collection_reads_as_empty(store: VectorStore) -> None:
