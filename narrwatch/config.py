@@ -190,11 +190,11 @@ class Settings(StorageSettings):
         40, ge=0, description="Short-text guard: passages shorter than this cannot be evidence alone."
     )
     match_calibration: bool = Field(
-        False,
+        True,
         description="Calibrate seed scores per language against stored unrelated articles; thresholds "
-        "then apply to the calibrated score (defaults suggest 0.35, confirm 0.45). Off by default: on "
-        "the third-party benchmark it did not beat the raw score (eval/thirdparty/README.md) and the "
-        "demo's rise was not flagged with it.",
+        "then apply to the calibrated score (defaults suggest 0.20, confirm 0.30, chosen on the tuning "
+        "parts of the third-party benchmark, eval/thirdparty/README.md). Off: the raw background-"
+        "rescaled score and the per-model thresholds decide.",
     )
     match_learn_from_verdicts: bool = Field(
         True,

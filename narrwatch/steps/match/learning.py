@@ -63,7 +63,7 @@ class LanguageCalibrator:
             raw: dict[str, list[float]] = {seed_id: [] for seed_id in prepared.vectors}
             for article in articles:
                 for seed_id, score in prepared.raw_scores(article.vectors, article.passage_texts).items():
-                    raw[seed_id].append(score.score)
+                    raw[seed_id].append(score.calibration_input)
             self.figures[key] = {
                 seed_id: shrink(background_figures(values), self.prior[seed_id])
                 for seed_id, values in raw.items()
@@ -75,7 +75,9 @@ def calibrate_scores(
     scores: Mapping[str, SeedScore], figures: Mapping[str, BackgroundFigures]
 ) -> dict[str, SeedScore]:
     return {
-        seed_id: replace(score, score=figures[seed_id].calibrate(score.score), raw_score=score.score)
+        seed_id: replace(
+            score, score=figures[seed_id].calibrate(score.calibration_input), raw_score=score.score
+        )
         for seed_id, score in scores.items()
     }
 
@@ -93,7 +95,7 @@ def prior_figures(prepared: PreparedSeeds, background_vectors: Array) -> dict[st
     raw: dict[str, list[float]] = {seed_id: [] for seed_id in prepared.vectors}
     for vector, text in zip(background_vectors, BACKGROUND_TEXTS, strict=True):
         for seed_id, score in prepared.raw_scores(vector[np.newaxis, :], [text]).items():
-            raw[seed_id].append(score.score)
+            raw[seed_id].append(score.calibration_input)
     return {seed_id: background_figures(values) for seed_id, values in raw.items()}
 
 

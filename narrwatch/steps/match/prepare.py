@@ -26,6 +26,7 @@ from narrwatch.domain.scoring import (
     SeedVectors,
     Thresholds,
     build_seed_vectors,
+    compete,
     decide,
     gate_by_parent,
     resolve_thresholds,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 #: Bump when the scoring recipe changes in a way that changes scores: stored match states of the old
 #: recipe then no longer count as up to date and the next `match` rescores its window.
-SCORING_REVISION = "2"
+SCORING_REVISION = "3"
 
 #: Encoded seed texts, keyed by encoder identity, kind (query/passage) and text. A seed version's
 #: texts are encoded once per process; an edit re-encodes only the changed phrasings.
@@ -132,7 +133,8 @@ class PreparedSeeds:
 
     def decide(self, scores: Mapping[str, SeedScore]) -> dict[str, Level]:
         levels = {seed_id: decide(score, self.thresholds[seed_id]) for seed_id, score in scores.items()}
-        return gate_by_parent(levels, self.parents)
+        parents = self.parents
+        return gate_by_parent(compete(levels, scores, parents, self.params.competition_gap), parents)
 
 
 def positive_texts(narratives: NarrativeSet, seed_id: str, params: ScoringParams) -> list[str]:
