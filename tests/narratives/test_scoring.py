@@ -265,8 +265,8 @@ def test_a_confirmed_seed_must_lead_its_rivals_by_the_gap() -> None:
     decided = compete(levels, scores, parents, gap=0.1)  # type: ignore[arg-type]
     # a and b are 0.05 apart: neither is confirmed; a1 leads its only sibling a2 by 0.3
     assert decided == {"a": "suggest", "b": "suggest", "a1": "confirm", "a2": None}
-    # a gap of -1 never downgrades (scores span at most 2); 0 keeps only the best of each group
-    assert compete(levels, scores, parents, gap=-2.0) == levels  # type: ignore[arg-type]
+    # no gap never downgrades; 0 keeps only the best of each group
+    assert compete(levels, scores, parents, gap=None) == levels  # type: ignore[arg-type]
     assert compete(levels, scores, parents, gap=0.0)["b"] == "suggest"  # type: ignore[arg-type]
 
 

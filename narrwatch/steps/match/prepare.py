@@ -73,7 +73,9 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Literal["query",
 
 
 def scoring_params(settings: Settings) -> ScoringParams:
-    return ScoringParams(min_passage_chars=settings.match_min_passage_chars)
+    return ScoringParams(
+        min_passage_chars=settings.match_min_passage_chars, competition_gap=settings.match_competition_gap
+    )
 
 
 @dataclass
