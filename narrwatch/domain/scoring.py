@@ -64,8 +64,8 @@ class ScoringParams:
     background_top_n: int = 3
     use_description: bool = True
     #: A seed is confirmed only when its score beats its best rival's (the other seeds under the
-    #: same parent) by this much; closer calls stay suggestions. None: no competition (the default:
-    #: 0.1 measured best on the third-party tuning parts, but cost the demo's rise an outlet).
+    #: same parent) by this much; closer calls stay suggestions. None: no competition. The match
+    #: step takes it from ``match_competition_gap`` (default 0.1, eval/thirdparty/README.md).
     competition_gap: float | None = None
 
 
