@@ -197,6 +197,12 @@ class Settings(StorageSettings):
         "(bench/match_languages.py). Off: raw scores decide, and a multilingual model passes several "
         "times more unrelated Serbian Cyrillic than Russian news at one threshold.",
     )
+    match_competition_gap: float | None = Field(
+        0.1,
+        description="Confirm a seed only when it beats the best other seed under its parent by this "
+        "much (0.1: best on the third-party tuning parts, with and without match_calibration; "
+        "eval/thirdparty/README.md); unset: no competition.",
+    )
     match_learn_from_verdicts: bool = Field(
         True,
         description="Analysts' verdicts join the seeds' phrasings, and train a per-seed head once a seed "

@@ -21,6 +21,8 @@ Pure numpy. The recipe (Check/Alegre and BERTopic zero-shot, adapted to framings
    has nothing longer, and then the match can be a suggestion, never confirmed.
 6. Two thresholds: ``suggest`` (review queue) and ``confirm`` (report). A sub-narrative matches only
    under a matched parent and never at a higher level than its parent.
+7. Competition (:func:`compete`): a seed is confirmed only when it leads the other seeds under the
+   same parent by ``competition_gap``; a close call stays a suggestion for the analyst.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ class ScoringParams:
     min_passage_chars: int = 40
     background_top_n: int = 3
     use_description: bool = True
+    #: A seed is confirmed only when its score beats its best rival's (the other seeds under the
+    #: same parent) by this much; closer calls stay suggestions. None: no competition. The match
+    #: step takes it from ``match_competition_gap`` (default 0.1, eval/thirdparty/README.md).
+    competition_gap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,14 @@ class SeedScore:
     stance_hits: tuple[str, ...] = field(default_factory=tuple)
     #: The seed's verdict head's probability for the evidence passage, when the seed has a head.
     head_probability: float | None = None
+    #: ``score`` before its clip to [-1, 1] (None: same as ``score``). Calibration reads this one:
+    #: when the negative penalty pushes most background articles to the clip, their spread collapses
+    #: and every unpenalised article would calibrate to the top of the scale.
+    unclipped: float | None = None
+
+    @property
+    def calibration_input(self) -> float:
+        return self.score if self.unclipped is None else self.unclipped
 
 
 def background_floor(vectors: Array, background: Array, top_n: int) -> Array:
@@ -200,6 +214,7 @@ def score_article(
         keyword_hits=tuple(hits),
         rebuttal_score=rebuttal,
         rebuttal_hits=tuple(cues),
+        unclipped=float(adjusted),
     )
 
 
@@ -267,6 +282,28 @@ def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
     if reaches_confirm and not score.short_evidence and score.stance == "promoting":
         return "confirm"
     return "suggest"
+
+
+def compete(
+    levels: Mapping[str, Level | None],
+    scores: Mapping[str, SeedScore],
+    parents: Mapping[str, str | None],
+    gap: float | None,
+) -> dict[str, Level | None]:
+    """Confirmed seeds that lead their best rival (same parent) by less than ``gap`` become suggestions."""
+    if gap is None:
+        return dict(levels)
+    groups: dict[str | None, list[str]] = {}
+    for seed_id in scores:
+        groups.setdefault(parents.get(seed_id), []).append(seed_id)
+    decided = dict(levels)
+    for seed_id, level in levels.items():
+        if level != "confirm":
+            continue
+        rivals = [scores[other].score for other in groups[parents.get(seed_id)] if other != seed_id]
+        if rivals and scores[seed_id].score - max(rivals) < gap:
+            decided[seed_id] = "suggest"
+    return decided
 
 
 def _rank(level: Level | None) -> int:

@@ -14,6 +14,7 @@ from narrwatch.domain.scoring import (
     SeedScore,
     Thresholds,
     build_seed_vectors,
+    compete,
     decide,
     gate_by_parent,
     leaf_labels,
@@ -251,3 +252,33 @@ def test_background_floor_discounts_a_phrasing_that_looks_like_everything() -> N
         ScoringParams(),
     )
     assert seed.positive_floor[0] > 0.5 and seed.positive_floor[1] == 0.0
+
+
+def _score(seed_id: str, value: float) -> SeedScore:
+    return SeedScore(seed_id, value, value, 0.0, 0, value, "", -1.0, False)
+
+
+def test_a_confirmed_seed_must_lead_its_rivals_by_the_gap() -> None:
+    parents: dict[str, str | None] = {"a": None, "b": None, "a1": "a", "a2": "a"}
+    scores = {"a": _score("a", 0.8), "b": _score("b", 0.75), "a1": _score("a1", 0.6), "a2": _score("a2", 0.3)}
+    levels = {"a": "confirm", "b": "confirm", "a1": "confirm", "a2": None}
+    decided = compete(levels, scores, parents, gap=0.1)  # type: ignore[arg-type]
+    # a and b are 0.05 apart: neither is confirmed; a1 leads its only sibling a2 by 0.3
+    assert decided == {"a": "suggest", "b": "suggest", "a1": "confirm", "a2": None}
+    # no gap never downgrades; 0 keeps only the best of each group
+    assert compete(levels, scores, parents, gap=None) == levels  # type: ignore[arg-type]
+    assert compete(levels, scores, parents, gap=0.0)["b"] == "suggest"  # type: ignore[arg-type]
+
+
+def test_a_seed_without_rivals_keeps_its_level() -> None:
+    decided = compete({"a": "confirm"}, {"a": _score("a", 0.5)}, {"a": None}, gap=0.5)
+    assert decided == {"a": "confirm"}
+
+
+def test_the_unclipped_score_keeps_what_the_clip_loses() -> None:
+    seed = seed_from(np.eye(DIM)[:1], np.eye(DIM)[1:2])
+    near_negative = unit(np.eye(DIM)[1:2] + 0.01)
+    found = score_article(near_negative, [LONG], seed, ScoringParams())  # type: ignore[arg-type]
+    assert found.score == -1.0
+    assert found.unclipped is not None and found.unclipped < -1.0
+    assert found.calibration_input == found.unclipped

@@ -85,7 +85,7 @@ def _score_sentences(
     raw: dict[str, list[float]] = {seed_id: [] for seed_id in prepared.vectors}
     for vector, text in zip(vectors, texts, strict=True):
         for seed_id, score in prepared.raw_scores(vector[np.newaxis, :], [text]).items():
-            raw[seed_id].append(score.score)
+            raw[seed_id].append(score.calibration_input)
     return raw
 
 
@@ -119,7 +119,7 @@ class LanguageCalibrator:
             raw: dict[str, list[float]] = {seed_id: [] for seed_id in prepared.vectors}
             for article in self.load_background(key):
                 for seed_id, score in prepared.raw_scores(article.vectors, article.passage_texts).items():
-                    raw[seed_id].append(score.score)
+                    raw[seed_id].append(score.calibration_input)
             reference = self.reference(prepared)
             self.figures[key] = {
                 seed_id: language_figures(values, prior[seed_id], reference[seed_id])
@@ -135,7 +135,7 @@ class LanguageCalibrator:
         return {
             seed_id: replace(
                 score,
-                score=figures[seed_id].calibrate(score.score, reference[seed_id]),
+                score=figures[seed_id].calibrate(score.calibration_input, reference[seed_id]),
                 raw_score=score.score,
             )
             for seed_id, score in scores.items()

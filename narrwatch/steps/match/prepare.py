@@ -26,6 +26,7 @@ from narrwatch.domain.scoring import (
     SeedVectors,
     Thresholds,
     build_seed_vectors,
+    compete,
     decide,
     gate_by_parent,
     resolve_thresholds,
@@ -72,7 +73,9 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Literal["query",
 
 
 def scoring_params(settings: Settings) -> ScoringParams:
-    return ScoringParams(min_passage_chars=settings.match_min_passage_chars)
+    return ScoringParams(
+        min_passage_chars=settings.match_min_passage_chars, competition_gap=settings.match_competition_gap
+    )
 
 
 @dataclass
@@ -133,7 +136,8 @@ class PreparedSeeds:
 
     def decide(self, scores: Mapping[str, SeedScore]) -> dict[str, Level]:
         levels = {seed_id: decide(score, self.thresholds[seed_id]) for seed_id, score in scores.items()}
-        return gate_by_parent(levels, self.parents)
+        parents = self.parents
+        return gate_by_parent(compete(levels, scores, parents, self.params.competition_gap), parents)
 
 
 def positive_texts(narratives: NarrativeSet, seed_id: str, params: ScoringParams) -> list[str]:
