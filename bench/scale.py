@@ -31,8 +31,8 @@ real model (bundled MiniLM, ONNX int8). bench/embed.py measures the encoder itse
     .venv/bin/python bench/scale.py --sizes 10000,100000,1000000 --backend postgresql
     .venv/bin/python bench/scale.py --sizes 10000,100000 --json   # last line: one JSON object
 
-PostgreSQL: a database per size (``narrwatch_scale_<size>``) on ``--pg`` (default 127.0.0.1:5432,
-user postgres), dropped and made again unless ``--reuse`` finds it built.
+PostgreSQL: a database per size (``narrwatch_scale_<size>``, or ``<prefix>_<size>`` with a prefix) on
+``--pg`` (default 127.0.0.1:5432, user postgres), dropped and made again unless ``--reuse`` finds it built.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ SEARCH_TEXT = "The government denied that the energy deal gives a foreign compan
 def database_url(backend: str, size: int, work: Path, pg: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{work / f'sqlite-{size}' / 'narrwatch.db'}"
-    return f"postgresql+psycopg://postgres@{pg}/narrwatch_scale_{size}"
+    host, _, prefix = pg.partition("/")
+    return f"postgresql+psycopg://postgres@{host}/{prefix or 'narrwatch_scale'}_{size}"
 
 
 def make_settings(url: str, data_dir: Path, models_dir: Path) -> Any:
@@ -610,8 +611,8 @@ def prepare(
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     if backend == "postgresql":
-        name = f"narrwatch_scale_{size}"
-        host, _, port = pg.partition(":")
+        name = database_url(backend, size, work, pg).rsplit("/", 1)[1]
+        host, _, port = pg.split("/")[0].partition(":")
         subprocess.run(
             ["dropdb", "-h", host, "-p", port or "5432", "-U", "postgres", "--if-exists", name], check=True
         )
@@ -636,7 +637,7 @@ def disk_usage(backend: str, size: int, data_dir: Path, pg: str) -> dict[str, fl
     if backend == "sqlite":
         sql = sum(f.stat().st_size for f in data_dir.glob("narrwatch.db*")) / 2**20
     else:
-        host, _, port = pg.partition(":")
+        host, _, port = pg.split("/")[0].partition(":")
         out = subprocess.run(
             [
                 "psql",
@@ -647,7 +648,7 @@ def disk_usage(backend: str, size: int, data_dir: Path, pg: str) -> dict[str, fl
                 "-U",
                 "postgres",
                 "-d",
-                f"narrwatch_scale_{size}",
+                database_url(backend, size, data_dir, pg).rsplit("/", 1)[1],
                 "-tAc",
                 "SELECT pg_database_size(current_database())",
             ],
@@ -666,7 +667,9 @@ def main() -> None:
     parser.add_argument("--day", type=int, default=20_000, help="articles of the new day")
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-scale")
-    parser.add_argument("--pg", default="127.0.0.1:5432")
+    parser.add_argument(
+        "--pg", default="127.0.0.1:5432", help="host:port, or host:port/prefix for databases named prefix_<size>"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse a built history (the new day is rebuilt)")
     parser.add_argument("--json", action="store_true")
     # internal: one step in a child process

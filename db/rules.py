@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, defer
 
 from narrwatch.db.models import (
     Article,
@@ -185,21 +185,37 @@ def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
 
 
 def counted_cluster_members(
-    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merge_before: dt.datetime,
+    cluster_ids: Sequence[int] | None = None,
 ) -> dict[str, list[tuple[ClusterMember, Article]]]:
     """Per surviving cluster id, the members published in [start, end) that count for it, most
     central first: members of clusters merged before ``merge_before`` belong to the survivor, and an
-    article a seed covers belongs to the seed, not to a cluster."""
-    rows = session.execute(
+    article a seed covers belongs to the seed, not to a cluster. With ``cluster_ids``, only the
+    members of those clusters."""
+    query = (
         select(ClusterMember, Article)
         .join(Article, Article.id == ClusterMember.article_id)
+        # a day's clusters hold thousands of members: their bodies are not counted nor shown
+        .options(defer(Article.text), defer(Article.summary))
         .where(
             Article.published_at >= start,
             Article.published_at < end,
             ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
         )
         .order_by(ClusterMember.similarity.desc(), Article.id)
-    ).all()
+    )
+    if cluster_ids is None:
+        rows = list(session.execute(query).tuples())
+    else:
+        rows = [
+            row
+            for chunk in chunked(sorted(set(cluster_ids)))
+            for row in session.execute(query.where(ClusterMember.cluster_id.in_(chunk))).tuples()
+        ]
+        rows.sort(key=lambda row: (-row[0].similarity, row[1].id))
     merged_into = merge_map(session, merge_before)
     clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
     for member, article in rows:

@@ -7,11 +7,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import Article, ClusterMember, DailyCount, Match, NarrativeVersion
+from narrwatch.db.models import Article, ClusterMember, Match, NarrativeVersion
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
@@ -85,11 +85,10 @@ def seed_articles(
     return seeds
 
 
-def cluster_articles(
-    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
-) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
-    merged_into = rules.merge_map(session, merge_before)
-    clusters = {
+def _by_survivor(
+    rows: dict[str, list[tuple[ClusterMember, Article]]],
+) -> dict[str, dict[int, CountedArticle]]:
+    return {
         survivor: {
             article.id: _counted(
                 article,
@@ -98,24 +97,57 @@ def cluster_articles(
             )
             for member, article in members
         }
-        for survivor, members in rules.counted_cluster_members(session, start, end, merge_before).items()
+        for survivor, members in rows.items()
     }
-    # a cluster is observable from its first member, wherever that member lies in time
-    first_member = dict(
-        session.execute(
-            select(ClusterMember.cluster_id, func.min(ClusterMember.published_at)).group_by(
-                ClusterMember.cluster_id
-            )
-        )
-        .tuples()
-        .all()
-    )
-    observed: dict[str, dt.date] = {}
-    for cid, first in first_member.items():
+
+
+def day_clusters(
+    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+) -> dict[str, dict[int, CountedArticle]]:
+    """Every cluster's counted members published in [start, end) (one day's worth)."""
+    return _by_survivor(rules.counted_cluster_members(session, start, end, merge_before))
+
+
+def todays_clusters(
+    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+) -> dict[str, set[int]]:
+    """The clusters with counted members in [start, end): survivor id -> the ids of every cluster
+    merged into it before ``merge_before``, its own included."""
+    merged_into = rules.merge_map(session, merge_before)
+    groups = {
+        survivor: {int(survivor)}
+        for survivor in rules.counted_cluster_members(session, start, end, merge_before)
+    }
+    for cid in merged_into:
         survivor = str(resolve(cid, merged_into))
-        if survivor in clusters:
-            day = first.date()
-            observed[survivor] = min(observed.get(survivor, day), day)
+        if survivor in groups:
+            groups[survivor].add(cid)
+    return groups
+
+
+def cluster_articles(
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merge_before: dt.datetime,
+    groups: dict[str, set[int]],
+) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
+    """The counted members in [start, end) of the clusters in ``groups`` (see ``todays_clusters``),
+    and the day each survivor became observable: its group's first member, wherever it lies in time."""
+    ids = sorted({cid for group in groups.values() for cid in group})
+    clusters = _by_survivor(rules.counted_cluster_members(session, start, end, merge_before, ids))
+    survivor_of = {cid: survivor for survivor, group in groups.items() for cid in group}
+    observed: dict[str, dt.date] = {}
+    for chunk in rules.chunked(ids):
+        rows = session.execute(
+            select(ClusterMember.cluster_id, func.min(ClusterMember.published_at))
+            .where(ClusterMember.cluster_id.in_(chunk))
+            .group_by(ClusterMember.cluster_id)
+        ).tuples()
+        for cid, first in rows:
+            survivor = survivor_of[cid]
+            if survivor in clusters:
+                observed[survivor] = min(observed.get(survivor, first.date()), first.date())
     return clusters, observed
 
 
@@ -149,39 +181,3 @@ def daily_counts(
         for key, by_day in grouped.items()
     }
     return counts, grouped
-
-
-def write_counts(
-    session: Session,
-    day: dt.date,
-    days: list[dt.date],
-    counts: dict[SubjectKey, dict[dt.date, DayCount]],
-) -> tuple[int, int]:
-    """Replace the counts of ``day`` and every baseline day: a match, verdict or seed that changed for
-    a past day since its counts were written must not leave them stale.
-
-    Returns the number of counts written for ``day`` and for its baseline days.
-    """
-    written_today = written_before = 0
-    session.execute(delete(DailyCount).where(DailyCount.day.in_(days)))
-    for (kind, subject_id, dimension, value), by_day in sorted(counts.items()):
-        for count_day_, count in sorted(by_day.items()):
-            if count_day_ not in days:
-                continue
-            session.add(
-                DailyCount(
-                    day=count_day_,
-                    subject_kind=kind,
-                    subject_id=subject_id,
-                    dimension=dimension,
-                    dimension_value=value,
-                    n_articles=count.n_articles,
-                    n_stories=count.n_stories,
-                    n_outlets=count.n_outlets,
-                )
-            )
-            if count_day_ == day:
-                written_today += 1
-            else:
-                written_before += 1
-    return written_today, written_before

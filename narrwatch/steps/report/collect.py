@@ -20,6 +20,7 @@ from narrwatch.db.models import (
     NarrativeVersion,
     RisingFlag,
 )
+from narrwatch.db.rules import chunked
 from narrwatch.domain.clock import day_bounds
 from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed
 from narrwatch.steps.report.model import (
@@ -161,9 +162,8 @@ def _emerging_clusters(
     recent = _cluster_articles(session, start, end)
     live = {
         str(cluster.id): cluster
-        for cluster in session.scalars(
-            select(Cluster).where(Cluster.id.in_([int(cid) for cid in recent]), Cluster.status == "live")
-        )
+        for chunk in chunked(sorted(int(cid) for cid in recent))
+        for cluster in session.scalars(select(Cluster).where(Cluster.id.in_(chunk), Cluster.status == "live"))
     }
     candidates = [
         (cluster_id, members)
