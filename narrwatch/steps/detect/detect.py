@@ -1,11 +1,12 @@
 """Detect what rose on a day: daily counts per seed and cluster, the test, and the day's flags.
 
 ``detect_rising(ctx, day, now)`` is a function of the stored articles, matches, verdicts, clusters and
-the day. It recomputes ``daily_counts`` for the day and every baseline day before it (so a seed
-activated later, a recalibrated threshold or an analyst's label changes the stored counts of the
-days it touches: counts are never stale), tests every seed and cluster, overall and per country and
-per language, and replaces that day's ``rising_flags``; it writes nothing else, so re-running a past
-day gives the same flags.
+the day. It counts the day, and any baseline day never counted, for every cluster and outlet
+(``stored.py``: other days are read back as stored, so a day costs its own articles); it recounts
+every seed and every cluster with articles on the day over the whole span (so a seed activated
+later, a recalibrated threshold, an analyst's label or a merge changes the counts it is tested on:
+those counts are never stale); it tests every seed and cluster, overall and per country and per
+language, and replaces that day's ``rising_flags``; re-running a past day gives the same flags.
 
 What counts (see ``narrwatch/domain/rising.py`` for the statistics):
 - a seed counts an article by the report's rule (``narrwatch.db.rules.counted_matches_query``: a confirm-level
