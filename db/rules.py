@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, defer
 
 from narrwatch.db.models import (
@@ -184,43 +184,77 @@ def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
     }
 
 
+def _counted_members_filter(start: dt.datetime, end: dt.datetime) -> list[ColumnElement[bool]]:
+    return [
+        Article.published_at >= start,
+        Article.published_at < end,
+        ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
+    ]
+
+
 def counted_cluster_members(
-    session: Session,
-    start: dt.datetime,
-    end: dt.datetime,
-    merge_before: dt.datetime,
-    cluster_ids: Sequence[int] | None = None,
+    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
 ) -> dict[str, list[tuple[ClusterMember, Article]]]:
     """Per surviving cluster id, the members published in [start, end) that count for it, most
     central first: members of clusters merged before ``merge_before`` belong to the survivor, and an
-    article a seed covers belongs to the seed, not to a cluster. With ``cluster_ids``, only the
-    members of those clusters."""
-    query = (
+    article a seed covers belongs to the seed, not to a cluster."""
+    rows = session.execute(
         select(ClusterMember, Article)
         .join(Article, Article.id == ClusterMember.article_id)
-        # a day's clusters hold thousands of members: their bodies are not counted nor shown
+        # a day's clusters hold thousands of members: their bodies are not shown
         .options(defer(Article.text), defer(Article.summary))
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
+        .where(*_counted_members_filter(start, end))
         .order_by(ClusterMember.similarity.desc(), Article.id)
-    )
-    if cluster_ids is None:
-        rows = list(session.execute(query).tuples())
-    else:
-        rows = [
-            row
-            for chunk in chunked(sorted(set(cluster_ids)))
-            for row in session.execute(query.where(ClusterMember.cluster_id.in_(chunk))).tuples()
-        ]
-        rows.sort(key=lambda row: (-row[0].similarity, row[1].id))
+    ).tuples()
     merged_into = merge_map(session, merge_before)
     clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
     for member, article in rows:
         survivor = str(resolve(member.cluster_id, merged_into))
         clusters.setdefault(survivor, {}).setdefault(article.id, (member, article))
+    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
+
+
+def counted_cluster_rows(
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merged_into: dict[int, int],
+    cluster_ids: Sequence[int] | None = None,
+) -> dict[str, list[Row[Any]]]:
+    """``counted_cluster_members`` as plain rows (the article's ``id``, ``published_at``, ``outlet``,
+    ``country``, ``language``, ``story_key``, ``title``, ``url`` and the member's ``cluster_id`` and
+    ``similarity``) under the merge map ``merged_into``; with ``cluster_ids``, only the members of
+    those clusters. Rows, not entities: detection counts tens of thousands of them."""
+    query = (
+        select(
+            Article.id,
+            Article.published_at,
+            Article.outlet,
+            Article.country,
+            Article.language,
+            Article.story_key,
+            Article.title,
+            Article.url,
+            ClusterMember.cluster_id,
+            ClusterMember.similarity,
+        )
+        .join(Article, Article.id == ClusterMember.article_id)
+        .where(*_counted_members_filter(start, end))
+    )
+    rows: list[Any]  # rows of the select above
+    if cluster_ids is None:
+        rows = list(session.execute(query))
+    else:
+        rows = [
+            row
+            for chunk in chunked(sorted(set(cluster_ids)))
+            for row in session.execute(query.where(ClusterMember.cluster_id.in_(chunk)))
+        ]
+    rows.sort(key=lambda row: (-row.similarity, row.id))
+    clusters: dict[str, dict[int, Row[Any]]] = {}
+    for row in rows:
+        survivor = str(resolve(row.cluster_id, merged_into))
+        clusters.setdefault(survivor, {}).setdefault(row.id, row)
     return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
 
 

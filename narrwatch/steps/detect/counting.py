@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
@@ -45,7 +45,7 @@ def _dimensions(counted: CountedArticle) -> list[tuple[str, str]]:
     ]
 
 
-def _counted(article: Article, score: float, evidence: dict[str, Any]) -> CountedArticle:
+def _counted(article: Article | Row[Any], score: float, evidence: dict[str, Any]) -> CountedArticle:
     return CountedArticle(
         article_id=article.id,
         day=article.published_at.date(),
@@ -85,38 +85,34 @@ def seed_articles(
     return seeds
 
 
-def _by_survivor(
-    rows: dict[str, list[tuple[ClusterMember, Article]]],
-) -> dict[str, dict[int, CountedArticle]]:
+def _by_survivor(rows: dict[str, list[Row[Any]]]) -> dict[str, dict[int, CountedArticle]]:
     return {
         survivor: {
-            article.id: _counted(
-                article,
-                round(member.similarity, 6),
-                {"similarity": round(member.similarity, 6), "cluster": member.cluster_id},
+            row.id: _counted(
+                row,
+                round(row.similarity, 6),
+                {"similarity": round(row.similarity, 6), "cluster": row.cluster_id},
             )
-            for member, article in members
+            for row in members
         }
         for survivor, members in rows.items()
     }
 
 
 def day_clusters(
-    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+    session: Session, start: dt.datetime, end: dt.datetime, merged_into: dict[int, int]
 ) -> dict[str, dict[int, CountedArticle]]:
     """Every cluster's counted members published in [start, end) (one day's worth)."""
-    return _by_survivor(rules.counted_cluster_members(session, start, end, merge_before))
+    return _by_survivor(rules.counted_cluster_rows(session, start, end, merged_into))
 
 
 def todays_clusters(
-    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+    session: Session, start: dt.datetime, end: dt.datetime, merged_into: dict[int, int]
 ) -> dict[str, set[int]]:
     """The clusters with counted members in [start, end): survivor id -> the ids of every cluster
-    merged into it before ``merge_before``, its own included."""
-    merged_into = rules.merge_map(session, merge_before)
+    merged into it (``merged_into``), its own included."""
     groups = {
-        survivor: {int(survivor)}
-        for survivor in rules.counted_cluster_members(session, start, end, merge_before)
+        survivor: {int(survivor)} for survivor in rules.counted_cluster_rows(session, start, end, merged_into)
     }
     for cid in merged_into:
         survivor = str(resolve(cid, merged_into))
@@ -129,13 +125,13 @@ def cluster_articles(
     session: Session,
     start: dt.datetime,
     end: dt.datetime,
-    merge_before: dt.datetime,
+    merged_into: dict[int, int],
     groups: dict[str, set[int]],
 ) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
     """The counted members in [start, end) of the clusters in ``groups`` (see ``todays_clusters``),
     and the day each survivor became observable: its group's first member, wherever it lies in time."""
     ids = sorted({cid for group in groups.values() for cid in group})
-    clusters = _by_survivor(rules.counted_cluster_members(session, start, end, merge_before, ids))
+    clusters = _by_survivor(rules.counted_cluster_rows(session, start, end, merged_into, ids))
     survivor_of = {cid: survivor for survivor, group in groups.items() for cid in group}
     observed: dict[str, dt.date] = {}
     for chunk in rules.chunked(ids):

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.locks import hold_transaction_lock
 from narrwatch.db.models import Article, RisingFlag
 from narrwatch.domain.clock import day_start
@@ -183,6 +184,7 @@ class _Counted:
     seed_observed: dict[str, dt.date]
     cluster_observed: dict[str, dt.date]
     global_start: dt.date  # the day narrwatch stored its first article
+    merged_into: dict[int, int]  # merges that had happened by the end of the day
     cluster_ids: list[str]  # the clusters counted here: those with members on the day, merges included
 
     @property
@@ -209,8 +211,9 @@ def _load_counted(session: Session, day: dt.date, start: dt.datetime, end: dt.da
     first_article = session.execute(select(func.min(Article.published_at))).scalar()
     global_start = first_article.date() if first_article is not None else day
     seeds = seed_articles(session, start, end)
-    cluster_groups = todays_clusters(session, day_start(day), end, end)
-    clusters, cluster_observed = cluster_articles(session, start, end, end, cluster_groups)
+    merged_into = rules.merge_map(session, end)
+    cluster_groups = todays_clusters(session, day_start(day), end, merged_into)
+    clusters, cluster_observed = cluster_articles(session, start, end, merged_into, cluster_groups)
     seed_observed = seed_observed_from(session)
     seed_counts, seed_groups = daily_counts("narrative", seeds)
     cluster_counts, groups = daily_counts("cluster", clusters)
@@ -221,6 +224,7 @@ def _load_counted(session: Session, day: dt.date, start: dt.datetime, end: dt.da
         seed_observed=seed_observed,
         cluster_observed=cluster_observed,
         global_start=global_start,
+        merged_into=merged_into,
         cluster_ids=sorted({str(cid) for group in cluster_groups.values() for cid in group}),
     )
 
@@ -333,12 +337,11 @@ def _write_flags(
         report.flags.append(":".join(key))
 
 
-def _store_counts(
-    session: Session, day: dt.date, days: list[dt.date], end: dt.datetime, counted: _Counted
-) -> tuple[int, int]:
+def _store_counts(session: Session, day: dt.date, days: list[dt.date], counted: _Counted) -> tuple[int, int]:
     """Count the days never counted (and ``day``) for every cluster and outlet, and replace the seeds'
     and the day's clusters' counts over the span. Returns the rows written for ``day`` and before."""
-    today, before = count_days(session, days_to_count(session, day, days), end)
+    fill = days_to_count(session, day, [d for d in days if d >= counted.global_start])
+    today, before = count_days(session, fill, counted.merged_into)
     seeds = replace_counts(session, "narrative", None, days, counted.seed_counts)
     clusters = replace_counts(session, "cluster", counted.cluster_ids, days, counted.cluster_counts)
     return today + seeds[0] + clusters[0], before + seeds[1] + clusters[1]
@@ -356,9 +359,7 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
         # Counts of the baseline days are filled too, so any two detect runs take turns.
         hold_transaction_lock(session, "detect")
         counted = _load_counted(session, day, start, end)
-        report.n_counts_written, report.n_baseline_days_filled = _store_counts(
-            session, day, days, end, counted
-        )
+        report.n_counts_written, report.n_baseline_days_filled = _store_counts(session, day, days, counted)
         shared = _baselines(session, params, day, days, counted)
         _write_flags(
             session, params, day, days, now, ctx.settings.report_top_articles, counted, shared, report

@@ -31,6 +31,8 @@ ONE_DAY = dt.timedelta(days=1)
 
 def days_to_count(session: Session, day: dt.date, days: list[dt.date]) -> list[dt.date]:
     """``day`` and the days of ``days`` that were never counted."""
+    if not days:
+        return [day]
     stored = set(
         session.scalars(
             select(DailyVolume.day).where(DailyVolume.day >= days[0], DailyVolume.day <= days[-1]).distinct()
@@ -73,7 +75,7 @@ def _day_volumes(session: Session, day: dt.date) -> dict[str, tuple[int, int]]:
     return {outlet: (n, len(stories[outlet])) for outlet, n in articles.items()}
 
 
-def count_days(session: Session, days: list[dt.date], merge_before: dt.datetime) -> tuple[int, int]:
+def count_days(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> tuple[int, int]:
     """Count every cluster and every outlet's volume on each of ``days`` from its articles, replacing
     what was stored; one day at a time, so memory follows a day. Returns the rows written for the
     last of ``days`` and for the others."""
@@ -82,7 +84,7 @@ def count_days(session: Session, days: list[dt.date], merge_before: dt.datetime)
         session.execute(delete(DailyCount).where(DailyCount.day == day, DailyCount.subject_kind == "cluster"))
         session.execute(delete(DailyVolume).where(DailyVolume.day == day))
         counts, _ = daily_counts(
-            "cluster", day_clusters(session, day_start(day), day_start(day + ONE_DAY), merge_before)
+            "cluster", day_clusters(session, day_start(day), day_start(day + ONE_DAY), merged_into)
         )
         rows = _count_rows(counts, {day})
         if rows:
