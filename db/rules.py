@@ -201,8 +201,8 @@ def counted_cluster_members(
     rows = session.execute(
         select(ClusterMember, Article)
         .join(Article, Article.id == ClusterMember.article_id)
-        # a day's clusters hold thousands of members: their bodies are not shown
-        .options(defer(Article.text), defer(Article.summary))
+        # a week's clusters hold thousands of members: their bodies are not shown (summaries are)
+        .options(defer(Article.text))
         .where(*_counted_members_filter(start, end))
         .order_by(ClusterMember.similarity.desc(), Article.id)
     ).tuples()
