@@ -111,6 +111,40 @@ def counted_seed_matches(
     return {seed: list(articles.values()) for seed, articles in by_seed.items()}
 
 
+def counted_seed_rows(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, list[Row[Any]]]:
+    """``counted_seed_matches`` as plain rows: the article's ``id``, ``published_at``, ``outlet``,
+    ``country``, ``language``, ``story_key``, ``title`` and ``url``, and the match's ``match_id``,
+    ``score``, ``level`` and ``evidence_*``. Rows, not entities: a seed's baseline holds thousands."""
+    counted = counted_matches_query(start=start, end=end).subquery()
+    rows = session.execute(
+        select(
+            Article.id,
+            Article.published_at,
+            Article.outlet,
+            Article.country,
+            Article.language,
+            Article.story_key,
+            Article.title,
+            Article.url,
+            counted.c.id.label("match_id"),
+            counted.c.narrative_id,
+            counted.c.score,
+            counted.c.level,
+            counted.c.evidence_text,
+            counted.c.evidence_score,
+            counted.c.evidence_idx,
+            counted.c.evidence_language,
+        )
+        .join(Article, Article.id == counted.c.article_id)
+        .where(Article.published_at >= start, Article.published_at < end)
+        .order_by(counted.c.score.desc(), counted.c.id)
+    )
+    by_seed: dict[str, dict[int, Row[Any]]] = {}
+    for row in rows:
+        by_seed.setdefault(row.narrative_id, {}).setdefault(row.id, row)
+    return {seed: list(articles.values()) for seed, articles in by_seed.items()}
+
+
 def latest_verdicts(session: Session, article_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     """The newest analyst verdict per (article, seed), whatever collection it was given in."""
     newest: dict[tuple[int, str], tuple[dt.datetime, int, str]] = {}

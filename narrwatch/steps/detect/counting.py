@@ -11,7 +11,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import Article, ClusterMember, Match, NarrativeVersion
+from narrwatch.db.models import ClusterMember, Match, NarrativeVersion
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
@@ -45,7 +45,7 @@ def _dimensions(counted: CountedArticle) -> list[tuple[str, str]]:
     ]
 
 
-def _counted(article: Article | Row[Any], score: float, evidence: dict[str, Any]) -> CountedArticle:
+def _counted(article: Row[Any], score: float, evidence: dict[str, Any]) -> CountedArticle:
     return CountedArticle(
         article_id=article.id,
         day=article.published_at.date(),
@@ -66,21 +66,21 @@ def seed_articles(
 ) -> dict[str, dict[int, CountedArticle]]:
     """Articles per seed by the one counting rule, each with its strongest counted match."""
     seeds: dict[str, dict[int, CountedArticle]] = {}
-    for seed, rows in rules.counted_seed_matches(session, start, end).items():
+    for seed, rows in rules.counted_seed_rows(session, start, end).items():
         seeds[seed] = {
-            article.id: _counted(
-                article,
-                round(found.score, 6),
+            row.id: _counted(
+                row,
+                round(row.score, 6),
                 {
-                    "text": found.evidence_text,
-                    "score": round(found.evidence_score, 6),
-                    "idx": found.evidence_idx,
-                    "language": found.evidence_language,
-                    "level": found.level,
-                    "match_id": found.id,
+                    "text": row.evidence_text,
+                    "score": round(row.evidence_score, 6),
+                    "idx": row.evidence_idx,
+                    "language": row.evidence_language,
+                    "level": row.level,
+                    "match_id": row.match_id,
                 },
             )
-            for found, article in rows
+            for row in rows
         }
     return seeds
 
