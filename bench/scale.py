@@ -668,7 +668,7 @@ def main() -> None:
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-scale")
     parser.add_argument(
-        "--pg", default="127.0.0.1:5432", help="host:port, or host:port/prefix for databases named prefix_<size>"
+        "--pg", default="127.0.0.1:5432", help="host:port, or host:port/prefix: databases named prefix_<size>"
     )
     parser.add_argument("--reuse", action="store_true", help="reuse a built history (the new day is rebuilt)")
     parser.add_argument("--json", action="store_true")
@@ -782,7 +782,10 @@ def forget_new_day(backend: str, size: int, work: Path, pg: str, data_dir: Path,
     with ctx.transaction() as session:
         points = list(session.scalars(select(Passage.point_id).where(Passage.article_id > size)))
         session.execute(delete(Article).where(Article.id > size))
-        for table in ["daily_counts", "rising_flags", "pipeline_runs", "work_claims"]:
+        # the history's stored counts stay (the steady state detect reads); the new day's go
+        for table in ["daily_counts", "daily_volumes", "rising_flags"]:
+            session.execute(text(f"DELETE FROM {table} WHERE day >= :day"), {"day": day_of(size, 20_000)})
+        for table in ["pipeline_runs", "work_claims"]:
             session.execute(text(f"DELETE FROM {table}"))
         session.execute(text("DELETE FROM cluster_members WHERE article_id > :n"), {"n": size})
     ctx.vector_store.delete(collection, points)
