@@ -406,6 +406,13 @@ def forget_new_day(backend: str, size: int, work: Path, pg: str, data_dir: Path,
         for table in ["pipeline_runs", "work_claims"]:
             session.execute(text(f"DELETE FROM {table}"))
         session.execute(text("DELETE FROM cluster_members WHERE article_id > :n"), {"n": size})
+        # clusters the new day founded go, and history clusters merged into them come back
+        # (history clusters it joined keep their moved centroids: the history has no record of them)
+        new = "SELECT id FROM clusters WHERE first_seen_at >= :start"
+        start = dt.datetime.combine(day_of(size, 20_000), dt.time(0), tzinfo=dt.UTC)
+        unmerge = "UPDATE clusters SET status = 'live', merged_into = NULL, merged_at = NULL"
+        session.execute(text(f"{unmerge} WHERE merged_into IN ({new})"), {"start": start})
+        session.execute(text(f"DELETE FROM clusters WHERE id IN ({new})"), {"start": start})
     ctx.vector_store.delete(collection, points)
     ctx.close()
 
