@@ -110,6 +110,8 @@ class Article(Base):
     country: Mapped[str] = mapped_column(String(8))
     language: Mapped[str | None] = mapped_column(String(16))
     language_detector: Mapped[str | None] = mapped_column(String(40))
+    #: ISO 15924 script of the text ("Cyrl", "Latn"): Serbian is written in both
+    script: Mapped[str | None] = mapped_column(String(4))
     title: Mapped[str] = mapped_column(Text)
     title_key: Mapped[str] = mapped_column(String(64), index=True)
     summary: Mapped[str] = mapped_column(Text, default="")

@@ -190,11 +190,12 @@ class Settings(StorageSettings):
         40, ge=0, description="Short-text guard: passages shorter than this cannot be evidence alone."
     )
     match_calibration: bool = Field(
-        False,
-        description="Calibrate seed scores per language against stored unrelated articles; thresholds "
-        "then apply to the calibrated score (defaults suggest 0.35, confirm 0.45). Off by default: on "
-        "the third-party benchmark it did not beat the raw score (eval/thirdparty/README.md) and the "
-        "demo's rise was not flagged with it.",
+        True,
+        description="Calibrate seed scores per language (Serbian per script) against the newest stored "
+        "articles of the language and a bundled background, onto the scale of English news: one seed "
+        "threshold then passes about the same share of unrelated news in every language "
+        "(bench/match_languages.py). Off: raw scores decide, and a multilingual model passes several "
+        "times more unrelated Serbian Cyrillic than Russian news at one threshold.",
     )
     match_learn_from_verdicts: bool = Field(
         True,
@@ -233,10 +234,10 @@ class Settings(StorageSettings):
         0.0011,
         gt=0,
         lt=1,
-        description="False-flag budget per subject and day, split between the three windows (day, 3 "
-        "days, week): 0.0011 is 0.1 false flags per seed per 90 days. bench/rising.py measures the "
-        "false flags on simulated flat seeds (a nominal 0.002 let flag-days reach 0.11-0.14 at two "
-        "outlets a day) and prints the power beside the exact test that knows the baseline.",
+        description="False-flag budget per subject and day, shared by the three windows (day, 3 days, "
+        "week) through the min-p statistic: 0.0011 is 0.1 false flags per seed per 90 days. "
+        "bench/rising.py measures the false flags on simulated flat seeds and prints the power beside "
+        "the exact test that knows the baseline.",
     )
     rising_min_ratio: float = Field(
         1.5, ge=1, description="Minimum rate ratio (today / expected) for a flag."

@@ -72,7 +72,9 @@ def test_demo_flags_the_rise_and_a_rerun_duplicates_nothing(settings: Settings, 
     assert overall, f"no overall flag for {RISING_SEED} on the last day: {first.flags}"
     flag = overall[0]
     assert flag["count"] > flag["baseline"]
-    assert flag["n_outlets"] >= 5
+    # Calibrated per language, the rise rests on fewer Serbian outlets than raw scores gave (raw scores
+    # favour Serbian Cyrillic); the flag still needs the detector's minimum of three outlets.
+    assert flag["n_outlets"] >= 3
     assert first.counts["articles"] >= 150
     assert first.counts["matches"] > 0
 

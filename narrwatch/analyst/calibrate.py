@@ -18,7 +18,8 @@ from narrwatch.db.models import (
 from narrwatch.db.session import dialect_insert
 from narrwatch.domain.calibration import thresholds_from_verdicts
 from narrwatch.domain.verdicts import MIN_CONFIRMED, MIN_REJECTED, train_head
-from narrwatch.steps.match.learning import attach_calibration, load_verdict_passages
+from narrwatch.steps.match.calibration import attach_calibration
+from narrwatch.steps.match.learning import load_verdict_passages
 from narrwatch.steps.match.prepare import (
     PreparedSeeds,
     load_calibrations,

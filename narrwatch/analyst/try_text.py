@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from narrwatch.context import AppContext
-from narrwatch.steps.match.learning import attach_calibration_bundled, learn_from_store
+from narrwatch.steps.match.calibration import attach_calibration_bundled
+from narrwatch.steps.match.learning import learn_from_store
 from narrwatch.steps.match.prepare import (
     load_calibrations,
     prepare_seeds,
@@ -92,7 +93,7 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
         learn_from_store(ctx, prepared, collection_for(encoder), dt.datetime.now(dt.UTC))
     except Exception as exc:  # no schema yet, no server: the bundled background still calibrates
         if ctx.settings.match_calibration:
-            attach_calibration_bundled(encoder, prepared)
+            attach_calibration_bundled(encoder, prepared, ctx.settings.resolved_models_dir)
         notes.append(
             f"stored backgrounds and verdicts not read ({type(exc).__name__}); bundled background used"
         )

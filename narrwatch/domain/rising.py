@@ -9,13 +9,14 @@ the number of independent outlets carrying it.
 
 Regional narratives live at one to five outlets a day, so the test is built for small counts:
 
-1. *Windows.* The day, the last 3 days and the last 7 days are each compared with a baseline (the
-   ``baseline_days`` before the window, less a guard band of ``guard_days`` so that a rise already
+1. *Windows.* The day, the last 3 days and the last 7 days are each compared with one baseline (the
+   ``baseline_days`` before the week, less a guard band of ``guard_days`` so that a rise already
    under way does not enter its own baseline). A doubling is invisible in one day at 4 outlets but
-   plain over a week; a tripling shows on its first day. The false-flag budget ``alpha`` (per
-   subject and day) is split between the windows (weighted Bonferroni, ``window_shares``): the
-   subject is flagged when some window's p-value is below its share of ``alpha``, so the three
-   windows together never spend more than ``alpha``.
+   plain over a week; a tripling shows on its first day. The windows share one false-flag budget
+   ``alpha`` (per subject and day) through the min-p statistic: the smallest window p-value is
+   judged by the chance that *some* window reaches it under the baseline, computed exactly over the
+   nested windows (``narrwatch/domain/rising_windows.py``). Bonferroni shares would pay twice for
+   the windows' overlap and waste what discrete tails leave unspent.
 2. *Exposure.* A day's expected count is scaled by its exposure: the share of the subject's usual
    outlets that published anything that day (a feed group that went silent lowers it) times the
    day's volume per active outlet against its weekday's median (a holiday lowers it). Days with
@@ -33,15 +34,16 @@ Regional narratives live at one to five outlets a day, so the test is built for 
 5. *Overdispersion.* ``var = mu + a mu^2`` with ``a`` estimated from the baseline residuals by
    moments and shrunk towards the catalogue's ``a`` (``prior.dispersion`` weighted as
    ``dispersion_prior_days`` days): a month of days estimates a variance only roughly.
-6. *Test.* The window's count is compared with its predictive distribution, negative binomial with
-   mean ``M`` and ``1/size = a sum(mu_d^2)/M^2 + (1 + a m)/shape`` (day noise plus the uncertainty
-   of the estimated rate, itself widened by the day noise of the baseline's ``m`` outlets a day).
-   The p-value is the exact upper tail ``P(X >= count)``; the statistic is the rate ratio
-   ``count / M``.
+6. *Test.* Each window's count is compared with its predictive distribution: given the rate, days
+   are negative binomials of mean ``mu_d``; the rate is the estimate times a Gamma variable of
+   shape ``shape / (1 + a m)`` (the uncertainty of the estimated rate, widened by the day noise of
+   the baseline's ``m`` outlets a day). A window's p-value is its exact upper tail
+   ``P(X >= count)``; the statistic is the rate ratio ``count / M``.
 
 A flag needs (the minimum evidence rule): at least one outlet today, at least ``min_outlets``
-distinct outlets in the window that fired, its rate ratio at least ``min_ratio`` and its p-value
-within its share of ``alpha``.
+distinct outlets in the window that fired, its rate ratio at least ``min_ratio``, and the min-p
+statistic's p-value within ``alpha``. The budget is spent on windows that can fire: a window's
+critical count is never below ``min_outlets`` or ``min_ratio`` times its expected count.
 
 Steps 2 to 5 (exposure, weekday factors, the prior, the dispersion) live in
 ``narrwatch/domain/rising_baseline.py``.
@@ -56,15 +58,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import betainc
 
 from narrwatch.domain.rising_baseline import (
     FloatArray,
     Reference,
     dispersion,
+    weekday_factor_variance,
     weekday_factors,
     weekday_parameters,
 )
+from narrwatch.domain.rising_windows import Predictive, critical_count, union_tail, window_tail
 
 STATISTIC_NAME = "nb_rate_ratio"
 
@@ -82,17 +85,17 @@ class RisingParams:
     #: False flags per subject and day, shared between the windows: 0.0011 is 0.1 per 90 days.
     alpha: float = 0.0011
     min_ratio: float = 1.5
-    #: Test windows in days ending today, and the share of ``alpha`` each may spend.
+    #: Test windows in days ending today (nested, shortest first); they share ``alpha``.
     windows: tuple[int, ...] = (1, 3, 7)
-    window_shares: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
     #: Fewer usable baseline days than this and a subject without a prior is not tested.
     min_baseline_days: int = 7
     #: Days left out between the baseline and the tested window (as in the CDC's EARS C2 method).
     guard_days: int = 2
     #: Pseudo-counts pulling a subject's weekday factors towards the prior pattern.
     weekday_prior_strength: float = 10.0
-    #: Weight, in days, of the catalogue's dispersion against the subject's own estimate.
-    dispersion_prior_days: float = 56.0
+    #: Weight, in days, of the catalogue's dispersion against the subject's own estimate: four
+    #: weeks estimate one subject's day-to-day swings only roughly, all seeds together far better.
+    dispersion_prior_days: float = 112.0
     #: Upper confidence level of the subject's own residual variance (a month of days estimates a
     #: variance roughly; a plug-in estimate that happens to be low turns busy days into flags).
     dispersion_confidence: float = 0.8
@@ -104,10 +107,8 @@ class RisingParams:
     def __post_init__(self) -> None:
         if not self.windows or min(self.windows) < 1:
             raise ValueError("rising windows must be positive numbers of days")
-        if len(self.window_shares) != len(self.windows):
-            raise ValueError("rising needs one share of alpha per window")
-        if min(self.window_shares) <= 0 or sum(self.window_shares) > 1.0 + 1e-9:
-            raise ValueError("window shares must be positive and sum to at most 1")
+        if list(self.windows) != sorted(set(self.windows)):
+            raise ValueError("rising windows must be distinct and listed shortest first")
         if self.min_baseline_days > self.baseline_days:
             raise ValueError("min_baseline_days cannot exceed baseline_days")
         if self.weekday_prior_strength <= 0:
@@ -128,9 +129,6 @@ class RisingParams:
         n = self.baseline_days if length is None else length
         return [last - dt.timedelta(days=i) for i in range(n - 1, -1, -1)]
 
-    def share_of(self, window_days: int) -> float:
-        return self.window_shares[self.windows.index(window_days)]
-
 
 @dataclass(frozen=True)
 class DayCount:
@@ -149,23 +147,13 @@ def count_day(records: Iterable[tuple[str, str]]) -> DayCount:
     )
 
 
-def negative_binomial_tail(count: int, mean: float, size: float) -> float:
-    """``P(X >= count)`` for a negative binomial with this mean and size (exact, via the beta function)."""
-    if count <= 0:
-        return 1.0
-    if mean <= 0:
-        return 0.0
-    success = size / (size + mean)
-    return float(min(1.0, max(0.0, betainc(count, size, 1.0 - success))))
-
-
 @dataclass(frozen=True)
 class WindowTest:
     days: int
     count: int  # outlet-days in the window
     expected: float
     rate_ratio: float
-    p_value: float  # unadjusted upper tail
+    p_value: float  # the window's own upper tail
     distinct_outlets: int  # distinct outlets over the window (the minimum-evidence rule)
 
     def as_dict(self) -> dict[str, Any]:
@@ -187,7 +175,7 @@ class RisingTest:
     flagged: bool
     reason: str  # why it is or is not flagged, for the report and logs
     decisive: WindowTest | None  # the window whose p-value stands for the subject
-    p_value: float  # the decisive window's p-value divided by its share of alpha (times alpha)
+    p_value: float  # min-p over the windows: the chance some window gets this far (1: no evidence)
     weekday_factor: float
     dispersion: float
     baseline_days: int  # usable days in the baseline of the 1-day window
@@ -214,33 +202,32 @@ class RisingTest:
 
 
 @dataclass(frozen=True)
-class _WindowResult:
-    test: WindowTest
-    weekday_factor: float  # today's
+class _Baseline:
+    factors: FloatArray  # weekday factors
+    rate: float  # outlets per unit of weekday- and exposure-weighted day
+    shape: float  # Gamma shape of the rate's posterior
     dispersion: float
-    baseline_days: int
-    baseline_total: int
-    rate_per_day: float
-    today_expected: float
+    factor_variance: FloatArray  # relative variance of each weekday's factor
+    days: int  # usable baseline days
+    total: int  # outlet-days in them
 
 
-def _window_test(
+def _baseline(
     day: dt.date,
-    days: int,
     counts: Mapping[dt.date, int],
     params: RisingParams,
     weekday_prior: FloatArray,
     observed_from: dt.date | None,
     prior: Reference | None,
     exposure: Mapping[dt.date, float],
-    outlets: Mapping[dt.date, Set[str]] | None,
-) -> _WindowResult | None:
-    window = [day - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
+) -> _Baseline | None:
+    """One baseline for every window: the days before the longest window and its guard band."""
+    longest = max(params.windows)
 
     def usable(length: int) -> list[dt.date]:
         return [
             d
-            for d in params.baseline_for(day, days, length)
+            for d in params.baseline_for(day, longest, length)
             if (observed_from is None or d >= observed_from) and exposure.get(d, 1.0) >= params.low_exposure
         ]
 
@@ -265,38 +252,27 @@ def _window_test(
             y, fitted, weekday_parameters(y, wd, params.weekday_prior_strength), params.dispersion_confidence
         )
     prior_days = params.dispersion_prior_days if prior is not None else 0.0
-    alpha = (
+    a = (
         (own_days * own + prior_days * prior.dispersion) / (own_days + prior_days)
         if prior is not None and own_days + prior_days > 0
         else own
     )
-    mu = np.asarray([rate * factors[d.weekday()] * exposure.get(d, 1.0) for d in window])
-    expected = max(float(mu.sum()), 1e-9)
-    count = int(sum(counts.get(d, 0) for d in window))
     # day-to-day swings also blur the baseline's own mean: its relative variance grows by 1 + a m
     baseline_mean = total / len(baseline) if baseline else 0.0
-    size = 1.0 / (alpha * float(np.sum(mu * mu)) / expected**2 + (1.0 + alpha * baseline_mean) / shape)
-    if outlets is not None:
-        distinct = len(set().union(*(outlets.get(d, set()) for d in window)))
-    else:
-        distinct = count  # outlet-days: an upper bound of the distinct outlets
-    test = WindowTest(
-        days=days,
-        count=count,
-        expected=expected,
-        rate_ratio=count / expected,
-        p_value=negative_binomial_tail(count, expected, size),
-        distinct_outlets=distinct,
+    return _Baseline(
+        factors=factors,
+        rate=rate,
+        shape=shape / (1.0 + a * baseline_mean),
+        dispersion=a,
+        factor_variance=weekday_factor_variance(y, wd, weekday_prior, params.weekday_prior_strength, a),
+        days=len(baseline),
+        total=int(total),
     )
-    return _WindowResult(
-        test=test,
-        weekday_factor=float(factors[day.weekday()]),
-        dispersion=alpha,
-        baseline_days=len(baseline),
-        baseline_total=int(total),
-        rate_per_day=rate,
-        today_expected=float(mu[-1]),
-    )
+
+
+def _floor(params: RisingParams, expected: float) -> int:
+    """The least count a window can fire with: ``min_outlets`` and ``min_ratio`` times expected."""
+    return max(params.min_outlets, 1, int(np.ceil(params.min_ratio * expected - 1e-9)))
 
 
 def assess_rising(
@@ -315,36 +291,36 @@ def assess_rising(
     ``observed_from`` is the first day the subject could have been counted; earlier days are left
     out of the baseline rather than taken as zeros. ``reference`` is the Gamma prior (catalogue or
     typical story). ``exposure`` scales each day's expectation (missing days: 1). ``outlets`` gives
-    the outlets behind each day's count, for the distinct-outlet evidence rule. Returns None when no
-    window has enough baseline.
+    the outlets behind each day's count, for the distinct-outlet evidence rule. Returns None when
+    there is not enough baseline.
     """
     prior_pattern = np.ones(7) if weekday_prior is None else np.asarray(weekday_prior, dtype=np.float64)
     exposures = exposure or {}
-    results = [
-        r
-        for w in params.windows
-        if (
-            r := _window_test(
-                day, w, counts, params, prior_pattern, observed_from, reference, exposures, outlets
-            )
-        )
-        is not None
-    ]
-    if not results:
+    base = _baseline(day, counts, params, prior_pattern, observed_from, reference, exposures)
+    if base is None:
         return None
-    windows = tuple(r.test for r in results)
-    first = min(results, key=lambda r: r.test.days)
+    longest = max(params.windows)
+    recent = [day - dt.timedelta(days=i) for i in range(longest - 1, -1, -1)]
+    mu = np.asarray([base.rate * base.factors[d.weekday()] * exposures.get(d, 1.0) for d in recent])
+    day_noise = np.asarray([base.dispersion + base.factor_variance[d.weekday()] for d in recent])
+    predictive = Predictive(mu=np.maximum(mu, 1e-9), dispersion=day_noise, shape=base.shape)
+    windows = tuple(_window(predictive, recent[longest - w :], counts, outlets) for w in params.windows)
     today = int(counts.get(day, 0))
-
-    def adjusted(w: WindowTest) -> float:
-        return min(1.0, w.p_value / params.share_of(w.days))
-
     evident = [
-        w for w in windows if w.distinct_outlets >= params.min_outlets and w.rate_ratio >= params.min_ratio
+        w
+        for w in windows
+        if w.count >= _floor(params, w.expected) and w.distinct_outlets >= params.min_outlets
     ]
-    decisive = min(evident or list(windows), key=lambda w: (adjusted(w), w.days))
-    # On the scale of alpha: the decisive window's p-value over its share, so <= alpha flags.
-    p_value = adjusted(decisive)
+    decisive = min(evident or list(windows), key=lambda w: (w.p_value, w.days))
+    p_value = 1.0
+    if evident:
+        critical = [
+            critical_count(predictive, w.days, decisive.p_value, _floor(params, w.expected)) for w in windows
+        ]
+        # the union lies between its largest part and the sum of its parts (the sum also stands in
+        # where 1 - P(no window fires) has lost its digits to rounding)
+        parts = sum(window_tail(predictive, w, c) for w, c in zip(params.windows, critical, strict=True))
+        p_value = max(decisive.p_value, min(parts, union_tail(predictive, params.windows, critical)))
     if today < 1:
         flagged, reason = False, "no outlet today"
     elif not any(w.distinct_outlets >= params.min_outlets for w in windows):
@@ -362,17 +338,39 @@ def assess_rising(
     return RisingTest(
         day=day,
         today_count=today,
-        today_expected=first.today_expected,
+        today_expected=float(mu[-1]),
         flagged=flagged,
         reason=reason,
         decisive=decisive,
         p_value=p_value,
-        weekday_factor=first.weekday_factor,
-        dispersion=first.dispersion,
-        baseline_days=first.baseline_days,
-        baseline_total=first.baseline_total,
-        rate_per_day=first.rate_per_day,
+        weekday_factor=float(base.factors[day.weekday()]),
+        dispersion=base.dispersion,
+        baseline_days=base.days,
+        baseline_total=base.total,
+        rate_per_day=base.rate,
         windows=windows,
+    )
+
+
+def _window(
+    predictive: Predictive,
+    days: list[dt.date],
+    counts: Mapping[dt.date, int],
+    outlets: Mapping[dt.date, Set[str]] | None,
+) -> WindowTest:
+    count = int(sum(counts.get(d, 0) for d in days))
+    expected = predictive.mean_of(len(days))
+    if outlets is not None:
+        distinct = len(set().union(*(outlets.get(d, set()) for d in days)))
+    else:
+        distinct = count  # outlet-days: an upper bound of the distinct outlets
+    return WindowTest(
+        days=len(days),
+        count=count,
+        expected=expected,
+        rate_ratio=count / expected,
+        p_value=window_tail(predictive, len(days), count),
+        distinct_outlets=distinct,
     )
 
 

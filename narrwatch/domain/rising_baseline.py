@@ -44,6 +44,30 @@ def weekday_factors(
     return factors * (y.size / float(factors[wd].sum()))
 
 
+def weekday_factor_variance(
+    counts: npt.ArrayLike,
+    weekdays: Sequence[int],
+    prior: npt.ArrayLike | None,
+    strength: float,
+    dispersion: float,
+) -> FloatArray:
+    """Relative variance of each weekday's estimated factor (0 where the prior alone sets it).
+
+    A factor rests on the few days of its weekday in the baseline, so today's expectation is off
+    by that much; the error adds to the day's noise like ``a`` does (``var = mu + (a + v) mu^2``).
+    """
+    y = np.asarray(counts, dtype=np.float64)
+    wd = np.asarray(weekdays, dtype=np.int64)
+    p = np.ones(7) if prior is None else np.asarray(prior, dtype=np.float64)
+    if y.size == 0 or y.sum() <= 0:
+        return np.zeros(7)
+    sums = np.bincount(wd, weights=y, minlength=7)
+    days = np.bincount(wd, minlength=7).astype(np.float64)
+    fitted = float(y.mean()) * weekday_factors(y, weekdays, p, strength)
+    variance = days * (fitted + dispersion * fitted * fitted)
+    return variance / (sums + strength * p) ** 2
+
+
 def weekday_parameters(counts: npt.ArrayLike, weekdays: Sequence[int], strength: float) -> float:
     """Effective number of parameters fitted by the mean and the shrunk weekday factors.
 

@@ -341,14 +341,6 @@ MODEL_DEFAULTS: dict[str, ModelDefaults] = {
     ),
 }
 
-#: Thresholds on the score calibrated per language and seed (``match_calibration`` on;
-#: narrwatch/domain/background.py): 0.45 = 4.5 background spreads, for every model (the calibration
-#: removes the model's offset). Chosen on the tuning parts of the third-party benchmark
-#: (eval/thirdparty: FNC-1 tune 0.50, CLEF 2020 tune 0.40-0.45, coarse micro-F1), suggest 0.1 below.
-CALIBRATED_DEFAULTS = ModelDefaults(
-    suggest=0.35, confirm=0.45, note="eval/thirdparty tune parts, bench/match_thirdparty.py"
-)
-
 #: Unknown models: the rescaled score removes most of a model's offset (E5's compressed cosines,
 #: an English model's high floor on Serbian), so the bundled model's tuned values are the starting
 #: point; the source is marked so that reports say the thresholds are not tuned for that model, and
@@ -363,9 +355,9 @@ def model_key(model_name: str) -> str:
     return re.split(r"[\\/]", name.rstrip("/\\"))[-1].casefold()
 
 
-def model_default_thresholds(model_name: str, *, calibrated: bool = False) -> Thresholds:
-    if calibrated:
-        return Thresholds(CALIBRATED_DEFAULTS.suggest, CALIBRATED_DEFAULTS.confirm, "calibrated-default")
+def model_default_thresholds(model_name: str) -> Thresholds:
+    """The model's tuned thresholds. Calibrated scores (:mod:`narrwatch.domain.background`) are on the
+    scale of English news, so the same values hold with calibration on."""
     key = model_key(model_name)
     known = MODEL_DEFAULTS.get(key)
     if known is not None:
@@ -380,7 +372,6 @@ def resolve_thresholds(
     settings: tuple[float | None, float | None] = (None, None),
     seed: tuple[float | None, float | None] = (None, None),
     calibration: tuple[float, float] | None = None,
-    calibrated: bool = False,
 ) -> Thresholds:
     """Model default, overridden by the settings, then by the seed file, then by a calibration.
 
@@ -388,7 +379,7 @@ def resolve_thresholds(
     raised only suggest, say), suggest wins and confirm is raised to it: a match is never confirmed
     below the level at which it would be suggested.
     """
-    base = model_default_thresholds(model_name, calibrated=calibrated)
+    base = model_default_thresholds(model_name)
     suggest, confirm, source = base.suggest, base.confirm, base.source
     layers: list[tuple[str, tuple[float | None, float | None]]] = [("settings", settings), ("seed", seed)]
     if calibration is not None:

@@ -199,3 +199,13 @@ def story_key(title: str, fallback: str) -> str:
     if len(words) < MIN_STORY_KEY_WORDS:
         return _digest("fallback:" + fallback)
     return _digest(" ".join(sorted(words)))
+
+
+def text_script(text: str) -> str | None:
+    """ISO 15924 script of ``text``: ``Cyrl`` when most letters are Cyrillic, ``Latn`` otherwise, None
+    when it has no letters. Serbian is written in both, and a model scores the two differently."""
+    letters = [char for char in text if char.isalpha()]
+    if not letters:
+        return None
+    cyrillic = sum(1 for char in letters if "\u0400" <= char <= "\u04ff")
+    return "Cyrl" if cyrillic * 2 > len(letters) else "Latn"

@@ -133,6 +133,10 @@ def test_cyrillic_and_latin_titles_of_one_outlet_are_one_article_with_two_sighti
     # Title dedup is per outlet: another outlet's copy is its own article, in the same story.
     assert len(stored) == 2
     assert stored[0].story_key == stored[1].story_key
+    # Serbian in either script is Serbian; the script of the stored text is recorded beside it.
+    other_copy = next(article for article in stored if article.outlet != "sputnik")
+    assert (other_copy.language, other_copy.script) == ("sr", "Latn")
+    assert sputnik[0].language == "sr" and sputnik[0].script in ("Cyrl", "Latn")
     assert report.duplicates["title"] == 1
 
 

@@ -7,57 +7,94 @@ import pytest
 
 from narrwatch.domain.background import (
     MIN_SPREAD,
-    SPREADS_PER_UNIT,
     BackgroundFigures,
     background_figures,
+    bundled_key,
+    language_figures,
     language_key,
+    script_variants,
     shrink,
 )
 from narrwatch.domain.scoring import SeedScore, Thresholds, decide
 from narrwatch.domain.stance import StanceRules, article_stance
+from narrwatch.domain.text import text_script
 from narrwatch.domain.verdicts import LabelledPassage, examples_for, train_head
+from narrwatch.steps.match.calibration import bundled_background_texts
 
 
-def test_figures_ignore_the_top_tail_of_the_background() -> None:
-    unrelated = list(np.linspace(0.2, 0.4, 95))
-    with_related = unrelated + [0.95] * 5  # the few related articles hiding in the background
-    clean = background_figures(unrelated)
-    assert background_figures(with_related).centre == pytest.approx(clean.centre, abs=0.01)
-    assert background_figures(with_related).spread == pytest.approx(clean.spread, rel=0.1)
+def test_figures_are_the_median_and_the_top_percent() -> None:
+    scores = np.linspace(0.0, 1.0, 1001)
+    figures = background_figures(scores)
+    assert figures.centre == pytest.approx(0.5)
+    assert figures.spread == pytest.approx(0.49)  # 99th percentile minus median
+    assert background_figures([0.3, 0.3, 0.3]).spread == MIN_SPREAD
 
 
-def test_calibration_maps_the_centre_to_zero_and_inverts() -> None:
+def test_calibration_maps_onto_the_reference_and_inverts() -> None:
+    reference = BackgroundFigures(centre=0.1, spread=0.2, n=200)
     figures = BackgroundFigures(centre=0.5, spread=0.05, n=100)
-    assert figures.calibrate(0.5) == 0.0
-    assert figures.calibrate(0.5 + 3 * 0.05) == pytest.approx(3 / SPREADS_PER_UNIT)
-    assert figures.raw_for(figures.calibrate(0.62)) == pytest.approx(0.62)
-    assert figures.calibrate(10.0) == 1.0  # clipped: seed thresholds live in [-1, 1]
+    assert figures.calibrate(0.5, reference) == pytest.approx(0.1)
+    assert figures.calibrate(0.55, reference) == pytest.approx(0.3)  # its top percent is the reference's
+    assert figures.raw_for(figures.calibrate(0.52, reference), reference) == pytest.approx(0.52)
+    assert figures.calibrate(10.0, reference) == 1.0  # clipped: seed thresholds live in [-1, 1]
+    assert reference.calibrate(0.23, reference) == pytest.approx(0.23)  # the reference is unchanged
 
 
 def test_one_threshold_passes_the_same_share_in_two_languages() -> None:
     rng = np.random.default_rng(7)
     english = rng.normal(0.30, 0.05, 40000)  # unrelated English news against a seed
-    russian = rng.normal(0.62, 0.02, 40000)  # the same seed against unrelated Russian news: shifted
-    threshold = 0.2
+    russian = rng.gamma(4.0, 0.01, 40000) + 0.55  # the same seed against Russian news: shifted, skewed
+    reference = background_figures(english[:20000])
+    threshold = float(np.quantile(english, 0.995))
     rates = []
     for scores in (english, russian):
         figures = background_figures(scores[:20000])
-        rates.append(np.mean([figures.calibrate(s) >= threshold for s in scores[20000:]]))
+        rates.append(np.mean([figures.calibrate(s, reference) >= threshold for s in scores[20000:]]))
     assert rates[0] > 0 and rates[1] > 0
     assert max(rates) / min(rates) < 1.5
-    # The raw threshold that suits English passes nearly all Russian news.
-    raw = background_figures(english[:20000]).raw_for(threshold)
-    assert np.mean(russian >= raw) > 0.9
+    # Uncalibrated, the threshold that suits English passes all Russian news.
+    assert np.mean(russian >= threshold) > 0.99
 
 
-def test_shrinkage_leans_on_the_cold_start_while_a_language_is_new() -> None:
-    prior = BackgroundFigures(0.4, 0.1, 30)
+def test_shrinkage_leans_on_the_bundled_background_while_a_language_is_new() -> None:
+    prior = BackgroundFigures(0.4, 0.1, 200)
     assert shrink(BackgroundFigures(0.0, 1.0, 0), prior) == prior
-    few = shrink(BackgroundFigures(0.8, 0.05, 3), prior)
-    many = shrink(BackgroundFigures(0.8, 0.05, 3000), prior)
+    few = shrink(BackgroundFigures(0.8, 0.05, 10), prior)
+    many = shrink(BackgroundFigures(0.8, 0.05, 30000), prior)
     assert 0.4 < few.centre < 0.5 and many.centre == pytest.approx(0.8, abs=0.01)
-    assert background_figures([0.3, 0.3, 0.3]).spread == MIN_SPREAD
-    assert language_key(None) == "und" and language_key("sr-Cyrl") == "sr-Cyrl"
+
+
+def test_a_language_full_of_the_narrative_keeps_its_unrelated_figures() -> None:
+    rng = np.random.default_rng(3)
+    reference = BackgroundFigures(0.0, 0.2, 200)
+    prior = BackgroundFigures(0.1, 0.2, 200)  # the bundled background of the language
+    unrelated = rng.normal(0.1, 0.08, 300)
+    pushed = rng.normal(0.75, 0.05, 120)  # a state outlet pushing the seed's narrative every day
+    clean = language_figures(unrelated, prior, reference)
+    contaminated = language_figures(np.concatenate([unrelated, pushed]), prior, reference)
+    assert contaminated.centre == pytest.approx(clean.centre, abs=0.01)
+    assert contaminated.spread == pytest.approx(clean.spread, rel=0.05)
+    # Kept in, the pushed articles would have set the bar: the pushed ones would no longer stand out.
+    naive = shrink(background_figures(np.concatenate([unrelated, pushed])), prior)
+    assert naive.spread > 2 * clean.spread
+
+
+def test_background_keys() -> None:
+    assert language_key(None) == "und" and language_key("hr") == "hr"
+    assert language_key("sr", "Cyrl") == "sr-Cyrl" and language_key("sr", "Latn") == "sr-Latn"
+    assert script_variants("sr") == ["sr-Cyrl", "sr-Latn"] and script_variants("mk") == ["mk"]
+    bundled = ["en", "sr-Cyrl", "sr-Latn", "bs", "ru"]
+    assert bundled_key("sr-Cyrl", bundled) == "sr-Cyrl"
+    assert bundled_key("sr", bundled) == "sr-Latn"  # script unknown
+    assert bundled_key("cnr", bundled) == "bs" and bundled_key("uk", bundled) == "ru"
+    assert bundled_key("de", bundled) == "en" and bundled_key("und", bundled) == "en"
+
+
+def test_the_bundled_background_is_parallel_news_in_the_regions_languages() -> None:
+    texts = bundled_background_texts()
+    assert set(texts) == {"en", "sr-Cyrl", "sr-Latn", "hr", "bs", "sq", "mk", "ru", "bg"}
+    assert {len(sentences) for sentences in texts.values()} == {200}
+    assert text_script(texts["sr-Cyrl"][0]) == "Cyrl" and text_script(texts["sr-Latn"][0]) == "Latn"
 
 
 @pytest.mark.parametrize(

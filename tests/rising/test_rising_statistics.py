@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import nbinom
+from scipy.stats import nbinom, poisson
 
 from narrwatch.domain.rising import (
     RisingParams,
     assess_rising,
     count_day,
     flag_run,
-    negative_binomial_tail,
 )
 from narrwatch.domain.rising_baseline import (
     Reference,
@@ -27,6 +26,7 @@ from narrwatch.domain.rising_baseline import (
     volume_exposure,
     weekday_factors,
 )
+from narrwatch.domain.rising_windows import Predictive, critical_count, union_tail, window_tail
 
 START = dt.date(2025, 1, 6)  # a Monday
 HISTORY = 93  # the long baseline, the guard band and the week
@@ -147,7 +147,7 @@ def test_the_week_catches_a_sustained_rise_the_day_misses() -> None:
     for day in calendar[-7:]:
         series[day] = 8
     windows = assess_rising(calendar[-1], series, PARAMS)
-    today_only = assess_rising(calendar[-1], series, RisingParams(windows=(1,), window_shares=(1.0,)))
+    today_only = assess_rising(calendar[-1], series, RisingParams(windows=(1,)))
     assert windows is not None and today_only is not None
     assert windows.flagged and not today_only.flagged
     assert windows.decisive is not None and windows.decisive.days in (3, 7)
@@ -158,30 +158,61 @@ def test_the_week_catches_a_sustained_rise_the_day_misses() -> None:
     baseline=st.lists(st.integers(0, 12), min_size=40, max_size=40),
     recent=st.lists(st.integers(0, 30), min_size=7, max_size=7),
 )
-def test_a_flag_spends_only_its_windows_share_of_alpha(baseline: list[int], recent: list[int]) -> None:
+def test_the_windows_share_one_budget(baseline: list[int], recent: list[int]) -> None:
+    """The min-p p-value lies between the best window's own p-value and the Bonferroni bound."""
     calendar = days(47)
     series = dict(zip(calendar, baseline + recent, strict=True))
     result = assess_rising(calendar[-1], series, PARAMS)
-    assert result is not None
-    if result.flagged:
-        decisive = result.decisive
-        assert decisive is not None
-        assert decisive.p_value <= PARAMS.share_of(decisive.days) * PARAMS.alpha
-        assert decisive.distinct_outlets >= PARAMS.min_outlets and series[calendar[-1]] >= 1
+    assert result is not None and result.decisive is not None
     for window in result.windows:  # the p-value of every window is an upper tail, in [0, 1]
         assert 0.0 <= window.p_value <= 1.0
+    if result.p_value < 1.0:
+        best = result.decisive.p_value
+        assert best <= result.p_value <= len(PARAMS.windows) * best * (1 + 1e-6)
+    if result.flagged:
+        assert result.p_value <= PARAMS.alpha
+        assert result.decisive.distinct_outlets >= PARAMS.min_outlets and series[calendar[-1]] >= 1
 
 
-def test_shares_of_alpha_cannot_exceed_the_budget() -> None:
+def test_windows_must_nest_shortest_first() -> None:
     with pytest.raises(ValueError):
-        RisingParams(windows=(1, 3, 7), window_shares=(0.5, 0.5, 0.5))
+        RisingParams(windows=(7, 1, 3))
 
 
 @settings(max_examples=60, deadline=None)
-@given(count=st.integers(0, 200), mean=st.floats(0.01, 100.0), size=st.floats(0.1, 500.0))
-def test_negative_binomial_tail_is_the_exact_upper_tail(count: int, mean: float, size: float) -> None:
-    expected = 1.0 if count == 0 else float(nbinom.sf(count - 1, size, size / (size + mean)))
-    assert negative_binomial_tail(count, mean, size) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+@given(count=st.integers(0, 200), mean=st.floats(0.05, 100.0), shape=st.floats(2.0, 500.0))
+def test_a_window_on_an_uncertain_rate_has_a_negative_binomial_tail(
+    count: int, mean: float, shape: float
+) -> None:
+    """Poisson days on a Gamma rate sum to a negative binomial: the quadrature must give its tail."""
+    predictive = Predictive(mu=np.full(7, mean / 7), dispersion=np.zeros(7), shape=shape)
+    expected = 1.0 if count == 0 else float(nbinom.sf(count - 1, shape, shape / (shape + mean)))
+    assert window_tail(predictive, 7, count) == pytest.approx(expected, rel=0.01, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    mu=st.lists(st.floats(0.2, 4.0), min_size=7, max_size=7),
+    critical=st.tuples(st.integers(1, 8), st.integers(1, 14), st.integers(1, 25)),
+)
+def test_the_union_of_windows_is_exact_for_known_poisson_days(
+    mu: list[float], critical: tuple[int, int, int]
+) -> None:
+    """Against brute force over the three nested blocks (the day, the two before, the four before)."""
+    known = Predictive(mu=np.asarray(mu), dispersion=np.zeros(7), shape=1e9)
+    day, two, four = mu[6], mu[4] + mu[5], sum(mu[:4])
+    grid = np.arange(60)
+    p1, p2, p4 = (poisson.pmf(grid, m) for m in (day, two, four))
+    joint = p1[:, None, None] * p2[None, :, None] * p4[None, None, :]
+    x1, x2, x4 = np.meshgrid(grid, grid, grid, indexing="ij")
+    fired = (x1 >= critical[0]) | (x1 + x2 >= critical[1]) | (x1 + x2 + x4 >= critical[2])
+    assert union_tail(known, (1, 3, 7), critical) == pytest.approx(float(joint[fired].sum()), abs=1e-6)
+
+
+def test_the_critical_count_is_the_least_within_the_level() -> None:
+    predictive = Predictive(mu=np.full(7, 2.0), dispersion=np.full(7, 0.05), shape=200.0)
+    c = critical_count(predictive, 3, 0.001, floor=3)
+    assert window_tail(predictive, 3, c) <= 0.001 < window_tail(predictive, 3, c - 1)
 
 
 def test_evidence_is_counted_in_distinct_outlets() -> None:

@@ -92,9 +92,9 @@ def test_a_burst_across_outlets_is_flagged_with_its_statistics(ctx: AppContext) 
     assert overall.p_value <= ctx.settings.rising_alpha
     assert overall.rate_ratio == pytest.approx(overall.count / overall.baseline, rel=1e-4)
     assert overall.rate_ratio >= ctx.settings.rising_min_ratio
-    # a quiet seed (68 outlet-days in four weeks) takes the long baseline: all 33 stored days before
-    # the guard band
-    assert overall.details["baseline_days"] == 33
+    # a quiet seed (68 outlet-days in four weeks) takes the long baseline: all 27 stored days before
+    # the week and its guard band (one baseline for the three windows)
+    assert overall.details["baseline_days"] == 27
     assert overall.details["n_stories"] == 20  # the double post counts once
     assert {"weekday_factor", "dispersion", "window_days", "windows", "observed_from"} <= set(overall.details)
     top = overall.top_articles

@@ -31,7 +31,7 @@ from narrwatch.domain.scoring import (
     resolve_thresholds,
     score_article,
 )
-from narrwatch.steps.match.learning import calibrate_scores, with_stance
+from narrwatch.steps.match.learning import with_stance
 from narrwatch.steps.match.seeds import NarrativeSet
 
 if TYPE_CHECKING:
@@ -41,24 +41,24 @@ if TYPE_CHECKING:
     from narrwatch.domain.scoring import Array
     from narrwatch.domain.verdicts import SeedHead
     from narrwatch.ports import Encoder
-    from narrwatch.steps.match.learning import LanguageCalibrator
+    from narrwatch.steps.match.calibration import LanguageCalibrator
 
 
 #: Bump when the scoring recipe changes in a way that changes scores: stored match states of the old
 #: recipe then no longer count as up to date and the next `match` rescores its window.
-SCORING_REVISION = "2"
+SCORING_REVISION = "3"
 
 #: Encoded seed texts, keyed by encoder identity, kind (query/passage) and text. A seed version's
 #: texts are encoded once per process; an edit re-encodes only the changed phrasings.
 _TEXT_VECTORS: dict[tuple[str, str, str], Array] = {}
 
 
-def _encoder_key(encoder: Encoder) -> str:
+def encoder_key(encoder: Encoder) -> str:
     return f"{encoder.model_name}|{encoder.backend}|{encoder.fingerprint}"
 
 
 def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Literal["query", "passage"]) -> Array:
-    key = _encoder_key(encoder)
+    key = encoder_key(encoder)
     missing = list(dict.fromkeys(t for t in texts if (key, kind, t) not in _TEXT_VECTORS))
     encode = encoder.encode_queries if kind == "query" else encoder.encode_passages
     for text in missing:
@@ -114,9 +114,10 @@ class PreparedSeeds:
     ) -> dict[str, SeedScore]:
         """Raw scores, calibrated for the article's language, with its stance and heads' say."""
         scores = self.raw_scores(passages, texts, lexical_text)
+        text = lexical_text if lexical_text is not None else " ".join(texts)
         if self.calibrator is not None:
-            scores = calibrate_scores(scores, self.calibrator.for_language(self, language))
-        scores = with_stance(scores, lexical_text if lexical_text is not None else " ".join(texts))
+            scores = self.calibrator.calibrate(self, scores, language, text)
+        scores = with_stance(scores, text)
         for seed_id, head in self.heads.items():
             if seed_id in scores and len(passages):
                 found = scores[seed_id]
@@ -125,10 +126,10 @@ class PreparedSeeds:
         return scores
 
     def raw_threshold(self, seed_id: str, language: str | None, calibrated: float) -> float:
-        """The raw score that reaches ``calibrated`` for an article of ``language``."""
+        """The lowest raw score that reaches ``calibrated`` for an article of ``language``."""
         if self.calibrator is None:
             return calibrated
-        return self.calibrator.for_language(self, language)[seed_id].raw_for(calibrated)
+        return self.calibrator.raw_threshold(self, seed_id, language, calibrated)
 
     def decide(self, scores: Mapping[str, SeedScore]) -> dict[str, Level]:
         levels = {seed_id: decide(score, self.thresholds[seed_id]) for seed_id, score in scores.items()}
@@ -181,7 +182,6 @@ def resolve_seed_thresholds(
             settings=(settings.match_suggest_threshold, settings.match_confirm_threshold),
             seed=seed_pair,
             calibration=calibrations.get(seed.id),
-            calibrated=settings.match_calibration,
         )
     return result
 

@@ -261,6 +261,7 @@ def _new_article(
         "country": feed.country,
         "language": detection.language,
         "language_detector": detection.detector,
+        "script": detection.script,
         "title": title,
         "title_key": title_key,
         "summary": entry.summary,

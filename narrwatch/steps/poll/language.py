@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from narrwatch.domain.text import text_script
 from narrwatch.steps.poll.tool_version import tool_name
 
 BCMS_CODES = frozenset({"bs", "hr", "sr", "cnr", "hbs"})
@@ -164,7 +165,7 @@ def detect_language(text: str, declared: Sequence[str] = ()) -> Detection:
     letters = [char for char in sample if char.isalpha()]
     fallback = declared[0] if len(declared) == 1 else None
     cyrillic_letters = [char for char in letters if "\u0400" <= char <= "\u04ff"]
-    script = None if not letters else ("Cyrl" if len(cyrillic_letters) * 2 > len(letters) else "Latn")
+    script = text_script(sample)
     if len(letters) < MIN_LETTERS:
         if fallback is not None:
             return Detection(fallback, 0.0, script=script)
