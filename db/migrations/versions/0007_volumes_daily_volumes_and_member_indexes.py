@@ -1,8 +1,8 @@
 """daily volumes per outlet (stored once per day for rising detection) and indexes for merges and
 members by publication time
 
-Revision ID: 0006_volumes
-Revises: 0005_scale
+Revision ID: 0007_volumes
+Revises: 0006_script
 Create Date: 2026-12-06 05:00:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_volumes"
-down_revision: str | None = "0005_scale"
+revision: str = "0007_volumes"
+down_revision: str | None = "0006_script"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
