@@ -2,7 +2,8 @@
 
 For each size it builds a store (SQL + the embedded vector engine, Qdrant Edge), then times every
 daily step for one new day of ``--day`` articles (20,000 by default) and the analyst's tools, each
-step in its own process so its peak RSS is its own (``ru_maxrss``):
+step in its own process so its peak RSS is its own (``VmHWM``: Linux keeps ``ru_maxrss`` across
+exec, so a step started from the building process would report that process's peak):
 
     persist   the day's feed entries through the real dedup and insert path (decide_entries +
               persist_plan), 64 feeds of the bench's outlets
@@ -31,15 +32,14 @@ real model (bundled MiniLM, ONNX int8). bench/embed.py measures the encoder itse
     .venv/bin/python bench/scale.py --sizes 10000,100000,1000000 --backend postgresql
     .venv/bin/python bench/scale.py --sizes 10000,100000 --json   # last line: one JSON object
 
-PostgreSQL: a database per size (``narrwatch_scale_<size>``) on ``--pg`` (default 127.0.0.1:5432,
-user postgres), dropped and made again unless ``--reuse`` finds it built.
+PostgreSQL: a database per size (``narrwatch_scale_<size>``, or ``<prefix>_<size>`` with a prefix) on
+``--pg`` (default 127.0.0.1:5432, user postgres), dropped and made again unless ``--reuse`` finds it built.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import resource
@@ -51,411 +51,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from scale_history import (  # beside this file; it puts the repository on the path
+    DAY0,
+    LANGUAGES,
+    N_FEEDS,
+    build,
+    database_url,
+    history_days,
+    open_context,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 DAILY_STEPS = ["persist", "embed", "match", "cluster", "detect", "report"]
 TOOL_STEPS = ["backtest", "search", "try"]
 STEPS = DAILY_STEPS + TOOL_STEPS
-DAY0 = dt.date(2026, 1, 1)
-N_FEEDS = 64
-COUNTRIES = ["RS", "HR", "BA", "ME", "MK", "AL", "XK", "RU"]
-LANGUAGES = ["sr", "hr", "bs", "sr", "mk", "sq", "sq", "ru"]
-POOL_ARTICLES = 2000
-DIM_NOISE = 0.35
 SEARCH_TEXT = "The government denied that the energy deal gives a foreign company control of the grid."
-
-
-# --- settings and context -----------------------------------------------------------------------
-
-
-def database_url(backend: str, size: int, work: Path, pg: str) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{work / f'sqlite-{size}' / 'narrwatch.db'}"
-    return f"postgresql+psycopg://postgres@{pg}/narrwatch_scale_{size}"
-
-
-def make_settings(url: str, data_dir: Path, models_dir: Path) -> Any:
-    from narrwatch.config import Settings
-
-    return Settings(  # type: ignore[call-arg]
-        data_dir=data_dir,
-        database_url=url,
-        qdrant_path=data_dir / "vectors",
-        vector_engine="edge",
-        models_dir=models_dir,
-        narratives_dir=REPO / "narratives",
-        feeds_file=REPO / "feeds.yaml",
-        _env_file=None,
-    )
-
-
-class PoolEncoder:
-    """The real encoder for queries (seeds, searches); pool-mixed vectors for passages (see docstring)."""
-
-    def __init__(self, real: Any, pool: np.ndarray, seeds: np.ndarray) -> None:
-        self._real = real
-        self._pool = pool
-        self._seeds = seeds
-        self.model_name = real.model_name
-        self.backend = real.backend
-        self.fingerprint = real.fingerprint
-        self.dimension = real.dimension
-        self.max_tokens = real.max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return int(self._real.count_tokens(text))
-
-    def encode_queries(self, texts: Any) -> np.ndarray:
-        return np.asarray(self._real.encode_queries(texts), dtype=np.float32)
-
-    def encode_passages(self, texts: Any) -> np.ndarray:
-        return mixed_vectors([str(t) for t in texts], self._pool, self._seeds)
-
-
-def mixed_vectors(texts: list[str], pool: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    out = np.empty((len(texts), pool.shape[1]), dtype=np.float32)
-    for row, text in enumerate(texts):
-        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-        rng = np.random.default_rng(int.from_bytes(digest, "little"))
-        a, b = rng.integers(0, len(pool), size=2)
-        vector = pool[a] + 0.6 * pool[b] + DIM_NOISE * rng.normal(size=pool.shape[1]) / np.sqrt(pool.shape[1])
-        if digest[0] < 11:  # about 1 in 25: pushes a seed narrative
-            vector = vector + 1.6 * seeds[digest[1] % len(seeds)]
-        out[row] = vector / np.linalg.norm(vector)
-    return out
-
-
-def load_pool(ctx: Any, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded news sentences (the vector pool) and seed phrasings, cached beside the stores."""
-    if cache.exists():
-        data = np.load(cache)
-        return data["pool"], data["seeds"]
-    from narrwatch.embeddings.newsgen import generate_articles
-    from narrwatch.steps.match.seeds import load_narratives
-
-    narratives = load_narratives(ctx.settings.narratives_dir)
-    sentences = sorted({s.strip() + "." for a in generate_articles(120, seed=5) for s in a.text.split(". ")})
-    near = [text for seed in narratives for text in seed.negatives]
-    pool = ctx.encoder.encode_passages(sentences[:400] + near)
-    seeds = ctx.encoder.encode_passages([text for seed in narratives for text in seed.examples])
-    np.savez(cache, pool=pool, seeds=seeds)
-    return pool, seeds
-
-
-def open_context(url: str, data_dir: Path, models_dir: Path, pool_cache: Path) -> Any:
-    from narrwatch.context import AppContext
-
-    ctx = AppContext.from_settings(make_settings(url, data_dir, models_dir))
-    pool, seeds = load_pool(ctx, pool_cache)
-    ctx._encoder = PoolEncoder(ctx.encoder, pool, seeds)
-    return ctx
-
-
-# --- building the history -----------------------------------------------------------------------
-
-
-def feed_rows() -> list[dict[str, Any]]:
-    return [
-        {
-            "id": f"feed-{i:02d}",
-            "outlet": f"Outlet {i:02d}",
-            "name": f"feed {i:02d}",
-            "url": f"https://outlet{i:02d}.example/rss",
-            "country": COUNTRIES[i % len(COUNTRIES)],
-            "languages": [LANGUAGES[i % len(LANGUAGES)]],
-        }
-        for i in range(N_FEEDS)
-    ]
-
-
-def history_days(size: int, per_day: int) -> int:
-    return max(30, -(-size // per_day))
-
-
-def build(ctx: Any, backend: str, size: int, per_day: int) -> dict[str, float]:
-    """Write ``size`` articles of history with their passages, marks, states, matches, clusters, points."""
-    from narrwatch.db.migrate import upgrade
-    from narrwatch.db.models import Feed
-    from narrwatch.embeddings.collections import collection_for
-    from narrwatch.embeddings.newsgen import generate_articles
-    from narrwatch.steps.match.seeds import load_narratives
-    from narrwatch.steps.match.versions import current_versions, sync_narratives
-
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    upgrade(ctx.settings.resolved_database_url)
-    with ctx.transaction() as session:
-        for row in feed_rows():
-            session.add(Feed(**row))
-    sync_narratives(ctx, dt.datetime.combine(DAY0, dt.time(0), tzinfo=dt.UTC))
-    narratives = load_narratives(ctx.settings.narratives_dir)
-    with ctx.transaction() as session:
-        versions = current_versions(session, narratives)
-    active = [seed.id for seed in narratives.active()]
-    encoder = ctx.encoder
-    collection = collection_for(encoder)
-    pool_articles = generate_articles(POOL_ARTICLES, seed=99)
-    days = history_days(size, per_day)
-    store = ctx.vector_store
-    store.ensure_collection(collection, encoder.dimension)
-
-    chunk = 50_000
-    next_cluster = 1
-    writer = Writer(ctx, backend)
-    for start in range(0, size, chunk):
-        ids = np.arange(start + 1, min(size, start + chunk) + 1)
-        rows = history_rows(
-            ids, size, days, pool_articles, collection, active, versions, next_cluster, encoder
-        )
-        next_cluster = rows["next_cluster"]
-        t = time.perf_counter()
-        writer.write(rows)
-        timings["sql"] = timings.get("sql", 0.0) + time.perf_counter() - t
-        t = time.perf_counter()
-        store.upsert(collection, rows["points"])
-        timings["vectors"] = timings.get("vectors", 0.0) + time.perf_counter() - t
-    writer.finish()
-    timings["total"] = time.perf_counter() - started
-    return timings
-
-
-def history_rows(
-    ids: np.ndarray,
-    size: int,
-    days: int,
-    pool_articles: list[Any],
-    collection: str,
-    active: list[str],
-    versions: dict[str, Any],
-    next_cluster: int,
-    encoder: Any,
-) -> dict[str, Any]:
-    from narrwatch.domain.urls import point_uuid
-    from narrwatch.ports import VectorPoint
-
-    start = dt.datetime.combine(DAY0, dt.time(0), tzinfo=dt.UTC)
-    span = days * 86400
-    articles, passages, marks, states, matches, members, clusters, points = [], [], [], [], [], [], [], []
-    texts = []
-    for article_id in ids.tolist():
-        source = pool_articles[article_id % len(pool_articles)]
-        feed = (article_id * 7) % N_FEEDS
-        published = start + dt.timedelta(seconds=int((article_id - 1) * span / size))
-        url = f"https://outlet{feed:02d}.example/news/{article_id}"
-        title = f"{source.title} ({article_id})"
-        text = source.text
-        texts.append(f"{title}. {text}")
-        articles.append(
-            {
-                "id": article_id,
-                "canonical_url": url,
-                "url": url,
-                "feed_id": f"feed-{feed:02d}",
-                "outlet": f"Outlet {feed:02d}",
-                "country": COUNTRIES[feed % len(COUNTRIES)],
-                "language": LANGUAGES[feed % len(LANGUAGES)],
-                "language_detector": "feed",
-                "title": title,
-                "title_key": hashlib.sha256(title.lower().encode()).hexdigest()[:64],
-                "summary": "",
-                "text": text,
-                "text_source": "feed",
-                "content_hash": hashlib.sha256(text.encode()).hexdigest(),
-                "published_at": published,
-                "published_estimated": False,
-                "fetched_at": published + dt.timedelta(minutes=10),
-                "story_key": hashlib.sha256(url.encode()).hexdigest(),
-            }
-        )
-        point_id = str(point_uuid(url, 0))
-        passages.append(
-            {
-                "id": article_id,
-                "article_id": article_id,
-                "collection": collection,
-                "idx": 0,
-                "text": text,
-                "point_id": point_id,
-            }
-        )
-        marks.append(
-            {
-                "article_id": article_id,
-                "collection": collection,
-                "n_passages": 1,
-                "model_name": encoder.model_name,
-                "backend": encoder.backend,
-                "model_fingerprint": encoder.fingerprint,
-                "embedded_at": published,
-            }
-        )
-        states.append(
-            {
-                "article_id": article_id,
-                "collection": collection,
-                "seeds_key": "history",
-                "matched_at": published,
-            }
-        )
-        if article_id % 25 == 0:
-            seed = active[(article_id // 25) % len(active)]
-            matches.append(
-                {
-                    "article_id": article_id,
-                    "narrative_id": seed,
-                    "narrative_version_id": versions[seed].id,
-                    "collection": collection,
-                    "model_name": encoder.model_name,
-                    "score": 0.7,
-                    "level": "confirm",
-                    "evidence_text": text[:300],
-                    "evidence_idx": 0,
-                    "evidence_score": 0.7,
-                    "evidence_language": "en",
-                    "lexical_score": 0.0,
-                    "evidence_example": None,
-                    "threshold_suggest": 0.5,
-                    "threshold_confirm": 0.6,
-                    "published_at": published,
-                    "matched_at": published,
-                }
-            )
-        else:
-            members.append((article_id, published))
-    vectors = encoder.encode_passages(texts)
-    for row, vector in zip(articles, vectors, strict=True):
-        points.append(
-            VectorPoint(
-                id=str(point_uuid(row["canonical_url"], 0)),
-                vector=vector,
-                payload={
-                    "article_id": row["id"],
-                    "passage_idx": 0,
-                    "feed_id": row["feed_id"],
-                    "outlet": row["outlet"],
-                    "country": row["country"],
-                    "language": row["language"],
-                    "published_ts": row["published_at"].timestamp(),
-                    "model": encoder.model_name,
-                    "backend": encoder.backend,
-                    "fingerprint": encoder.fingerprint,
-                },
-            )
-        )
-    by_id = {row["id"]: i for i, row in enumerate(articles)}
-    member_rows = []
-    for group_start in range(0, len(members), 10):
-        group = members[group_start : group_start + 10]
-        centroid = vectors[by_id[group[0][0]]]
-        clusters.append(
-            {
-                "id": next_cluster,
-                "collection": collection,
-                "status": "live",
-                "size": len(group),
-                "centroid": [round(float(x), 5) for x in centroid],
-                "label": "history",
-                "representative_title": articles[by_id[group[0][0]]]["title"],
-                "representative_article_id": group[0][0],
-                "first_seen_at": group[0][1],
-                "last_seen_at": group[-1][1],
-            }
-        )
-        for article_id, published in group:
-            member_rows.append(
-                {
-                    "article_id": article_id,
-                    "collection": collection,
-                    "cluster_id": next_cluster,
-                    "similarity": 0.8,
-                    "published_at": published,
-                }
-            )
-        next_cluster += 1
-    return {
-        "articles": articles,
-        "passages": passages,
-        "article_embeddings": marks,
-        "match_states": states,
-        "matches": matches,
-        "clusters": clusters,
-        "cluster_members": member_rows,
-        "points": points,
-        "next_cluster": next_cluster,
-    }
-
-
-class Writer:
-    """Bulk rows into SQL: COPY on PostgreSQL, executemany on SQLite."""
-
-    TABLES = [
-        "articles",
-        "passages",
-        "article_embeddings",
-        "match_states",
-        "matches",
-        "clusters",
-        "cluster_members",
-    ]
-
-    def __init__(self, ctx: Any, backend: str) -> None:
-        self.ctx = ctx
-        self.backend = backend
-        self.match_id = 0
-
-    def write(self, rows: dict[str, Any]) -> None:
-        from narrwatch.db.models import Base
-
-        for match in rows["matches"]:
-            self.match_id += 1
-            match["id"] = self.match_id
-        with self.ctx.engine.begin() as connection:
-            for table in self.TABLES:
-                if not rows[table]:
-                    continue
-                if self.backend == "postgresql":
-                    self._copy(connection, table, rows[table])
-                else:
-                    connection.execute(Base.metadata.tables[table].insert(), rows[table])
-
-    def _copy(self, connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
-        from narrwatch.db.models import Base
-
-        columns = list(rows[0])
-        sa_table = Base.metadata.tables[table]
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([_copy_value(sa_table.c[c], row[c]) for c in columns])
-
-    def finish(self) -> None:
-        from sqlalchemy import text
-
-        with self.ctx.engine.begin() as connection:
-            if self.backend == "postgresql":
-                for table, column in [
-                    ("articles", "id"),
-                    ("passages", "id"),
-                    ("matches", "id"),
-                    ("clusters", "id"),
-                ]:
-                    connection.execute(
-                        text(
-                            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
-                            f"(SELECT coalesce(max({column}), 1) FROM {table}))"
-                        )
-                    )
-        with self.ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("ANALYZE"))
-
-
-def _copy_value(column: Any, value: Any) -> Any:
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return value
 
 
 # --- the new day ----------------------------------------------------------------------------------
@@ -584,6 +195,14 @@ def timed_searches(ctx: Any, now: dt.datetime) -> dict[str, Any]:
 # --- driver ---------------------------------------------------------------------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory (the high-water mark of its address space)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: the usage figure
+
+
 def child(args: argparse.Namespace) -> None:
     """One step in this process; prints its seconds and peak RSS as JSON."""
     import logging
@@ -595,7 +214,7 @@ def child(args: argparse.Namespace) -> None:
     ctx.vector_store  # noqa: B018 - open the store before the clock starts
     result = run_step(args.step, ctx, dt.date.fromisoformat(args.on))
     ctx.close()
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result, default=str))
 
 
@@ -610,8 +229,8 @@ def prepare(
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     if backend == "postgresql":
-        name = f"narrwatch_scale_{size}"
-        host, _, port = pg.partition(":")
+        name = database_url(backend, size, work, pg).rsplit("/", 1)[1]
+        host, _, port = pg.split("/")[0].partition(":")
         subprocess.run(
             ["dropdb", "-h", host, "-p", port or "5432", "-U", "postgres", "--if-exists", name], check=True
         )
@@ -636,7 +255,7 @@ def disk_usage(backend: str, size: int, data_dir: Path, pg: str) -> dict[str, fl
     if backend == "sqlite":
         sql = sum(f.stat().st_size for f in data_dir.glob("narrwatch.db*")) / 2**20
     else:
-        host, _, port = pg.partition(":")
+        host, _, port = pg.split("/")[0].partition(":")
         out = subprocess.run(
             [
                 "psql",
@@ -647,7 +266,7 @@ def disk_usage(backend: str, size: int, data_dir: Path, pg: str) -> dict[str, fl
                 "-U",
                 "postgres",
                 "-d",
-                f"narrwatch_scale_{size}",
+                database_url(backend, size, data_dir, pg).rsplit("/", 1)[1],
                 "-tAc",
                 "SELECT pg_database_size(current_database())",
             ],
@@ -666,7 +285,9 @@ def main() -> None:
     parser.add_argument("--day", type=int, default=20_000, help="articles of the new day")
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-scale")
-    parser.add_argument("--pg", default="127.0.0.1:5432")
+    parser.add_argument(
+        "--pg", default="127.0.0.1:5432", help="host:port, or host:port/prefix: databases named prefix_<size>"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse a built history (the new day is rebuilt)")
     parser.add_argument("--json", action="store_true")
     # internal: one step in a child process
@@ -779,9 +400,19 @@ def forget_new_day(backend: str, size: int, work: Path, pg: str, data_dir: Path,
     with ctx.transaction() as session:
         points = list(session.scalars(select(Passage.point_id).where(Passage.article_id > size)))
         session.execute(delete(Article).where(Article.id > size))
-        for table in ["daily_counts", "rising_flags", "pipeline_runs", "work_claims"]:
+        # the history's stored counts stay (the steady state detect reads); the new day's go
+        for table in ["daily_counts", "daily_volumes", "rising_flags"]:
+            session.execute(text(f"DELETE FROM {table} WHERE day >= :day"), {"day": day_of(size, 20_000)})
+        for table in ["pipeline_runs", "work_claims"]:
             session.execute(text(f"DELETE FROM {table}"))
         session.execute(text("DELETE FROM cluster_members WHERE article_id > :n"), {"n": size})
+        # clusters the new day founded go, and history clusters merged into them come back
+        # (history clusters it joined keep their moved centroids: the history has no record of them)
+        new = "SELECT id FROM clusters WHERE first_seen_at >= :start"
+        start = dt.datetime.combine(day_of(size, 20_000), dt.time(0), tzinfo=dt.UTC)
+        unmerge = "UPDATE clusters SET status = 'live', merged_into = NULL, merged_at = NULL"
+        session.execute(text(f"{unmerge} WHERE merged_into IN ({new})"), {"start": start})
+        session.execute(text(f"DELETE FROM clusters WHERE id IN ({new})"), {"start": start})
     ctx.vector_store.delete(collection, points)
     ctx.close()
 

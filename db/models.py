@@ -334,7 +334,7 @@ class Cluster(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     collection: Mapped[str] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(10), default="live")  # live | merged | promoted
-    merged_into: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"))
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), index=True)
     # publication time of the article whose arrival merged this cluster: counts for days before it
     # keep the two clusters apart, so re-detecting a past day gives the same flags after a merge
     merged_at: Mapped[dt.datetime | None]
@@ -359,6 +359,9 @@ class ClusterMember(Base):
     similarity: Mapped[float] = mapped_column(Float)
     published_at: Mapped[dt.datetime]
 
+    # labels read the members published around a cluster: a range, not a scan of every member
+    __table_args__ = (Index("ix_cluster_members_collection_published_at", "collection", "published_at"),)
+
 
 # --- rising detection ---------------------------------------------------------------------------
 
@@ -376,6 +379,18 @@ class DailyCount(Base):
     n_articles: Mapped[int] = mapped_column(Integer)
     n_stories: Mapped[int] = mapped_column(Integer)
     n_outlets: Mapped[int] = mapped_column(Integer)
+
+
+class DailyVolume(Base):
+    """Per day and outlet, what it published: the exposure and weekday data of rising detection, stored
+    so a day's baselines read a row per outlet and day instead of every article of the baseline."""
+
+    __tablename__ = "daily_volumes"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    outlet: Mapped[str] = mapped_column(String(100), primary_key=True)
+    n_articles: Mapped[int] = mapped_column(Integer)
+    n_stories: Mapped[int] = mapped_column(Integer)
 
 
 class RisingFlag(Base):

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, defer
 
 from narrwatch.db.models import (
     Article,
@@ -111,6 +111,40 @@ def counted_seed_matches(
     return {seed: list(articles.values()) for seed, articles in by_seed.items()}
 
 
+def counted_seed_rows(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, list[Row[Any]]]:
+    """``counted_seed_matches`` as plain rows: the article's ``id``, ``published_at``, ``outlet``,
+    ``country``, ``language``, ``story_key``, ``title`` and ``url``, and the match's ``match_id``,
+    ``score``, ``level`` and ``evidence_*``. Rows, not entities: a seed's baseline holds thousands."""
+    counted = counted_matches_query(start=start, end=end).subquery()
+    rows = session.execute(
+        select(
+            Article.id,
+            Article.published_at,
+            Article.outlet,
+            Article.country,
+            Article.language,
+            Article.story_key,
+            Article.title,
+            Article.url,
+            counted.c.id.label("match_id"),
+            counted.c.narrative_id,
+            counted.c.score,
+            counted.c.level,
+            counted.c.evidence_text,
+            counted.c.evidence_score,
+            counted.c.evidence_idx,
+            counted.c.evidence_language,
+        )
+        .join(Article, Article.id == counted.c.article_id)
+        .where(Article.published_at >= start, Article.published_at < end)
+        .order_by(counted.c.score.desc(), counted.c.id)
+    )
+    by_seed: dict[str, dict[int, Row[Any]]] = {}
+    for row in rows:
+        by_seed.setdefault(row.narrative_id, {}).setdefault(row.id, row)
+    return {seed: list(articles.values()) for seed, articles in by_seed.items()}
+
+
 def latest_verdicts(session: Session, article_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     """The newest analyst verdict per (article, seed), whatever collection it was given in."""
     newest: dict[tuple[int, str], tuple[dt.datetime, int, str]] = {}
@@ -184,6 +218,14 @@ def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
     }
 
 
+def _counted_members_filter(start: dt.datetime, end: dt.datetime) -> list[ColumnElement[bool]]:
+    return [
+        Article.published_at >= start,
+        Article.published_at < end,
+        ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
+    ]
+
+
 def counted_cluster_members(
     session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
 ) -> dict[str, list[tuple[ClusterMember, Article]]]:
@@ -193,18 +235,60 @@ def counted_cluster_members(
     rows = session.execute(
         select(ClusterMember, Article)
         .join(Article, Article.id == ClusterMember.article_id)
-        .where(
-            Article.published_at >= start,
-            Article.published_at < end,
-            ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
-        )
+        # a week's clusters hold thousands of members: their bodies are not shown (summaries are)
+        .options(defer(Article.text))
+        .where(*_counted_members_filter(start, end))
         .order_by(ClusterMember.similarity.desc(), Article.id)
-    ).all()
+    ).tuples()
     merged_into = merge_map(session, merge_before)
     clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
     for member, article in rows:
         survivor = str(resolve(member.cluster_id, merged_into))
         clusters.setdefault(survivor, {}).setdefault(article.id, (member, article))
+    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
+
+
+def counted_cluster_rows(
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merged_into: dict[int, int],
+    cluster_ids: Sequence[int] | None = None,
+) -> dict[str, list[Row[Any]]]:
+    """``counted_cluster_members`` as plain rows (the article's ``id``, ``published_at``, ``outlet``,
+    ``country``, ``language``, ``story_key``, ``title``, ``url`` and the member's ``cluster_id`` and
+    ``similarity``) under the merge map ``merged_into``; with ``cluster_ids``, only the members of
+    those clusters. Rows, not entities: detection counts tens of thousands of them."""
+    query = (
+        select(
+            Article.id,
+            Article.published_at,
+            Article.outlet,
+            Article.country,
+            Article.language,
+            Article.story_key,
+            Article.title,
+            Article.url,
+            ClusterMember.cluster_id,
+            ClusterMember.similarity,
+        )
+        .join(Article, Article.id == ClusterMember.article_id)
+        .where(*_counted_members_filter(start, end))
+    )
+    rows: list[Any]  # rows of the select above
+    if cluster_ids is None:
+        rows = list(session.execute(query))
+    else:
+        rows = [
+            row
+            for chunk in chunked(sorted(set(cluster_ids)))
+            for row in session.execute(query.where(ClusterMember.cluster_id.in_(chunk)))
+        ]
+    rows.sort(key=lambda row: (-row.similarity, row.id))
+    clusters: dict[str, dict[int, Row[Any]]] = {}
+    for row in rows:
+        survivor = str(resolve(row.cluster_id, merged_into))
+        clusters.setdefault(survivor, {}).setdefault(row.id, row)
     return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.context import AppContext
@@ -174,11 +174,13 @@ class _Window:
 
 
 def _window_facts(session: Session, collection: str, start: dt.datetime, end: dt.datetime) -> _Window:
-    oldest, newest = session.execute(
-        select(func.min(Article.published_at), func.max(Article.published_at))
-        .join(ArticleEmbedding)
-        .where(ArticleEmbedding.collection == collection)
-    ).one()
+    # the oldest and newest embedded article: walks the publication-time index from either end and
+    # stops at the first embedded article, instead of joining the whole history
+    embedded = select(Article.published_at).where(
+        exists().where(ArticleEmbedding.article_id == Article.id, ArticleEmbedding.collection == collection)
+    )
+    oldest = session.scalar(embedded.order_by(Article.published_at).limit(1))
+    newest = session.scalar(embedded.order_by(Article.published_at.desc()).limit(1))
     in_window = session.scalar(
         select(func.count())
         .select_from(Article)
@@ -189,7 +191,7 @@ def _window_facts(session: Session, collection: str, start: dt.datetime, end: dt
             Article.published_at < end,
         )
     )
-    covers_all = oldest is not None and oldest >= start and newest < end
+    covers_all = oldest is not None and newest is not None and oldest >= start and newest < end
     return _Window(start, end, int(in_window or 0), covers_all)
 
 

@@ -36,7 +36,6 @@ from narrwatch.domain.clustering import (
     claim_vector,
     distinctive_terms,
     model_key,
-    resolve,
     thresholds_for,
     tokenize,
 )
@@ -183,25 +182,54 @@ def _label_documents(session: Session, article_ids: Sequence[int]) -> dict[int, 
     return docs
 
 
-def members_of(session: Session, cluster_id: int, collection: str) -> list[int]:
-    """Article ids of the cluster and of every cluster merged into it, oldest first."""
-    merged: dict[int, int] = {
-        cid: into
-        for cid, into in session.execute(
-            select(Cluster.id, Cluster.merged_into).where(
-                Cluster.collection == collection, Cluster.merged_into.is_not(None)
+def merged_groups(session: Session, collection: str, cluster_ids: Sequence[int]) -> dict[int, set[int]]:
+    """Each cluster of ``cluster_ids`` with every cluster merged into it, directly or through others;
+    a cluster that was itself merged away is alone. Follows the merges back from the given clusters
+    only, not through every merge ever made."""
+    merged_away = set(
+        session.scalars(
+            select(Cluster.id).where(Cluster.id.in_(list(cluster_ids)), Cluster.merged_into.is_not(None))
+        )
+    )
+    groups = {cid: {cid} for cid in cluster_ids}
+    root_of = {cid: cid for cid in cluster_ids if cid not in merged_away}
+    frontier = sorted(root_of)
+    while frontier:
+        found = []
+        for chunk in rules.chunked(frontier):
+            rows = session.execute(
+                select(Cluster.id, Cluster.merged_into).where(
+                    Cluster.collection == collection, Cluster.merged_into.in_(chunk)
+                )
+            ).tuples()
+            for cid, into in rows:
+                if cid not in root_of and into is not None:
+                    root_of[cid] = root_of[into]
+                    groups[root_of[into]].add(cid)
+                    found.append(cid)
+        frontier = found
+    return groups
+
+
+def group_members(session: Session, collection: str, cluster_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Article ids of each cluster and of every cluster merged into it, oldest first."""
+    groups = merged_groups(session, collection, cluster_ids)
+    root_of = {cid: root for root, group in groups.items() for cid in group}
+    members: dict[int, list[tuple[dt.datetime, int]]] = {cid: [] for cid in cluster_ids}
+    for chunk in rules.chunked(sorted(root_of)):
+        rows = session.execute(
+            select(ClusterMember.published_at, ClusterMember.article_id, ClusterMember.cluster_id).where(
+                ClusterMember.cluster_id.in_(chunk), ClusterMember.collection == collection
             )
         ).tuples()
-        if into is not None
-    }
-    group = [cluster_id, *(cid for cid in merged if resolve(cid, merged) == cluster_id)]
-    return list(
-        session.execute(
-            select(ClusterMember.article_id)
-            .where(ClusterMember.cluster_id.in_(group), ClusterMember.collection == collection)
-            .order_by(ClusterMember.published_at, ClusterMember.article_id)
-        ).scalars()
-    )
+        for published_at, article_id, cid in rows:
+            members[root_of[cid]].append((published_at, article_id))
+    return {cid: [article_id for _, article_id in sorted(found)] for cid, found in members.items()}
+
+
+def members_of(session: Session, cluster_id: int, collection: str) -> list[int]:
+    """Article ids of the cluster and of every cluster merged into it, oldest first."""
+    return group_members(session, collection, [cluster_id])[cluster_id]
 
 
 def _describe(
@@ -214,7 +242,7 @@ def _describe(
     """Label and representative title of the given clusters, from their members and their neighbours."""
     if not clusters:
         return
-    members = {cid: members_of(session, cid, collection) for cid in clusters}
+    members = group_members(session, collection, sorted(clusters))
     first = min(row.first_seen_at for row in clusters.values()) - window
     last = max(row.last_seen_at for row in clusters.values()) + window
     own = {article_id for ids in members.values() for article_id in ids}

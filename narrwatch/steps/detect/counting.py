@@ -7,11 +7,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import Article, ClusterMember, DailyCount, Match, NarrativeVersion
+from narrwatch.db.models import ClusterMember, Match, NarrativeVersion
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
@@ -45,7 +45,7 @@ def _dimensions(counted: CountedArticle) -> list[tuple[str, str]]:
     ]
 
 
-def _counted(article: Article, score: float, evidence: dict[str, Any]) -> CountedArticle:
+def _counted(article: Row[Any], score: float, evidence: dict[str, Any]) -> CountedArticle:
     return CountedArticle(
         article_id=article.id,
         day=article.published_at.date(),
@@ -66,56 +66,84 @@ def seed_articles(
 ) -> dict[str, dict[int, CountedArticle]]:
     """Articles per seed by the one counting rule, each with its strongest counted match."""
     seeds: dict[str, dict[int, CountedArticle]] = {}
-    for seed, rows in rules.counted_seed_matches(session, start, end).items():
+    for seed, rows in rules.counted_seed_rows(session, start, end).items():
         seeds[seed] = {
-            article.id: _counted(
-                article,
-                round(found.score, 6),
+            row.id: _counted(
+                row,
+                round(row.score, 6),
                 {
-                    "text": found.evidence_text,
-                    "score": round(found.evidence_score, 6),
-                    "idx": found.evidence_idx,
-                    "language": found.evidence_language,
-                    "level": found.level,
-                    "match_id": found.id,
+                    "text": row.evidence_text,
+                    "score": round(row.evidence_score, 6),
+                    "idx": row.evidence_idx,
+                    "language": row.evidence_language,
+                    "level": row.level,
+                    "match_id": row.match_id,
                 },
             )
-            for found, article in rows
+            for row in rows
         }
     return seeds
 
 
-def cluster_articles(
-    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
-) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
-    merged_into = rules.merge_map(session, merge_before)
-    clusters = {
+def _by_survivor(rows: dict[str, list[Row[Any]]]) -> dict[str, dict[int, CountedArticle]]:
+    return {
         survivor: {
-            article.id: _counted(
-                article,
-                round(member.similarity, 6),
-                {"similarity": round(member.similarity, 6), "cluster": member.cluster_id},
+            row.id: _counted(
+                row,
+                round(row.similarity, 6),
+                {"similarity": round(row.similarity, 6), "cluster": row.cluster_id},
             )
-            for member, article in members
+            for row in members
         }
-        for survivor, members in rules.counted_cluster_members(session, start, end, merge_before).items()
+        for survivor, members in rows.items()
     }
-    # a cluster is observable from its first member, wherever that member lies in time
-    first_member = dict(
-        session.execute(
-            select(ClusterMember.cluster_id, func.min(ClusterMember.published_at)).group_by(
-                ClusterMember.cluster_id
-            )
-        )
-        .tuples()
-        .all()
-    )
-    observed: dict[str, dt.date] = {}
-    for cid, first in first_member.items():
+
+
+def day_clusters(
+    session: Session, start: dt.datetime, end: dt.datetime, merged_into: dict[int, int]
+) -> dict[str, dict[int, CountedArticle]]:
+    """Every cluster's counted members published in [start, end) (one day's worth)."""
+    return _by_survivor(rules.counted_cluster_rows(session, start, end, merged_into))
+
+
+def todays_clusters(
+    session: Session, start: dt.datetime, end: dt.datetime, merged_into: dict[int, int]
+) -> dict[str, set[int]]:
+    """The clusters with counted members in [start, end): survivor id -> the ids of every cluster
+    merged into it (``merged_into``), its own included."""
+    groups = {
+        survivor: {int(survivor)} for survivor in rules.counted_cluster_rows(session, start, end, merged_into)
+    }
+    for cid in merged_into:
         survivor = str(resolve(cid, merged_into))
-        if survivor in clusters:
-            day = first.date()
-            observed[survivor] = min(observed.get(survivor, day), day)
+        if survivor in groups:
+            groups[survivor].add(cid)
+    return groups
+
+
+def cluster_articles(
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merged_into: dict[int, int],
+    groups: dict[str, set[int]],
+) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
+    """The counted members in [start, end) of the clusters in ``groups`` (see ``todays_clusters``),
+    and the day each survivor became observable: its group's first member, wherever it lies in time."""
+    ids = sorted({cid for group in groups.values() for cid in group})
+    clusters = _by_survivor(rules.counted_cluster_rows(session, start, end, merged_into, ids))
+    survivor_of = {cid: survivor for survivor, group in groups.items() for cid in group}
+    observed: dict[str, dt.date] = {}
+    for chunk in rules.chunked(ids):
+        rows = session.execute(
+            select(ClusterMember.cluster_id, func.min(ClusterMember.published_at))
+            .where(ClusterMember.cluster_id.in_(chunk))
+            .group_by(ClusterMember.cluster_id)
+        ).tuples()
+        for cid, first in rows:
+            survivor = survivor_of[cid]
+            if survivor in clusters:
+                observed[survivor] = min(observed.get(survivor, first.date()), first.date())
     return clusters, observed
 
 
@@ -149,39 +177,3 @@ def daily_counts(
         for key, by_day in grouped.items()
     }
     return counts, grouped
-
-
-def write_counts(
-    session: Session,
-    day: dt.date,
-    days: list[dt.date],
-    counts: dict[SubjectKey, dict[dt.date, DayCount]],
-) -> tuple[int, int]:
-    """Replace the counts of ``day`` and every baseline day: a match, verdict or seed that changed for
-    a past day since its counts were written must not leave them stale.
-
-    Returns the number of counts written for ``day`` and for its baseline days.
-    """
-    written_today = written_before = 0
-    session.execute(delete(DailyCount).where(DailyCount.day.in_(days)))
-    for (kind, subject_id, dimension, value), by_day in sorted(counts.items()):
-        for count_day_, count in sorted(by_day.items()):
-            if count_day_ not in days:
-                continue
-            session.add(
-                DailyCount(
-                    day=count_day_,
-                    subject_kind=kind,
-                    subject_id=subject_id,
-                    dimension=dimension,
-                    dimension_value=value,
-                    n_articles=count.n_articles,
-                    n_stories=count.n_stories,
-                    n_outlets=count.n_outlets,
-                )
-            )
-            if count_day_ == day:
-                written_today += 1
-            else:
-                written_before += 1
-    return written_today, written_before

@@ -1,11 +1,12 @@
 """Detect what rose on a day: daily counts per seed and cluster, the test, and the day's flags.
 
 ``detect_rising(ctx, day, now)`` is a function of the stored articles, matches, verdicts, clusters and
-the day. It recomputes ``daily_counts`` for the day and every baseline day before it (so a seed
-activated later, a recalibrated threshold or an analyst's label changes the stored counts of the
-days it touches: counts are never stale), tests every seed and cluster, overall and per country and
-per language, and replaces that day's ``rising_flags``; it writes nothing else, so re-running a past
-day gives the same flags.
+the day. It counts the day, and any baseline day never counted, for every cluster and outlet
+(``stored.py``: other days are read back as stored, so a day costs its own articles); it recounts
+every seed and every cluster with articles on the day over the whole span (so a seed activated
+later, a recalibrated threshold, an analyst's label or a merge changes the counts it is tested on:
+those counts are never stale); it tests every seed and cluster, overall and per country and per
+language, and replaces that day's ``rising_flags``; re-running a past day gives the same flags.
 
 What counts (see ``narrwatch/domain/rising.py`` for the statistics):
 - a seed counts an article by the report's rule (``narrwatch.db.rules.counted_matches_query``: a confirm-level
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.locks import hold_transaction_lock
 from narrwatch.db.models import Article, RisingFlag
 from narrwatch.domain.clock import day_start
@@ -57,9 +59,17 @@ from narrwatch.steps.detect.counting import (
     daily_counts,
     seed_articles,
     seed_observed_from,
-    write_counts,
+    todays_clusters,
 )
 from narrwatch.steps.detect.flag_rows import earlier_flags, flag_extra, flag_row
+from narrwatch.steps.detect.stored import (
+    Volumes,
+    cluster_outlets,
+    count_days,
+    days_to_count,
+    read_volumes,
+    replace_counts,
+)
 
 
 def params_from_settings(settings: Settings) -> RisingParams:
@@ -95,46 +105,25 @@ class RisingReport:
         }
 
 
-def _global_volume(session: Session, start: dt.datetime, end: dt.datetime) -> dict[dt.date, int]:
+def _global_volume(volumes: Volumes, days: list[dt.date]) -> dict[dt.date, int]:
     """Distinct (outlet, story) per day over all stored articles: the weekday prior's data."""
-    stories: dict[dt.date, set[tuple[str, str]]] = defaultdict(set)
-    rows = session.execute(
-        select(Article.published_at, Article.outlet, Article.story_key).where(
-            Article.published_at >= start, Article.published_at < end
-        )
-    ).tuples()
-    for published_at, outlet, story_key in rows:
-        stories[published_at.date()].add((outlet, story_key))
-    return {day: len(pairs) for day, pairs in stories.items()}
+    return {d: sum(stories for _, stories in volumes[d].values()) for d in days if volumes.get(d)}
 
 
-def _active_outlets(session: Session, start: dt.datetime, end: dt.datetime) -> dict[dt.date, set[str]]:
+def _active_outlets(volumes: Volumes) -> dict[dt.date, set[str]]:
     """Outlets that published anything, per day, and so could have carried any subject."""
-    active: dict[dt.date, set[str]] = defaultdict(set)
-    rows = session.execute(
-        select(Article.published_at, Article.outlet).where(
-            Article.published_at >= start, Article.published_at < end
-        )
-    ).tuples()
-    for published_at, outlet in rows:
-        active[published_at.date()].add(outlet)
-    return active
+    return {d: set(outlets) for d, outlets in volumes.items() if outlets}
 
 
 def _day_volume(
-    session: Session, days: list[dt.date], active: dict[dt.date, set[str]], start: dt.date
+    volumes: Volumes, days: list[dt.date], active: dict[dt.date, set[str]], start: dt.date
 ) -> dict[dt.date, float]:
     """Articles per active outlet each day, against its weekday's median (holidays fall below 1)."""
-    articles: dict[dt.date, int] = defaultdict(int)
-    rows = session.execute(
-        select(Article.published_at).where(
-            Article.published_at >= day_start(days[0]),
-            Article.published_at < day_start(days[-1] + dt.timedelta(days=1)),
-        )
-    ).scalars()
-    for published_at in rows:
-        articles[published_at.date()] += 1
-    per_outlet = {d: articles[d] / len(active[d]) for d in days if d >= start and active.get(d)}
+    per_outlet = {
+        d: sum(n for n, _ in volumes[d].values()) / len(active[d])
+        for d in days
+        if d >= start and active.get(d)
+    }
     return volume_exposure(per_outlet)
 
 
@@ -195,6 +184,8 @@ class _Counted:
     seed_observed: dict[str, dt.date]
     cluster_observed: dict[str, dt.date]
     global_start: dt.date  # the day narrwatch stored its first article
+    merged_into: dict[int, int]  # merges that had happened by the end of the day
+    cluster_ids: list[str]  # the clusters counted here: those with members on the day, merges included
 
     @property
     def counts(self) -> dict[SubjectKey, dict[dt.date, DayCount]]:
@@ -215,38 +206,36 @@ class _Baselines:
 
 
 def _load_counted(session: Session, day: dt.date, start: dt.datetime, end: dt.datetime) -> _Counted:
-    """Count every seed and cluster per day and dimension over ``[start, end)``."""
+    """Count every seed, and every cluster with members on ``day``, per day and dimension over
+    ``[start, end)``."""
     first_article = session.execute(select(func.min(Article.published_at))).scalar()
     global_start = first_article.date() if first_article is not None else day
     seeds = seed_articles(session, start, end)
-    clusters, cluster_observed = cluster_articles(session, start, end, end)
+    merged_into = rules.merge_map(session, end)
+    cluster_groups = todays_clusters(session, day_start(day), end, merged_into)
+    clusters, cluster_observed = cluster_articles(session, start, end, merged_into, cluster_groups)
     seed_observed = seed_observed_from(session)
     seed_counts, seed_groups = daily_counts("narrative", seeds)
-    cluster_counts, cluster_groups = daily_counts("cluster", clusters)
+    cluster_counts, groups = daily_counts("cluster", clusters)
     return _Counted(
         seed_counts=seed_counts,
         cluster_counts=cluster_counts,
-        groups={**seed_groups, **cluster_groups},
+        groups={**seed_groups, **groups},
         seed_observed=seed_observed,
         cluster_observed=cluster_observed,
         global_start=global_start,
+        merged_into=merged_into,
+        cluster_ids=sorted({str(cid) for group in cluster_groups.values() for cid in group}),
     )
 
 
 def _baselines(
-    session: Session,
-    params: RisingParams,
-    day: dt.date,
-    days: list[dt.date],
-    start: dt.datetime,
-    end: dt.datetime,
-    counted: _Counted,
+    session: Session, params: RisingParams, day: dt.date, days: list[dt.date], counted: _Counted
 ) -> _Baselines:
     baseline_days = params.baseline_for(day)
     global_start = counted.global_start
-    volume = _global_volume(
-        session, day_start(baseline_days[0]), day_start(baseline_days[-1] + dt.timedelta(days=1))
-    )
+    volumes = read_volumes(session, days)
+    volume = _global_volume(volumes, baseline_days)
     observed_volume = [d for d in baseline_days if d >= global_start]
     prior = weekday_factors(
         [volume.get(d, 0) for d in observed_volume],
@@ -254,26 +243,17 @@ def _baselines(
         None,
         strength=1.0,
     )
-    active = _active_outlets(session, start, end)
-    day_volume = _day_volume(session, days, active, global_start)
+    active = _active_outlets(volumes)
+    day_volume = _day_volume(volumes, days, active, global_start)
     regular = regular_outlets(active, [d for d in baseline_days if d >= global_start])
     catalogue = _catalogue(params, counted.seed_counts, counted.seed_observed, global_start, day, prior)
-    reference = reference_from_cross_section(
-        [
-            by_day[d].n_outlets
-            for (_, _, dimension, _), by_day in counted.cluster_counts.items()
-            if dimension == "all"
-            for d in baseline_days
-            if d in by_day
-        ]
-    )
     return _Baselines(
         weekday_prior=prior,
         active=active,
         day_volume=day_volume,
         regular=regular,
         catalogue=catalogue,
-        reference=reference,
+        reference=reference_from_cross_section(cluster_outlets(session, baseline_days)),
         earlier_flags=earlier_flags(session, day, params),
     )
 
@@ -357,8 +337,18 @@ def _write_flags(
         report.flags.append(":".join(key))
 
 
+def _store_counts(session: Session, day: dt.date, days: list[dt.date], counted: _Counted) -> tuple[int, int]:
+    """Count the days never counted (and ``day``) for every cluster and outlet, and replace the seeds'
+    and the day's clusters' counts over the span. Returns the rows written for ``day`` and before."""
+    fill = days_to_count(session, day, [d for d in days if d >= counted.global_start])
+    today, before = count_days(session, fill, counted.merged_into)
+    seeds = replace_counts(session, "narrative", None, days, counted.seed_counts)
+    clusters = replace_counts(session, "cluster", counted.cluster_ids, days, counted.cluster_counts)
+    return today + seeds[0] + clusters[0], before + seeds[1] + clusters[1]
+
+
 def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingReport:
-    """Recompute the counts of ``day`` and its baseline days, test every subject, replace ``day``'s flags."""
+    """Count ``day`` (and baseline days never counted), test every subject, replace ``day``'s flags."""
     params = params_from_settings(ctx.settings)
     first_day = day - dt.timedelta(days=params.span_days)
     days = [first_day + dt.timedelta(days=i) for i in range(params.span_days + 1)]
@@ -369,10 +359,8 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
         # Counts of the baseline days are filled too, so any two detect runs take turns.
         hold_transaction_lock(session, "detect")
         counted = _load_counted(session, day, start, end)
-        report.n_counts_written, report.n_baseline_days_filled = write_counts(
-            session, day, days, counted.counts
-        )
-        shared = _baselines(session, params, day, days, start, end, counted)
+        report.n_counts_written, report.n_baseline_days_filled = _store_counts(session, day, days, counted)
+        shared = _baselines(session, params, day, days, counted)
         _write_flags(
             session, params, day, days, now, ctx.settings.report_top_articles, counted, shared, report
         )

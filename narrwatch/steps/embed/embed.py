@@ -110,7 +110,8 @@ def embed_pending(
         fingerprint=encoder.fingerprint,
     )
     claimer = Claimer("embed", collection, dt.timedelta(seconds=ctx.settings.work_claim_lease_s))
-    after_id = 0
+    # Every later batch reads only ids above the first pending one: no batch joins the whole history.
+    after_first = after_id = _first_pending(ctx, collection) - 1
     selected = 0
     # One writer: Qdrant's local mode and SQLite both want a single writer, and one batch in
     # flight is enough to hide the writes behind the next batch's encoding.
@@ -141,28 +142,46 @@ def embed_pending(
             claimer.release_all(session)
         raise
 
-    report.pending = count_pending(ctx, collection)
+    report.pending = count_pending(ctx, collection, after_first)
     if report.pending == 0:
         report.alias = _point_alias(store, collection)
     return report
 
 
-def count_pending(ctx: AppContext, collection: str) -> int:
+def count_pending(ctx: AppContext, collection: str, after_id: int = 0) -> int:
+    """Articles with no vectors in ``collection`` (of those with an id above ``after_id``)."""
     with ctx.transaction() as session:
         return int(
-            session.scalar(select(func.count()).select_from(Article).where(~_is_embedded(collection))) or 0
+            session.scalar(
+                select(func.count())
+                .select_from(Article)
+                .where(Article.id > after_id, ~_is_embedded(collection, after_id))
+            )
+            or 0
         )
 
 
-def _is_embedded(collection: str) -> Any:
+def _first_pending(ctx: AppContext, collection: str) -> int:
+    """The lowest id of an article with no vectors in ``collection`` (one past the last id if none)."""
+    with ctx.transaction() as session:
+        first = session.scalar(select(func.min(Article.id)).where(~_is_embedded(collection)))
+        if first is None:
+            first = (session.scalar(select(func.max(Article.id))) or 0) + 1
+    return int(first)
+
+
+def _is_embedded(collection: str, after_id: int = 0) -> Any:
+    # the bound repeats the outer query's: the planner then reads only the marks above it
     return exists().where(
-        ArticleEmbedding.article_id == Article.id, ArticleEmbedding.collection == collection
+        ArticleEmbedding.article_id == Article.id,
+        ArticleEmbedding.collection == collection,
+        ArticleEmbedding.article_id > after_id,
     )
 
 
 def _next_pending(ctx: AppContext, claimer: Claimer, after_id: int, size: int) -> list[_PendingArticle]:
     """Claim the next batch of unembedded articles (keyset on id), then read them."""
-    candidates = select(Article.id).where(Article.id > after_id, ~_is_embedded(claimer.collection))
+    candidates = select(Article.id).where(Article.id > after_id, ~_is_embedded(claimer.collection, after_id))
     with ctx.transaction() as session:
         ids = claimer.claim(session, candidates, size)
     if not ids:

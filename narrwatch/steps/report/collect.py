@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import (
     Cluster,
     DailyCount,
@@ -35,6 +36,7 @@ from narrwatch.steps.report.rising_items import (
     _distinct,
     _diverse,
     _fell_back,
+    _member_evidence,
     _rising_items,
 )
 from narrwatch.steps.report.safety import plain_text
@@ -158,23 +160,35 @@ def _emerging_clusters(
     least ``cluster_emerging_min_days`` distinct days."""
     _, end = day_bounds(day)
     start = end - dt.timedelta(days=settings.cluster_window_days)
-    recent = _cluster_articles(session, start, end)
+    # a week of members: the spread is read from the rows, the evidence made for the listed only
+    recent = rules.counted_cluster_members(session, start, end, end)
     live = {
         str(cluster.id): cluster
-        for cluster in session.scalars(
-            select(Cluster).where(Cluster.id.in_([int(cid) for cid in recent]), Cluster.status == "live")
-        )
+        for chunk in rules.chunked(sorted(int(cid) for cid in recent))
+        for cluster in session.scalars(select(Cluster).where(Cluster.id.in_(chunk), Cluster.status == "live"))
     }
-    candidates = [
-        (cluster_id, members)
-        for cluster_id, members in recent.items()
+    spread = {
+        cluster_id: (
+            len({plain_text(article.outlet, 100) for _, article in rows}),
+            len({article.published_at.date() for _, article in rows}),
+        )
+        for cluster_id, rows in recent.items()
         if cluster_id in live
-        and len({m.outlet for m in members}) >= settings.cluster_emerging_min_outlets
-        and len({m.published_at.date() for m in members}) >= settings.cluster_emerging_min_days
+    }
+    chosen = [
+        (cluster_id, rows)
+        for cluster_id, rows in recent.items()
+        if cluster_id in live
+        and spread[cluster_id][0] >= settings.cluster_emerging_min_outlets
+        and spread[cluster_id][1] >= settings.cluster_emerging_min_days
     ]
-    candidates.sort(key=lambda c: (-len({m.outlet for m in c[1]}), -len(c[1]), int(c[0])))
+    chosen.sort(key=lambda c: (-spread[c[0]][0], -len(c[1]), int(c[0])))
+    candidates = [
+        (cluster_id, [_member_evidence(member, article) for member, article in rows])
+        for cluster_id, rows in chosen[: settings.report_max_clusters]
+    ]
     items = []
-    for cluster_id, members in candidates[: settings.report_max_clusters]:
+    for cluster_id, members in candidates:
         cluster = live[cluster_id]
         items.append(
             ClusterItem(

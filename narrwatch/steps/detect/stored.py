@@ -1,0 +1,150 @@
+"""The stored daily counts and volumes that detection reads its baselines from.
+
+A day is counted from its articles once: when it is the day being detected, or when a baseline needs
+it and nothing is stored for it yet (no outlet volume row). Every other day's volumes and cluster
+counts are read back as stored, so a day's detection costs the day's articles, not the baseline's.
+What a later change can alter is recounted where it is tested: every seed's counts over the whole
+span (seeds are few, and a verdict, a late match or an activated seed changes their past days), and
+the counts of every cluster tested on the day (its group after merges, over the span).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from narrwatch.db import rules
+from narrwatch.db.models import Article, DailyCount, DailyVolume
+from narrwatch.domain.clock import day_start
+from narrwatch.domain.rising import DayCount
+from narrwatch.steps.detect.counting import SubjectKey, daily_counts, day_clusters
+
+#: Per day and outlet: (articles, distinct stories).
+Volumes = dict[dt.date, dict[str, tuple[int, int]]]
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+def days_to_count(session: Session, day: dt.date, days: list[dt.date]) -> list[dt.date]:
+    """``day`` and the days of ``days`` that were never counted."""
+    if not days:
+        return [day]
+    stored = set(
+        session.scalars(
+            select(DailyVolume.day).where(DailyVolume.day >= days[0], DailyVolume.day <= days[-1]).distinct()
+        )
+    )
+    return [d for d in days if d == day or d not in stored]
+
+
+def _count_rows(
+    counts: dict[SubjectKey, dict[dt.date, DayCount]], days: set[dt.date]
+) -> list[dict[str, object]]:
+    return [
+        {
+            "day": count_day_,
+            "subject_kind": kind,
+            "subject_id": subject_id,
+            "dimension": dimension,
+            "dimension_value": value,
+            "n_articles": count.n_articles,
+            "n_stories": count.n_stories,
+            "n_outlets": count.n_outlets,
+        }
+        for (kind, subject_id, dimension, value), by_day in sorted(counts.items())
+        for count_day_, count in sorted(by_day.items())
+        if count_day_ in days
+    ]
+
+
+def _day_volumes(session: Session, day: dt.date) -> dict[str, tuple[int, int]]:
+    articles: dict[str, int] = defaultdict(int)
+    stories: dict[str, set[str]] = defaultdict(set)
+    rows = session.execute(
+        select(Article.outlet, Article.story_key).where(
+            Article.published_at >= day_start(day), Article.published_at < day_start(day + ONE_DAY)
+        )
+    ).tuples()
+    for outlet, story_key in rows:
+        articles[outlet] += 1
+        stories[outlet].add(story_key)
+    return {outlet: (n, len(stories[outlet])) for outlet, n in articles.items()}
+
+
+def count_days(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> tuple[int, int]:
+    """Count every cluster and every outlet's volume on each of ``days`` from its articles, replacing
+    what was stored; one day at a time, so memory follows a day. Returns the rows written for the
+    last of ``days`` and for the others."""
+    last = before = 0
+    for day in days:
+        session.execute(delete(DailyCount).where(DailyCount.day == day, DailyCount.subject_kind == "cluster"))
+        session.execute(delete(DailyVolume).where(DailyVolume.day == day))
+        counts, _ = daily_counts(
+            "cluster", day_clusters(session, day_start(day), day_start(day + ONE_DAY), merged_into)
+        )
+        rows = _count_rows(counts, {day})
+        if rows:
+            session.execute(insert(DailyCount), rows)
+        volumes = [
+            {"day": day, "outlet": outlet, "n_articles": n, "n_stories": stories}
+            for outlet, (n, stories) in sorted(_day_volumes(session, day).items())
+        ]
+        if volumes:
+            session.execute(insert(DailyVolume), volumes)
+        if day == days[-1]:
+            last += len(rows)
+        else:
+            before += len(rows)
+    return last, before
+
+
+def replace_counts(
+    session: Session,
+    kind: str,
+    subject_ids: Iterable[str] | None,
+    days: list[dt.date],
+    counts: dict[SubjectKey, dict[dt.date, DayCount]],
+) -> tuple[int, int]:
+    """Replace the stored counts of ``subject_ids`` of ``kind`` (all of that kind when None) on
+    ``days`` with ``counts``. Returns the rows written for the last of ``days`` and for the others."""
+    in_span = [DailyCount.subject_kind == kind, DailyCount.day >= days[0], DailyCount.day <= days[-1]]
+    if subject_ids is None:
+        session.execute(delete(DailyCount).where(*in_span))
+    else:
+        for chunk in rules.chunked(sorted(set(subject_ids))):
+            session.execute(delete(DailyCount).where(*in_span, DailyCount.subject_id.in_(chunk)))
+    rows = _count_rows(counts, set(days))
+    if rows:
+        session.execute(insert(DailyCount), rows)
+    last = sum(1 for row in rows if row["day"] == days[-1])
+    return last, len(rows) - last
+
+
+def read_volumes(session: Session, days: list[dt.date]) -> Volumes:
+    volumes: Volumes = defaultdict(dict)
+    rows = session.execute(
+        select(DailyVolume.day, DailyVolume.outlet, DailyVolume.n_articles, DailyVolume.n_stories).where(
+            DailyVolume.day >= days[0], DailyVolume.day <= days[-1]
+        )
+    ).tuples()
+    for day, outlet, n_articles, n_stories in rows:
+        volumes[day][outlet] = (n_articles, n_stories)
+    return volumes
+
+
+def cluster_outlets(session: Session, days: list[dt.date]) -> list[int]:
+    """Outlets per day of every cluster (overall) on ``days``: the cross-section of a typical story."""
+    return list(
+        session.scalars(
+            select(DailyCount.n_outlets).where(
+                DailyCount.subject_kind == "cluster",
+                DailyCount.dimension == "all",
+                DailyCount.day >= days[0],
+                DailyCount.day <= days[-1],
+            )
+        )
+    )
