@@ -46,7 +46,8 @@ from narrwatch.steps.match.learning import apply_verdicts  # noqa: E402
 from narrwatch.steps.match.seeds import load_narratives  # noqa: E402
 
 #: The competition gap of the measured recipe (``match_competition_gap``; off by default).
-MEASURED_GAP = 0.1
+#: The shipped default (``match_competition_gap``): off.
+SHIPPED_GAP: float | None = None
 THRESHOLDS = [round(-1.0 + 0.05 * i, 2) for i in range(0, 161)]
 
 
@@ -254,14 +255,14 @@ def shipped_rows(
     zero = decide_all(prepared, scores, defaults)
     rows.append(
         row(
-            "MEASURED recipe zero-shot (calibration + gap 0.1)",
+            "SHIPPED recipe zero-shot (calibration, no gap)",
             figures(test.articles, zero, narratives),
             f"confirm {defaults.confirm}",
         )
     )
-    gapless = ScoringParams()
+    gapped = ScoringParams(competition_gap=0.1)
     for label, kw, thresholds in (
-        ("  without the competition gap", {"params": gapless}, defaults),
+        ("  with competition gap 0.1", {"params": gapped}, defaults),
         ("  without calibration (raw, model thresholds)", {"calibrate": False}, raw_defaults),
         ("  without the stance rule", {"stance_rules": StanceRules(debunk_min=0)}, defaults),
     ):
@@ -270,9 +271,7 @@ def shipped_rows(
     prepared_v, v_scores = shipped(test, narratives, encoder, verdicts_from=tune, verdict_thresholds=defaults)
     verdict_pred = decide_all(prepared_v, v_scores, defaults)
     rows.append(
-        row(
-            "MEASURED recipe + tune-part labels as verdicts", figures(test.articles, verdict_pred, narratives)
-        )
+        row("SHIPPED recipe + tune-part labels as verdicts", figures(test.articles, verdict_pred, narratives))
     )
     stance_file = base / "stance.jsonl"
     if stance_file.exists():
@@ -338,7 +337,7 @@ def shipped(
     """
     active = [seed.id for seed in narratives.active()]
     unset = {seed_id: Thresholds(-1.0, -1.0) for seed_id in active}
-    recipe = params or ScoringParams(competition_gap=MEASURED_GAP)
+    recipe = params or ScoringParams(competition_gap=SHIPPED_GAP)
     prepared = matching.prepare_seeds(encoder, narratives, active, recipe, unset)
     background = _articles(part) + (_articles(verdicts_from) if verdicts_from else [])
     if calibrate:

@@ -198,10 +198,11 @@ class Settings(StorageSettings):
         "times more unrelated Serbian Cyrillic than Russian news at one threshold.",
     )
     match_competition_gap: float | None = Field(
-        0.1,
+        None,
         description="Confirm a seed only when it beats the best other seed under its parent by this "
-        "much (0.1: best on the third-party tuning parts, with and without match_calibration; "
-        "eval/thirdparty/README.md); unset: no competition.",
+        "much; unset: no competition. On the third-party tuning parts 0.1 helps when thresholds are "
+        "low (confirm 0.20-0.30) and adds nothing at the default 0.34 (eval/thirdparty/README.md); on "
+        "the demo it demotes articles that carry two sibling narratives, so it is off by default.",
     )
     match_learn_from_verdicts: bool = Field(
         True,

@@ -65,7 +65,7 @@ class ScoringParams:
     use_description: bool = True
     #: A seed is confirmed only when its score beats its best rival's (the other seeds under the
     #: same parent) by this much; closer calls stay suggestions. None: no competition. The match
-    #: step takes it from ``match_competition_gap`` (default 0.1, eval/thirdparty/README.md).
+    #: step takes it from ``match_competition_gap`` (off by default, eval/thirdparty/README.md).
     competition_gap: float | None = None
 
 
