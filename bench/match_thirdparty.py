@@ -45,7 +45,6 @@ from narrwatch.steps.match.calibration import (  # noqa: E402
 from narrwatch.steps.match.learning import apply_verdicts  # noqa: E402
 from narrwatch.steps.match.seeds import load_narratives  # noqa: E402
 
-#: The competition gap of the measured recipe (``match_competition_gap``; off by default).
 #: The shipped default (``match_competition_gap``): off.
 SHIPPED_GAP: float | None = None
 THRESHOLDS = [round(-1.0 + 0.05 * i, 2) for i in range(0, 161)]
