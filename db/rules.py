@@ -37,6 +37,18 @@ from narrwatch.db.models import (
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.polling import BoundsSettings, HealthState, PollBounds, PollState, feed_health_state
 
+#: The article's columns in the plain rows detection counts (seed matches and cluster members alike).
+ARTICLE_ROW_COLUMNS = (
+    Article.id,
+    Article.published_at,
+    Article.outlet,
+    Article.country,
+    Article.language,
+    Article.story_key,
+    Article.title,
+    Article.url,
+)
+
 T = TypeVar("T")
 
 #: Values per IN list: under SQLite's default limit of host parameters (999) with room for the rest
@@ -118,14 +130,7 @@ def counted_seed_rows(session: Session, start: dt.datetime, end: dt.datetime) ->
     counted = counted_matches_query(start=start, end=end).subquery()
     rows = session.execute(
         select(
-            Article.id,
-            Article.published_at,
-            Article.outlet,
-            Article.country,
-            Article.language,
-            Article.story_key,
-            Article.title,
-            Article.url,
+            *ARTICLE_ROW_COLUMNS,
             counted.c.id.label("match_id"),
             counted.c.narrative_id,
             counted.c.score,
@@ -261,14 +266,7 @@ def counted_cluster_rows(
     those clusters. Rows, not entities: detection counts tens of thousands of them."""
     query = (
         select(
-            Article.id,
-            Article.published_at,
-            Article.outlet,
-            Article.country,
-            Article.language,
-            Article.story_key,
-            Article.title,
-            Article.url,
+            *ARTICLE_ROW_COLUMNS,
             ClusterMember.cluster_id,
             ClusterMember.similarity,
         )

@@ -16,7 +16,7 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -79,12 +79,13 @@ def bundled_background_vectors(encoder: Encoder, cache_dir: Path | None) -> dict
     return vectors
 
 
-def _score_sentences(
-    prepared: PreparedSeeds, vectors: Array, texts: tuple[str, ...]
+def _raw_by_seed(
+    prepared: PreparedSeeds, items: Iterable[tuple[Array, Sequence[str]]]
 ) -> dict[str, list[float]]:
+    """Every seed's raw scores (before their clip) for ``items``: (passage vectors, passage texts)."""
     raw: dict[str, list[float]] = {seed_id: [] for seed_id in prepared.vectors}
-    for vector, text in zip(vectors, texts, strict=True):
-        for seed_id, score in prepared.raw_scores(vector[np.newaxis, :], [text]).items():
+    for vectors, texts in items:
+        for seed_id, score in prepared.raw_scores(vectors, texts).items():
             raw[seed_id].append(score.calibration_input)
     return raw
 
@@ -106,7 +107,8 @@ class LanguageCalibrator:
     def _prior(self, prepared: PreparedSeeds, key: str) -> dict[str, BackgroundFigures]:
         source = bundled_key(key, list(self.bundled))
         if source not in self.priors:
-            raw = _score_sentences(prepared, self.bundled[source], bundled_background_texts()[source])
+            sentences = zip(self.bundled[source], bundled_background_texts()[source], strict=True)
+            raw = _raw_by_seed(prepared, ((vector[np.newaxis, :], [text]) for vector, text in sentences))
             self.priors[source] = {seed_id: background_figures(values) for seed_id, values in raw.items()}
         return self.priors[source]
 
@@ -116,10 +118,8 @@ class LanguageCalibrator:
     def for_key(self, prepared: PreparedSeeds, key: str) -> dict[str, BackgroundFigures]:
         if key not in self.figures:
             prior = self._prior(prepared, key)
-            raw: dict[str, list[float]] = {seed_id: [] for seed_id in prepared.vectors}
-            for article in self.load_background(key):
-                for seed_id, score in prepared.raw_scores(article.vectors, article.passage_texts).items():
-                    raw[seed_id].append(score.calibration_input)
+            articles = self.load_background(key)
+            raw = _raw_by_seed(prepared, ((article.vectors, article.passage_texts) for article in articles))
             reference = self.reference(prepared)
             self.figures[key] = {
                 seed_id: language_figures(values, prior[seed_id], reference[seed_id])
