@@ -42,7 +42,7 @@ from narrwatch.steps.match.calibration import (  # noqa: E402
     LanguageCalibrator,
     bundled_background_vectors,
 )
-from narrwatch.steps.match.learning import apply_verdicts  # noqa: E402
+from narrwatch.steps.match.learning import apply_verdicts, stream_passages  # noqa: E402
 from narrwatch.steps.match.seeds import load_narratives  # noqa: E402
 
 #: The shipped default (``match_competition_gap``): off.
@@ -363,11 +363,12 @@ def shipped(
                 verdicts_from.vectors[eval_id][scores[eval_id][seed_id].evidence_idx],
                 scores[eval_id][seed_id].score,
                 seed_id in gold[eval_id],
+                stream_key="en",
             )
             for eval_id, found in levels.items()
             for seed_id in found
         ]
-        apply_verdicts(prepared, passages)
+        apply_verdicts(prepared, passages, stream_passages(lambda _key: background, ["en"]))
         print(
             f"verdicts: {sum(p.confirmed for p in passages)} confirmed, "
             f"{sum(not p.confirmed for p in passages)} rejected, heads for {len(prepared.heads)} seeds",

@@ -128,6 +128,20 @@ def background_floor(vectors: Array, background: Array, top_n: int) -> Array:
     return np.clip(top.mean(axis=1), 0.0, MAX_FLOOR).astype(np.float32)
 
 
+def stream_floor(vectors: Array, stream: Array, background_size: int, top_n: int) -> Array:
+    """Per row of ``vectors``: its floor read off passages of the monitored stream instead.
+
+    The quantile is where :func:`background_floor`'s top ``top_n`` of ``background_size`` texts sit,
+    so both floors mean the same; a quantile, not a top few, so that the handful of stream passages
+    that really carry the narrative do not set it.
+    """
+    if len(vectors) == 0 or len(stream) == 0:
+        return np.zeros(len(vectors), dtype=np.float32)
+    quantile = 1.0 - min(top_n, background_size) / max(background_size, 1)
+    floors = np.quantile(vectors @ stream.T, quantile, axis=1)
+    return np.clip(floors, 0.0, MAX_FLOOR).astype(np.float32)
+
+
 def rescale(sims: Array, floor: Array) -> Array:
     """Cosines of each column rescaled so that the column's floor maps to 0 and 1 stays 1."""
     return ((sims - floor[np.newaxis, :]) / (1.0 - floor[np.newaxis, :])).astype(np.float32)

@@ -30,13 +30,18 @@ CV_FOLDS = 5
 
 @dataclass(frozen=True)
 class LabelledPassage:
-    """One verdict: the seed, the evidence passage (text and vector), its calibrated score."""
+    """One verdict: the seed, the evidence passage (text and vector), its calibrated score.
+
+    ``stream_key``: the language key (``background.language_key``) of the passage's article, whose
+    stored passages give the passage its floor (``learning.apply_verdicts``); None when unknown.
+    """
 
     narrative_id: str
     text: str
     vector: Array
     score: float
     confirmed: bool
+    stream_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class VerdictExamples:
     positive_vectors: Array
     negatives: tuple[str, ...]
     negative_vectors: Array
+    positive_keys: tuple[str | None, ...] = ()
+    negative_keys: tuple[str | None, ...] = ()
 
 
 def examples_for(
@@ -71,6 +78,8 @@ def examples_for(
         positive_vectors=stack(positives),
         negatives=tuple(verdict_phrasing(v.text) for v in negatives),
         negative_vectors=stack(negatives),
+        positive_keys=tuple(v.stream_key for v in positives),
+        negative_keys=tuple(v.stream_key for v in negatives),
     )
 
 

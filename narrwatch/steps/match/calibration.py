@@ -186,11 +186,16 @@ def background_loader(
 
 
 def attach_calibration(
-    ctx: AppContext, prepared: PreparedSeeds, collection: str, before: dt.datetime
+    ctx: AppContext,
+    prepared: PreparedSeeds,
+    collection: str,
+    before: dt.datetime,
+    load: Callable[[str], list[StoredArticle]] | None = None,
 ) -> None:
-    """Give ``prepared`` the per-language calibration of ``collection`` (backgrounds before ``before``)."""
+    """Give ``prepared`` the per-language calibration of ``collection`` (backgrounds before ``before``);
+    ``load``: a reader of those backgrounds to share (default: a new :func:`background_loader`)."""
     bundled = bundled_background_vectors(ctx.encoder, ctx.settings.resolved_models_dir)
-    prepared.calibrator = LanguageCalibrator(bundled, background_loader(ctx, collection, before))
+    prepared.calibrator = LanguageCalibrator(bundled, load or background_loader(ctx, collection, before))
 
 
 def attach_calibration_bundled(encoder: Encoder, prepared: PreparedSeeds, cache_dir: Path | None) -> None:

@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
 
 from narrwatch.db.models import Verdict
-from narrwatch.domain.scoring import SeedScore, build_seed_vectors
+from narrwatch.domain.background import language_key
+from narrwatch.domain.scoring import Array, SeedScore, build_seed_vectors, stream_floor
 from narrwatch.domain.stance import article_stance
+from narrwatch.domain.text import text_script
 from narrwatch.domain.verdicts import LabelledPassage, SeedHead, examples_for, train_head
 
 if TYPE_CHECKING:
     from narrwatch.context import AppContext
     from narrwatch.steps.match.prepare import PreparedSeeds
+    from narrwatch.steps.match.stored import StoredArticle
 
 
 def with_stance(scores: Mapping[str, SeedScore], text: str) -> dict[str, SeedScore]:
@@ -76,14 +80,24 @@ def load_verdict_passages(
                 vector=article.vectors[score.evidence_idx],
                 score=score.score,
                 confirmed=verdict == "confirm",
+                stream_key=language_key(article.language, text_script(" ".join(article.passage_texts))),
             )
         )
     return passages
 
 
-def apply_verdicts(prepared: PreparedSeeds, verdicts: Sequence[LabelledPassage]) -> dict[str, SeedHead]:
+def apply_verdicts(
+    prepared: PreparedSeeds,
+    verdicts: Sequence[LabelledPassage],
+    streams: Mapping[str, Array] | None = None,
+) -> dict[str, SeedHead]:
     """Add verdict passages to the seeds' phrasings and train the heads that have enough verdicts.
 
+    ``streams``: stored passage vectors per language key. A verdict passage is written the way its
+    outlets write everything, so it can sit close to the whole stream (a tweet to every tweet, a
+    state agency's boilerplate to all its copy); against the bundled news sentences alone its floor
+    would be too low and every article of that stream would rise with it. Its floor is therefore
+    the higher of the bundled one and the same quantile read off its own language's stream.
     The calibration's background figures are dropped: new phrasings move the background scores too.
     """
     if not verdicts:
@@ -93,7 +107,7 @@ def apply_verdicts(prepared: PreparedSeeds, verdicts: Sequence[LabelledPassage])
         extra = examples_for(seed_id, verdicts, parents, seed.positives.shape[1])
         if not len(extra.positives) and not len(extra.negatives):
             continue
-        prepared.vectors[seed_id] = build_seed_vectors(
+        built = build_seed_vectors(
             seed_id,
             [*seed.positive_texts, *extra.positives],
             np.vstack([seed.positives, extra.positive_vectors]),
@@ -102,6 +116,19 @@ def apply_verdicts(prepared: PreparedSeeds, verdicts: Sequence[LabelledPassage])
             prepared.background,
             seed.keywords,
             prepared.params,
+        )
+        prepared.vectors[seed_id] = replace(
+            built,
+            positive_floor=_raised(
+                built.positive_floor,
+                len(seed.positive_texts),
+                _stream_floors(prepared, extra.positive_vectors, extra.positive_keys, streams),
+            ),
+            negative_floor=_raised(
+                built.negative_floor,
+                len(seed.negative_texts),
+                _stream_floors(prepared, extra.negative_vectors, extra.negative_keys, streams),
+            ),
         )
     if prepared.calibrator is not None:
         prepared.calibrator.reset()
@@ -114,15 +141,50 @@ def apply_verdicts(prepared: PreparedSeeds, verdicts: Sequence[LabelledPassage])
     return heads
 
 
+def _stream_floors(
+    prepared: PreparedSeeds,
+    vectors: Array,
+    keys: Sequence[str | None],
+    streams: Mapping[str, Array] | None,
+) -> Array:
+    floors = np.zeros(len(vectors), dtype=np.float32)
+    for row, key in enumerate(keys):
+        stream = streams.get(key) if streams and key else None
+        if stream is not None:
+            floors[row] = stream_floor(
+                vectors[row : row + 1], stream, len(prepared.background), prepared.params.background_top_n
+            )[0]
+    return floors
+
+
+def _raised(floor: Array, own: int, stream_floors: Array) -> Array:
+    """The seed's own phrasings keep their floors; verdict rows take the higher of the two."""
+    return np.concatenate([floor[:own], np.maximum(floor[own:], stream_floors)]).astype(np.float32)
+
+
+def stream_passages(
+    load: Callable[[str], list[StoredArticle]], keys: Iterable[str | None]
+) -> dict[str, Array]:
+    """Stored passage vectors per language key, for the verdict passages' floors."""
+    streams: dict[str, Array] = {}
+    for key in sorted({key for key in keys if key}):
+        vectors = [article.vectors for article in load(key) if len(article.vectors)]
+        if vectors:
+            streams[key] = np.vstack(vectors).astype(np.float32)
+    return streams
+
+
 def learn_from_store(ctx: AppContext, prepared: PreparedSeeds, collection: str, before: dt.datetime) -> None:
     """Calibration per language, then the verdicts of ``collection``: what `match` scores with."""
-    if ctx.settings.match_calibration:
-        from narrwatch.steps.match.calibration import attach_calibration
+    from narrwatch.steps.match.calibration import attach_calibration, background_loader
 
-        attach_calibration(ctx, prepared, collection, before)
+    # one read of each language's stored articles serves the calibration and the verdict floors
+    load = cache(background_loader(ctx, collection, before))
+    if ctx.settings.match_calibration:
+        attach_calibration(ctx, prepared, collection, before, load)
     if not ctx.settings.match_learn_from_verdicts:
         return
     verdicts = load_verdict_passages(ctx, prepared, collection, list(prepared.vectors))
-    apply_verdicts(prepared, verdicts)
+    apply_verdicts(prepared, verdicts, stream_passages(load, (v.stream_key for v in verdicts)))
     material = sorted((v.narrative_id, v.text, v.confirmed) for v in verdicts)
     prepared.learned = hashlib.sha256(repr(material).encode("utf-8")).hexdigest()[:16] if material else ""
