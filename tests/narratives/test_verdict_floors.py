@@ -45,9 +45,7 @@ def test_a_verdict_written_like_its_whole_stream_does_not_lift_the_whole_stream(
     params = ScoringParams()
     own = rng.normal(size=DIM)
     own = _unit(own - (own @ style) * style)  # the seed's own phrasing is about something else
-    seed = build_seed_vectors(
-        "s", ["own"], own[np.newaxis, :], [], np.zeros((0, DIM)), bundled, [], params
-    )
+    seed = build_seed_vectors("s", ["own"], own[np.newaxis, :], [], np.zeros((0, DIM)), bundled, [], params)
     verdict = LabelledPassage(
         "s", "a typical item", _unit(style * 6.0 + rng.normal(size=DIM)), 0.4, True, stream_key="en"
     )
