@@ -102,9 +102,12 @@ def limit_critical(mu0: float, rate: float) -> int:
 
 def count_pmf(chance: np.ndarray) -> np.ndarray:
     """Distribution of the number of outlets carrying the seed (each independently, with ``chance``)."""
-    pmf = np.ones(1)
-    for q in chance[chance > 0]:
-        pmf = np.append(pmf * (1.0 - q), 0.0) + np.append(0.0, pmf * q)
+    carriers = chance[chance > 0]
+    pmf = np.zeros(carriers.size + 1)
+    pmf[0] = 1.0
+    for k, q in enumerate(carriers):
+        pmf[1 : k + 2] = pmf[1 : k + 2] * (1.0 - q) + pmf[: k + 1] * q
+        pmf[0] *= 1.0 - q
     return pmf
 
 
@@ -125,17 +128,24 @@ def flag_threshold(
         outlets = {**timeline.outlets, day: {f"today{j}" for j in range(count)}}
         return flagged_at(counts, outlets)
 
-    low, high = 0, max(1, guess)  # count 0 never flags
-    if flags(high):
-        if not flags(high - 1):
-            return high
-        high -= 1
+    # gallop from the guess (thresholds move little from day to day), then bisect; count 0 never flags
+    guess = min(max(1, guess), N_OUTLETS)
+    step = 1
+    if flags(guess):
+        low, high = 0, guess
+        while high - step > 0 and flags(high - step):
+            high, step = high - step, 2 * step
+        low = max(0, high - step)
     else:
-        while not flags(high):
-            low = high
-            if high == N_OUTLETS:
+        low = guess
+        while True:
+            probe = min(N_OUTLETS, low + step)
+            if flags(probe):
+                high = probe
+                break
+            if probe == N_OUTLETS:
                 return 0
-            high = min(N_OUTLETS, 2 * high)
+            low, step = probe, 2 * step
     while high - low > 1:
         middle = (low + high) // 2
         if flags(middle):

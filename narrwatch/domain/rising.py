@@ -175,7 +175,9 @@ class RisingTest:
     flagged: bool
     reason: str  # why it is or is not flagged, for the report and logs
     decisive: WindowTest | None  # the window whose p-value stands for the subject
-    p_value: float  # min-p over the windows: the chance some window gets this far (1: no evidence)
+    #: min-p over the windows: the chance some window gets this far (1: no evidence); when even the
+    #: decisive window's own p-value exceeds alpha, that p-value (the min-p is at least as large)
+    p_value: float
     weekday_factor: float
     dispersion: float
     baseline_days: int  # usable days in the baseline of the 1-day window
@@ -312,8 +314,9 @@ def assess_rising(
         if w.count >= _floor(params, w.expected) and w.distinct_outlets >= params.min_outlets
     ]
     decisive = min(evident or list(windows), key=lambda w: (w.p_value, w.days))
-    p_value = 1.0
-    if evident:
+    p_value = 1.0 if not evident else decisive.p_value
+    # the min-p statistic is never below its smallest window p-value: beyond alpha, that settles it
+    if evident and decisive.p_value <= params.alpha:
         critical = [
             critical_count(predictive, w.days, decisive.p_value, _floor(params, w.expected)) for w in windows
         ]
