@@ -31,6 +31,7 @@ from narrwatch.db.models import (
     ClusterMember,
     Feed,
     Match,
+    MatchState,
     Passage,
     Verdict,
 )
@@ -69,6 +70,11 @@ def chunked(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
 
 
 # --- verdicts and counted matches ----------------------------------------------------------------
+
+
+def scored_since(moment: dt.datetime) -> ColumnElement[bool]:
+    """Articles last scored at or after ``moment``: every seed active by then was scored on them."""
+    return exists().where(MatchState.article_id == Article.id, MatchState.matched_at >= moment)
 
 
 def latest_verdict_subquery(match: Any = Match) -> Any:

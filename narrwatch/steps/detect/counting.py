@@ -11,7 +11,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import ClusterMember, Match, NarrativeVersion
+from narrwatch.db.models import Article, ClusterMember, Match, NarrativeVersion
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
@@ -148,6 +148,10 @@ def cluster_articles(
 
 
 def seed_observed_from(session: Session) -> dict[str, dt.date]:
+    """The first day each seed could have been counted: its earliest match, or the earliest stored
+    article scored after the seed became active (when a seed is added, the recompute step scores the
+    stored articles of its window against it, so a day there without a match is a real zero, not a
+    day nobody looked), or else its first version's day."""
     first: dict[str, dt.date] = {}
     created = session.execute(
         select(NarrativeVersion.narrative_id, func.min(NarrativeVersion.created_at)).group_by(
@@ -157,7 +161,19 @@ def seed_observed_from(session: Session) -> dict[str, dt.date]:
     matched = session.execute(
         select(Match.narrative_id, func.min(Match.published_at)).group_by(Match.narrative_id)
     ).tuples()
-    for narrative_id, when in [*created, *matched]:
+    active_since = session.execute(
+        select(NarrativeVersion.narrative_id, func.min(NarrativeVersion.created_at))
+        .where(NarrativeVersion.status == "active")
+        .group_by(NarrativeVersion.narrative_id)
+    ).tuples()
+    scored = [
+        (
+            narrative_id,
+            session.scalar(select(func.min(Article.published_at)).where(rules.scored_since(since))),
+        )
+        for narrative_id, since in active_since
+    ]
+    for narrative_id, when in [*created, *matched, *scored]:
         if when is not None:
             day = when.date()
             first[narrative_id] = min(first.get(narrative_id, day), day)
