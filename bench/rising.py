@@ -1,6 +1,6 @@
 """Rising detection against the statistical limit on simulated timelines, and the cluster threshold sweep.
 
-    .venv/bin/python bench/rising.py [--trials 200] [--seeds 20] [--only NAME] [--set NAME=VALUE] [--json]
+    .venv/bin/python bench/rising.py [--trials 200] [--seeds 20] [--only NAME] [--level N] [--set NAME=VALUE] [--json]
     .venv/bin/python bench/rising.py clusters [--articles tests/rising/data/stories.jsonl] [--json]
 
 Seeds are simulated by ``bench/rising_timelines.py``.
@@ -304,7 +304,7 @@ def bench_rising(args: argparse.Namespace) -> dict[str, Any]:
             print(rows[-1], file=sys.stderr, flush=True)
 
     for sc in scenarios():
-        if args.only and args.only not in sc.name:
+        if args.only and args.only not in sc.name or args.level is not None and sc.level != args.level:
             continue
         if not sc.duration and not sc.appears:
             run_flat_row(sc)
@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20, help="simulated flat seeds per scenario")
     parser.add_argument("--seed", type=int, default=20250106, help="random seed")
     parser.add_argument("--only", help="run the scenarios whose name contains this")
+    parser.add_argument("--level", type=float, help="run only the scenarios at this many outlets a day")
     parser.add_argument(
         "--set", action="append", metavar="NAME=VALUE", help="override a RisingParams field (numbers only)"
     )
