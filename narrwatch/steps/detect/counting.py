@@ -11,7 +11,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import Article, ClusterMember, Match, NarrativeVersion
+from narrwatch.db.models import ClusterMember, Match, NarrativeVersion
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
@@ -165,14 +165,9 @@ def seed_observed_from(session: Session) -> dict[str, dt.date]:
         select(NarrativeVersion.narrative_id, func.min(NarrativeVersion.created_at))
         .where(NarrativeVersion.status == "active")
         .group_by(NarrativeVersion.narrative_id)
-    ).tuples()
-    scored = [
-        (
-            narrative_id,
-            session.scalar(select(func.min(Article.published_at)).where(rules.scored_since(since))),
-        )
-        for narrative_id, since in active_since
-    ]
+    ).all()
+    earliest = rules.earliest_scored_since(session, [since for _, since in active_since])
+    scored = [(narrative_id, when) for (narrative_id, _), when in zip(active_since, earliest, strict=True)]
     for narrative_id, when in [*created, *matched, *scored]:
         if when is not None:
             day = when.date()
