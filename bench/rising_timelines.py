@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq
 
+from narrwatch.config import Settings
 from narrwatch.domain.rising import RisingParams
 from narrwatch.domain.rising_baseline import (
     Reference,
@@ -43,6 +44,8 @@ DAY_NOISE = 0.1  # squared CV of day-to-day news-cycle swings
 HOLIDAY_VOLUME = 0.3
 SILENT_DAYS = 10
 SILENT_SHARE = 0.3  # of the outlets
+#: Days of stored articles scored against a seed when it is added (the recompute step's window).
+RESCORED_DAYS = int(Settings.model_fields["recompute_window_days"].default)
 
 
 @dataclass
@@ -95,7 +98,9 @@ class Scenario:
     silent: str = ""  # "" | "random" (30% of outlets) | "carrier" (the seed's main outlets)
     day_noise: float = 0.0
     appears: bool = False  # 0 -> 3 outlets a day over a week
-    new_seed: bool = False  # no history before the rise
+    #: added by an analyst on the rise's first day: only the stored days the recompute step scores
+    #: against a new seed (``RESCORED_DAYS``) are its history
+    new_seed: bool = False
 
 
 def simulate(rng: np.random.Generator, sc: Scenario) -> tuple[Timeline, int]:
@@ -142,7 +147,7 @@ def simulate(rng: np.random.Generator, sc: Scenario) -> tuple[Timeline, int]:
         carried=carried, expected=expected, volume=global_volume, active=active, chance=probability * active
     )
     if sc.new_seed:
-        timeline.observed_from = DAYS[start]
+        timeline.observed_from = DAYS[max(0, start - RESCORED_DAYS)]
     return timeline, start
 
 

@@ -32,8 +32,10 @@ Regional narratives live at one to five outlets a day, so the test is built for 
    with no baseline at all is tested against the prior alone, whose wide predictive keeps it quiet
    until it stands out.
 5. *Overdispersion.* ``var = mu + a mu^2`` with ``a`` estimated from the baseline residuals by
-   moments and shrunk towards the catalogue's ``a`` (``prior.dispersion`` weighted as
-   ``dispersion_prior_days`` days): a month of days estimates a variance only roughly.
+   moments and pooled with the catalogue's ``a`` (``prior.dispersion``, spread
+   ``dispersion_prior_sd``) by precision: the estimate's precision grows with the square of the
+   level, so a busy seed's own swings count and a quiet seed's noisy few days barely move it. The
+   test uses the pooled estimate's upper bound at ``dispersion_confidence``.
 6. *Test.* Each window's count is compared with its predictive distribution: given the rate, days
    are negative binomials of mean ``mu_d``; the rate is the estimate times a Gamma variable of
    shape ``shape / (1 + a m)`` (the uncertainty of the estimated rate, widened by the day noise of
@@ -63,6 +65,8 @@ from narrwatch.domain.rising_baseline import (
     FloatArray,
     Reference,
     dispersion,
+    dispersion_information,
+    pooled_dispersion,
     weekday_factor_variance,
     weekday_factors,
     weekday_parameters,
@@ -93,11 +97,11 @@ class RisingParams:
     guard_days: int = 2
     #: Pseudo-counts pulling a subject's weekday factors towards the prior pattern.
     weekday_prior_strength: float = 10.0
-    #: Weight, in days, of the catalogue's dispersion against the subject's own estimate: four
-    #: weeks estimate one subject's day-to-day swings only roughly, all seeds together far better.
-    dispersion_prior_days: float = 112.0
-    #: Upper confidence level of the subject's own residual variance (a month of days estimates a
-    #: variance roughly; a plug-in estimate that happens to be low turns busy days into flags).
+    #: Spread of seeds' true dispersions about the catalogue's: a subject's own estimate moves its
+    #: ``a`` by as much as its days pin it down (a busy seed's month far more than a quiet one's).
+    dispersion_prior_sd: float = 0.05
+    #: One-sided confidence of the upper bound of ``a`` the test uses (its estimate is uncertain,
+    #: and a low plug-in value turns ordinary days into flags).
     dispersion_confidence: float = 0.8
     #: Days whose exposure is below this are left out of the baseline (outages, holidays).
     low_exposure: float = 0.5
@@ -175,7 +179,9 @@ class RisingTest:
     flagged: bool
     reason: str  # why it is or is not flagged, for the report and logs
     decisive: WindowTest | None  # the window whose p-value stands for the subject
-    p_value: float  # min-p over the windows: the chance some window gets this far (1: no evidence)
+    #: min-p over the windows: the chance some window gets this far (1: no evidence); when even the
+    #: decisive window's own p-value exceeds alpha, that p-value (the min-p is at least as large)
+    p_value: float
     weekday_factor: float
     dispersion: float
     baseline_days: int  # usable days in the baseline of the 1-day window
@@ -244,18 +250,18 @@ def _baseline(
     total = float(y.sum())
     shape = total + (prior.days * prior.rate if prior is not None else 0.5)
     rate = shape / (float(weights.sum()) + (prior.days if prior is not None else 0.0))
-    own_days = len(baseline) if len(baseline) >= params.min_baseline_days and total > 0 else 0
-    own = 0.0
-    if own_days:
+    own, information = 0.0, 0.0
+    if len(baseline) >= params.min_baseline_days and total > 0:
         fitted = (total / float(weights.sum())) * weights
-        own = dispersion(
-            y, fitted, weekday_parameters(y, wd, params.weekday_prior_strength), params.dispersion_confidence
-        )
-    prior_days = params.dispersion_prior_days if prior is not None else 0.0
-    a = (
-        (own_days * own + prior_days * prior.dispersion) / (own_days + prior_days)
-        if prior is not None and own_days + prior_days > 0
-        else own
+        n_params = weekday_parameters(y, wd, params.weekday_prior_strength)
+        own = dispersion(y, fitted, n_params, clip=False)
+        information = dispersion_information(fitted, prior.dispersion if prior is not None else 0.0)
+    _, a = pooled_dispersion(
+        own,
+        information,
+        prior.dispersion if prior is not None else 0.0,
+        params.dispersion_prior_sd,
+        params.dispersion_confidence,
     )
     # day-to-day swings also blur the baseline's own mean: its relative variance grows by 1 + a m
     baseline_mean = total / len(baseline) if baseline else 0.0
@@ -312,8 +318,9 @@ def assess_rising(
         if w.count >= _floor(params, w.expected) and w.distinct_outlets >= params.min_outlets
     ]
     decisive = min(evident or list(windows), key=lambda w: (w.p_value, w.days))
-    p_value = 1.0
-    if evident:
+    p_value = 1.0 if not evident else decisive.p_value
+    # the min-p statistic is never below its smallest window p-value: beyond alpha, that settles it
+    if evident and decisive.p_value <= params.alpha:
         critical = [
             critical_count(predictive, w.days, decisive.p_value, _floor(params, w.expected)) for w in windows
         ]

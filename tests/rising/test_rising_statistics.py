@@ -20,6 +20,8 @@ from narrwatch.domain.rising_baseline import (
     Reference,
     catalogue_prior,
     dispersion,
+    dispersion_information,
+    pooled_dispersion,
     reference_from_cross_section,
     regular_outlets,
     subject_coverage,
@@ -86,6 +88,46 @@ def test_dispersion_is_near_zero_for_poisson_and_positive_for_swinging_days() ->
     assert dispersion(rng.poisson(mu), mu) < 0.01
     swinging = rng.poisson(mu * rng.gamma(5.0, 0.2, mu.size))  # squared CV 0.2
     assert dispersion(swinging, mu) == pytest.approx(0.2, abs=0.05)
+
+
+def test_dispersion_information_is_the_precision_of_the_moment_estimate() -> None:
+    """Over many simulated months, the estimate's spread is what ``dispersion_information`` says."""
+    rng = np.random.default_rng(3)
+    for level, a in ((0.5, 0.0), (4.0, 0.05), (16.0, 0.1)):
+        mu = np.full(28, level)
+        size = 1.0 / a if a > 0 else None
+        estimates = []
+        for _ in range(3000):
+            y = rng.poisson(mu * rng.gamma(size, 1.0 / size, mu.size)) if size else rng.poisson(mu)
+            estimates.append(dispersion(y, np.full(mu.size, y.mean()), clip=False))
+        assert np.var(estimates) * dispersion_information(mu, a) == pytest.approx(1.0, abs=0.35)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    own=st.floats(-2.0, 2.0),
+    information=st.floats(0.0, 1e5),
+    prior=st.floats(0.0, 0.5),
+    prior_sd=st.floats(0.01, 0.5),
+    confidence=st.floats(0.5, 0.99),
+)
+def test_pooled_dispersion_lies_between_its_sources_and_its_bound_above_it(
+    own: float, information: float, prior: float, prior_sd: float, confidence: float
+) -> None:
+    mean, bound = pooled_dispersion(own, information, prior, prior_sd, confidence)
+    assert max(0.0, min(own, prior)) - 1e-12 <= mean <= max(own, prior, 0.0) + 1e-12
+    assert bound >= mean
+    more_mean, more_bound = pooled_dispersion(own, information * 4 + 1.0, prior, prior_sd, confidence)
+    # more information moves the estimate towards the subject's own and narrows the bound
+    assert abs(max(own, 0.0) - more_mean) <= abs(max(own, 0.0) - mean) + 1e-9
+    assert more_bound - more_mean <= bound - mean + 1e-9
+
+
+def test_a_quiet_subject_keeps_the_catalogues_dispersion_and_a_busy_one_learns_its_own() -> None:
+    """Half an outlet a day says almost nothing about day-to-day swings; sixteen say a lot."""
+    quiet = pooled_dispersion(0.6, dispersion_information(np.full(84, 0.5), 0.0), 0.0, 0.05, 0.8)
+    busy = pooled_dispersion(0.15, dispersion_information(np.full(28, 16.0), 0.0), 0.0, 0.05, 0.8)
+    assert quiet[0] < 0.05 < 0.12 < busy[0]
 
 
 def test_a_quiet_weekend_does_not_make_monday_rise() -> None:

@@ -9,7 +9,7 @@ from rising_support import add_article, add_match, add_seed_version, add_verdict
 from sqlalchemy import select
 
 from narrwatch.context import AppContext
-from narrwatch.db.models import Cluster, ClusterMember, DailyCount, RisingFlag
+from narrwatch.db.models import Cluster, ClusterMember, DailyCount, MatchState, RisingFlag
 from narrwatch.steps.detect.detect import detect_rising
 
 pytestmark = pytest.mark.db
@@ -174,6 +174,61 @@ def test_a_seed_younger_than_a_week_is_not_tested(ctx: AppContext) -> None:
     report = detect_rising(ctx, DAY, NOW)
     assert report.n_untestable >= 1
     assert not [k for k in flags(ctx) if k[0] == "narrative"]
+
+
+def build_new_seed(ctx: AppContext, *, rescored: bool) -> None:
+    """A seed added yesterday: 35 days of other news before it, then 6 outlets carrying it today.
+    With ``rescored`` the stored articles were scored against it when it was added (and matched
+    nothing); without, they were last scored before it existed."""
+    created = at(DAY - dt.timedelta(days=1), 0)
+    with ctx.transaction() as session:
+        version = add_seed_version(session, SEED, created)
+        for offset in range(35, 0, -1):
+            day = DAY - dt.timedelta(days=offset)
+            for i in range(4):
+                name, country, language = outlet(i)
+                article = add_article(
+                    session,
+                    key=f"other-{day}-{i}",
+                    outlet=name,
+                    published_at=at(day, 8 + i),
+                    title=f"Other news {day} {i}",
+                    country=country,
+                    language=language,
+                )
+                scored = created + dt.timedelta(hours=1) if rescored else article.published_at
+                session.add(
+                    MatchState(article_id=article.id, collection=COLLECTION, seeds_key="k", matched_at=scored)
+                )
+        for i in range(6):
+            name, country, language = outlet(i)
+            article = add_article(
+                session,
+                key=f"new-{i}",
+                outlet=name,
+                published_at=at(DAY, 8 + i),
+                title=f"A claim nobody made before ({name})",
+                country=country,
+                language=language,
+            )
+            add_match(session, article, SEED, version, collection=COLLECTION)
+
+
+@pytest.mark.parametrize("rescored", [True, False])
+def test_a_new_seed_has_a_baseline_where_stored_articles_were_scored_against_it(
+    ctx: AppContext, rescored: bool
+) -> None:
+    build_new_seed(ctx, rescored=rescored)
+    detect_rising(ctx, DAY, NOW)
+    overall = flags(ctx).get(("narrative", SEED, "all", "all"))
+    if rescored:
+        # 35 scored days without a match are zeros: six outlets today stand out against them
+        assert (
+            overall is not None
+            and overall.details["observed_from"] == (DAY - dt.timedelta(days=35)).isoformat()
+        )
+    else:
+        assert overall is None  # nobody looked before yesterday: no baseline, only the catalogue's prior
 
 
 def add_cluster(session, cid: int, first: dt.datetime, **fields) -> None:

@@ -148,6 +148,10 @@ def cluster_articles(
 
 
 def seed_observed_from(session: Session) -> dict[str, dt.date]:
+    """The first day each seed could have been counted: its earliest match, or the earliest stored
+    article scored after the seed became active (when a seed is added, the recompute step scores the
+    stored articles of its window against it, so a day there without a match is a real zero, not a
+    day nobody looked), or else its first version's day."""
     first: dict[str, dt.date] = {}
     created = session.execute(
         select(NarrativeVersion.narrative_id, func.min(NarrativeVersion.created_at)).group_by(
@@ -157,7 +161,14 @@ def seed_observed_from(session: Session) -> dict[str, dt.date]:
     matched = session.execute(
         select(Match.narrative_id, func.min(Match.published_at)).group_by(Match.narrative_id)
     ).tuples()
-    for narrative_id, when in [*created, *matched]:
+    active_since = session.execute(
+        select(NarrativeVersion.narrative_id, func.min(NarrativeVersion.created_at))
+        .where(NarrativeVersion.status == "active")
+        .group_by(NarrativeVersion.narrative_id)
+    ).all()
+    earliest = rules.earliest_scored_since(session, [since for _, since in active_since])
+    scored = [(narrative_id, when) for (narrative_id, _), when in zip(active_since, earliest, strict=True)]
+    for narrative_id, when in [*created, *matched, *scored]:
         if when is not None:
             day = when.date()
             first[narrative_id] = min(first.get(narrative_id, day), day)

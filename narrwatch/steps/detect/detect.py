@@ -15,8 +15,10 @@ What counts (see ``narrwatch/domain/rising.py`` for the statistics):
 - a cluster counts its members that have no active seed match (once a seed covers an article it
   belongs to the seed). Merges apply to a day only when they happened before the day ended, so a
   later merge does not rewrite the counts behind an earlier day's flags;
-- a seed's baseline starts when the seed existed (its first version or its earliest match); days
-  before narrwatch stored its first article are never baseline. A seed's rate has a Gamma prior from
+- a seed's baseline starts on the first day it was looked for: its earliest match, or the earliest
+  stored article scored after it became active (the recompute step scores a new seed's window of
+  stored articles, so its days there are real zeros), else its first version's day; days before
+  narrwatch stored its first article are never baseline. A seed's rate has a Gamma prior from
   the whole catalogue (every seed's rate and dispersion); a cluster is compared with a typical story
   (how many outlets an active cluster gets per day), which matters while it is young;
 - each day's exposure for a subject is the share of its usual outlets that published anything that
