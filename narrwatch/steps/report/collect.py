@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -81,6 +82,11 @@ def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> Repo
         feed_health=feed_health,
         provenance=provenance,
     )
+
+
+def _shown(outlets: Iterable[str]) -> set[str]:
+    """Distinct outlet names as the report shows them (each raw name made plain once)."""
+    return {plain_text(outlet, 100) for outlet in set(outlets)}
 
 
 def _latest_seeds(session: Session, now: dt.datetime) -> dict[str, _Seed]:
@@ -169,7 +175,7 @@ def _emerging_clusters(
     }
     spread = {
         cluster_id: (
-            len({plain_text(article.outlet, 100) for _, article in rows}),
+            len(_shown(article.outlet for _, article in rows)),
             len({article.published_at.date() for _, article in rows}),
         )
         for cluster_id, rows in recent.items()
@@ -183,23 +189,23 @@ def _emerging_clusters(
         and spread[cluster_id][1] >= settings.cluster_emerging_min_days
     ]
     chosen.sort(key=lambda c: (-spread[c[0]][0], -len(c[1]), int(c[0])))
-    candidates = [
-        (cluster_id, [_member_evidence(member, article) for member, article in rows])
-        for cluster_id, rows in chosen[: settings.report_max_clusters]
-    ]
     items = []
-    for cluster_id, members in candidates:
+    for cluster_id, rows in chosen[: settings.report_max_clusters]:
         cluster = live[cluster_id]
+        # evidence is made for the sampled members only: a listed cluster can hold thousands
+        sample = _diverse(rows, SAMPLE_TITLES, lambda row: plain_text(row[1].outlet, 100))
         items.append(
             ClusterItem(
                 cluster_id=cluster.id,
                 label=plain_text(cluster.label, 200) or f"cluster {cluster.id}",
                 representative_title=plain_text(cluster.representative_title, TITLE_CHARS),
                 size=cluster.size,
-                n_recent=len(members),
-                outlets=_distinct(m.outlet for m in members),
-                countries=_distinct(m.country for m in members),
-                sample_titles=_diverse(members, SAMPLE_TITLES),
+                n_recent=len(rows),
+                outlets=_distinct(_shown(article.outlet for _, article in rows)),
+                countries=_distinct(
+                    plain_text(country, 8).upper() for country in {article.country for _, article in rows}
+                ),
+                sample_titles=[_member_evidence(member, article) for member, article in sample],
                 first_seen_at=cluster.first_seen_at,
                 last_seen_at=cluster.last_seen_at,
                 rising=("cluster", cluster_id) in rising_ids,
