@@ -14,7 +14,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
@@ -173,14 +173,17 @@ def read_volumes(session: Session, days: list[dt.date]) -> Volumes:
 
 
 def cluster_outlets(session: Session, days: list[dt.date]) -> list[int]:
-    """Outlets per day of every cluster (overall) on ``days``: the cross-section of a typical story."""
-    return list(
-        session.scalars(
-            select(DailyCount.n_outlets).where(
-                DailyCount.subject_kind == "cluster",
-                DailyCount.dimension == "all",
-                DailyCount.day >= days[0],
-                DailyCount.day <= days[-1],
-            )
+    """Outlets per day of every cluster (overall) on ``days``: the cross-section of a typical story.
+    Read as a histogram (value, cluster-days), so the rows read follow the values, not the clusters."""
+    rows = session.execute(
+        select(DailyCount.n_outlets, func.count())
+        .where(
+            DailyCount.subject_kind == "cluster",
+            DailyCount.dimension == "all",
+            DailyCount.day >= days[0],
+            DailyCount.day <= days[-1],
         )
-    )
+        .group_by(DailyCount.n_outlets)
+        .order_by(DailyCount.n_outlets)
+    ).tuples()
+    return [value for value, times in rows for _ in range(times)]
