@@ -192,6 +192,8 @@ class EdgeVectorStore:
         vector: npt.NDArray[np.float32],
         limit: int,
         flt: SearchFilter | None = None,
+        *,
+        with_payload: bool = True,
     ) -> list[Hit]:
         from qdrant_edge import PayloadSelector, QuantizationSearchParams, Query, QueryRequest, SearchParams
 
@@ -206,7 +208,7 @@ class EdgeVectorStore:
                 limit=limit,
                 query=Query.Nearest(np.asarray(vector, dtype=np.float32).ravel().tolist()),
                 filter=query_filter,
-                with_payload=PayloadSelector.Exclude([DAY_LANGUAGE]),
+                with_payload=PayloadSelector.Exclude([DAY_LANGUAGE]) if with_payload else False,
                 params=SearchParams(
                     quantization=QuantizationSearchParams(rescore=True, oversampling=RESCORED)
                 ),
