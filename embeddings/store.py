@@ -213,6 +213,8 @@ class QdrantVectorStore:
         vector: npt.NDArray[np.float32],
         limit: int,
         flt: SearchFilter | None = None,
+        *,
+        with_payload: bool = True,
     ) -> list[Hit]:
         client = self._live()
         if limit <= 0 or not client.collection_exists(collection):
@@ -225,7 +227,7 @@ class QdrantVectorStore:
             query=np.asarray(vector, dtype=np.float32).ravel().tolist(),
             query_filter=query_filter,
             limit=limit,
-            with_payload=True,
+            with_payload=with_payload,
         )
         return [
             Hit(id=canonical_id(p.id), score=float(p.score), payload=dict(p.payload or {}))

@@ -93,7 +93,13 @@ class VectorStore(Protocol):
     def retrieve_vectors(self, collection: str, ids: Sequence[str]) -> dict[str, Vectors]: ...
 
     def search(
-        self, collection: str, vector: Vectors, limit: int, flt: SearchFilter | None = None
+        self,
+        collection: str,
+        vector: Vectors,
+        limit: int,
+        flt: SearchFilter | None = None,
+        *,
+        with_payload: bool = True,  # False: hits carry id and score only (large result sets)
     ) -> list[Hit]: ...
 
     def iter_ids(self, collection: str) -> Iterator[str]: ...

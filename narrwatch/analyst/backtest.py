@@ -139,11 +139,12 @@ def backtest(
     )
     with ctx.transaction() as session:
         candidate_ids = _candidates(session, collection, best, prepared, narrative_id, search_thresholds)
-        articles, info, missing = _load_candidates(session, ctx.vector_store, collection, candidate_ids)
+        found, missing = _score_stored(
+            session, ctx.vector_store, collection, candidate_ids, prepared, narrative_id
+        )
         stored = _stored_levels(session, narrative_id, collection, start, now)
     if missing:
         notes.append(f"{len(missing)} candidate article(s) have lost vectors and were not scored")
-    found = _score_candidates(articles, info, prepared, narrative_id)
     levels = {item.article_id: item.level for item in found}
     diff = compare_levels(levels, {row.article_id: row.level for row in stored})
     return BacktestResult(
@@ -219,7 +220,7 @@ def _nearest_passages(
         # Ask for more hits until the weakest is below the cutoff (or every point was returned).
         limit = min(FIRST_SEARCH_LIMIT, max(1, total_points))
         while True:
-            hits = store.search(collection, vector, limit, flt)
+            hits = store.search(collection, vector, limit, flt, with_payload=False)
             for hit in hits:
                 if hit.score >= cutoff:
                     best[hit.id] = max(best.get(hit.id, -1.0), rescale(hit.score, float(background)))
@@ -268,24 +269,33 @@ def _candidates(
     return sorted(certain | possible)
 
 
-def _load_candidates(
-    session: Session, store: VectorStore, collection: str, candidate_ids: Sequence[int]
-) -> tuple[list[StoredArticle], dict[int, Any], list[int]]:
-    articles: list[StoredArticle] = []
+def _score_stored(
+    session: Session,
+    store: VectorStore,
+    collection: str,
+    candidate_ids: Sequence[int],
+    prepared: PreparedSeeds,
+    narrative_id: str,
+) -> tuple[list[BacktestMatch], list[int]]:
+    """The candidates scored (see ``_score_candidates``), strongest first, read a thousand at a time
+    so that memory holds one chunk of passages and vectors, not the whole window's candidates; and the
+    candidates whose vectors are lost."""
+    found: list[BacktestMatch] = []
     missing: list[int] = []
     for candidates in chunked(candidate_ids, 1000):
-        found_here, missing_here = load_stored_articles(session, store, collection, candidates)
-        articles.extend(found_here)
+        articles, missing_here = load_stored_articles(session, store, collection, candidates)
         missing.extend(missing_here)
-    info = {
-        row.id: row
-        for row in session.execute(
-            select(Article.id, Article.title, Article.outlet, Article.url).where(
-                Article.id.in_([article.id for article in articles])
+        info = {
+            row.id: row
+            for row in session.execute(
+                select(Article.id, Article.title, Article.outlet, Article.url).where(
+                    Article.id.in_([article.id for article in articles])
+                )
             )
-        )
-    }
-    return articles, info, missing
+        }
+        found.extend(_score_candidates(articles, info, prepared, narrative_id))
+    found.sort(key=lambda item: -item.score)
+    return found, missing
 
 
 def _stored_levels(

@@ -63,7 +63,7 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     """
     from narrwatch.embeddings.collections import collection_for
     from narrwatch.embeddings.passages import split_passages
-    from narrwatch.steps.poll.language import detect_language
+    from narrwatch.steps.poll.language import detect_language, release_models
 
     narratives = load_seeds(ctx)
     status_on_disk = {seed.id: seed.status for seed in narratives}
@@ -84,11 +84,12 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     passages = split_passages(title, text, encoder)
     if not passages:
         raise ValueError("the text is empty")
+    language = detect_language(" ".join(passages)).language
+    release_models()  # one text detected: the detector's models need not sit beside the seeds' work
     vectors = encoder.encode_passages(passages)
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
     prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
-    language = detect_language(" ".join(passages)).language
     try:
         learn_from_store(ctx, prepared, collection_for(encoder), dt.datetime.now(dt.UTC))
     except Exception as exc:  # no schema yet, no server: the bundled background still calibrates

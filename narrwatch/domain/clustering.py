@@ -269,6 +269,29 @@ def resolve(cluster_id: int, merged_into: Mapping[int, int]) -> int:
     return cluster_id
 
 
+#: Growth factor of the size ladder on which a cluster's label and representative are worked out again.
+DESCRIBE_GROWTH = 1.25
+
+
+def needs_description(size_before: int, size_after: int, growth: float = DESCRIBE_GROWTH) -> bool:
+    """Whether a cluster that grew from ``size_before`` members (0: founded now) to ``size_after`` is
+    labelled again: when its size passed a rung of the ladder 1, ``growth``, ``growth**2`` ...
+
+    Describing reads every member, so describing a large cluster each day it gains a member would cost
+    its whole history daily; on the ladder a cluster is described about once per quarter of growth,
+    each member is read a bounded number of times on average, and small clusters still at nearly
+    every change. The label lags the members by less than ``growth``."""
+    if size_before <= 0:
+        return True
+    if size_after <= size_before:
+        return False
+    return _rung(size_after, growth) > _rung(size_before, growth)
+
+
+def _rung(size: int, growth: float) -> int:
+    return int(math.floor(math.log(size) / math.log(growth) + 1e-9))
+
+
 # --- scores --------------------------------------------------------------------------------------
 
 

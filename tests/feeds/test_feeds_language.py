@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from narrwatch.domain.text import transliterate_serbian
-from narrwatch.steps.poll.language import BCMS_CODES, DETECTOR, detect_language, is_bcms
+from narrwatch.steps.poll.language import BCMS_CODES, DETECTOR, detect_language, is_bcms, release_models
 
 SERBIAN_ALPHABET = "абвгдђежзијклљмнњопрстћуфхцчџш"
 
@@ -126,3 +126,12 @@ def test_tatoeba_sample_languages_are_recognised() -> None:
         assert detected.script == ("Cyrl" if language in {"sr-Cyrl", "mk", "ru", "bg"} else "Latn")
     for language, count in total.items():
         assert right[language] / count >= 0.9, (language, right[language], count)
+
+
+def test_released_models_load_again_for_the_next_text() -> None:
+    text = "The government denied that the energy deal gives a foreign company control of the grid."
+    before = detect_language(text)
+    release_models()
+    after = detect_language(text)
+    assert (after.language, after.script) == (before.language, before.script) == ("en", "Latn")
+    assert after.confidence == pytest.approx(before.confidence)

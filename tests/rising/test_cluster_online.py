@@ -17,6 +17,7 @@ from narrwatch.domain.clustering import (
     bcubed,
     distinctive_terms,
     model_key,
+    needs_description,
     pairwise,
     resolve,
     thresholds_for,
@@ -156,6 +157,18 @@ def test_resolve_follows_merge_chains() -> None:
     assert resolve(9, {9: 4, 4: 2}) == 2
     with pytest.raises(ValueError, match="cycle"):
         resolve(1, {1: 2, 2: 1})
+
+
+def test_clusters_are_described_when_founded_and_on_each_quarter_of_growth() -> None:
+    assert needs_description(0, 1)  # founded in this run
+    assert needs_description(1, 2) and needs_description(4, 5)  # small clusters: nearly every change
+    assert not needs_description(10, 11)  # one member more of ten: the label still holds
+    assert needs_description(10, 13)
+    assert not needs_description(7, 7)
+    # growing one member at a time, a cluster is described about once per 25 % of growth
+    described = [size for size in range(100, 1000) if needs_description(size, size + 1)]
+    assert 9 <= len(described) <= 12
+    assert all(later / earlier <= 1.26 for earlier, later in zip(described, described[1:], strict=False))
 
 
 def test_bcubed_and_pairwise_on_a_known_partition() -> None:

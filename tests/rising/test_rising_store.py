@@ -162,6 +162,34 @@ def test_verdicts_decide_what_a_seed_counts(ctx: AppContext) -> None:
     assert (row.n_articles, row.n_outlets) == (2, 2)  # confirmed by score, confirmed by an analyst
 
 
+def seed_counts(ctx: AppContext) -> dict[tuple, tuple[int, int, int]]:
+    with ctx.transaction() as session:
+        rows = session.execute(select(DailyCount).where(DailyCount.subject_kind == "narrative")).scalars()
+        return {
+            (r.day, r.subject_id, r.dimension, r.dimension_value): (r.n_articles, r.n_stories, r.n_outlets)
+            for r in rows
+        }
+
+
+def test_a_rerun_rewrites_only_the_counts_a_later_verdict_changed(ctx: AppContext) -> None:
+    build_history(ctx, seed_created=DAY - dt.timedelta(days=60), burst_outlets=0)
+    past = DAY - dt.timedelta(days=3)
+    with ctx.transaction() as session:
+        version = add_seed_version(session, "russia-only-true-friend", at(DAY - dt.timedelta(days=60)))
+        article = add_article(session, key="late", outlet="late-outlet", published_at=at(past), title="late")
+        match = add_match(session, article, "russia-only-true-friend", version, collection=COLLECTION)
+    detect_rising(ctx, DAY, NOW)
+    before = seed_counts(ctx)
+    assert before[(past, "russia-only-true-friend", "all", "all")] == (1, 1, 1)
+    with ctx.transaction() as session:
+        add_verdict(session, match, "reject")
+    report = detect_rising(ctx, DAY, NOW)
+    after = seed_counts(ctx)
+    # the rejected article's day loses the seed's rows; every other count stands as it was
+    assert {key: value for key, value in before.items() if key[1] != "russia-only-true-friend"} == after
+    assert report.n_baseline_days_filled == 0  # nothing else needed writing
+
+
 def test_a_seed_younger_than_a_week_is_not_tested(ctx: AppContext) -> None:
     build_history(ctx, seed_created=DAY - dt.timedelta(days=3))
     with ctx.transaction() as session:

@@ -7,7 +7,9 @@ order, resuming from the stored clusters. An article's vector is its claim vecto
 (``claim_vector``: the lead passage), read back from the vector store. Already clustered articles
 are skipped, so a rerun changes nothing and ids never move; members keep the cluster they first
 joined, and a merge only marks the younger cluster ``merged`` with ``merged_into`` and ``merged_at``
-(rising detection follows merges that happened before the day it counts).
+(rising detection follows merges that happened before the day it counts). A touched cluster's
+label and representative are worked out again when its size passes a rung of a geometric ladder
+(``needs_description``), so a long-lived cluster is not read whole every day it gains a member.
 
 ``promote_cluster`` turns a cluster into a draft seed file for an analyst to finish.
 """
@@ -36,6 +38,7 @@ from narrwatch.domain.clustering import (
     claim_vector,
     distinctive_terms,
     model_key,
+    needs_description,
     thresholds_for,
     tokenize,
 )
@@ -174,10 +177,15 @@ def _label_documents(session: Session, article_ids: Sequence[int]) -> dict[int, 
     ids = sorted(set(article_ids))
     for chunk in rules.chunked(ids):
         rows = session.execute(
-            select(Article.id, Article.title, Article.summary, Article.text).where(Article.id.in_(chunk))
+            select(
+                Article.id,
+                Article.title,
+                func.substr(Article.summary, 1, LABEL_TEXT_CHARS),
+                func.substr(Article.text, 1, LABEL_TEXT_CHARS),  # only the lead crosses the wire
+            ).where(Article.id.in_(chunk))
         ).tuples()
         for article_id, title, summary, text in rows:
-            body = (text or summary or "")[:LABEL_TEXT_CHARS]
+            body = text or summary or ""
             docs[article_id] = tokenize(f"{title}\n{title}\n{body}")  # the title counts twice
     return docs
 
@@ -320,6 +328,7 @@ def cluster_unmatched(
                 )
             ).scalars()
         }
+        sizes_before = {cid: row.size for cid, row in stored.items()}
         next_id = (session.execute(select(func.max(Cluster.id))).scalar() or 0) + 1
         clusterer = OnlineClusterer(
             [_state(row) for row in stored.values()],
@@ -360,7 +369,10 @@ def cluster_unmatched(
         report.n_merges = len(clusterer.merges)
         session.flush()
         live = {cid: stored[cid] for cid in sorted(clusterer.touched) if cid in clusterer.clusters}
-        _describe(session, store, collection, live, window)
+        described = {
+            cid: row for cid, row in live.items() if needs_description(sizes_before.get(cid, 0), row.size)
+        }
+        _describe(session, store, collection, described, window)
         report.touched = sorted(live)
     return report
 

@@ -14,11 +14,11 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import Article, DailyCount, DailyVolume
+from narrwatch.db.models import Article, Base, DailyCount, DailyVolume
 from narrwatch.domain.clock import day_start
 from narrwatch.domain.rising import DayCount
 from narrwatch.steps.detect.counting import SubjectKey, daily_counts, day_clusters
@@ -109,19 +109,55 @@ def replace_counts(
     days: list[dt.date],
     counts: dict[SubjectKey, dict[dt.date, DayCount]],
 ) -> tuple[int, int]:
-    """Replace the stored counts of ``subject_ids`` of ``kind`` (all of that kind when None) on
-    ``days`` with ``counts``. Returns the rows written for the last of ``days`` and for the others."""
+    """Make the stored counts of ``subject_ids`` of ``kind`` (all of that kind when None) on ``days``
+    equal ``counts``, writing only the rows that differ: a span's counts mostly stand as stored.
+    Returns the rows written for the last of ``days`` and for the others."""
     in_span = [DailyCount.subject_kind == kind, DailyCount.day >= days[0], DailyCount.day <= days[-1]]
-    if subject_ids is None:
-        session.execute(delete(DailyCount).where(*in_span))
-    else:
-        for chunk in rules.chunked(sorted(set(subject_ids))):
-            session.execute(delete(DailyCount).where(*in_span, DailyCount.subject_id.in_(chunk)))
-    rows = _count_rows(counts, set(days))
-    if rows:
-        session.execute(insert(DailyCount), rows)
-    last = sum(1 for row in rows if row["day"] == days[-1])
-    return last, len(rows) - last
+    query = select(
+        DailyCount.day,
+        DailyCount.subject_id,
+        DailyCount.dimension,
+        DailyCount.dimension_value,
+        DailyCount.n_articles,
+        DailyCount.n_stories,
+        DailyCount.n_outlets,
+    ).where(*in_span)
+    chunks = [None] if subject_ids is None else list(rules.chunked(sorted(set(subject_ids))))
+    stored: dict[tuple[object, ...], tuple[int, int, int]] = {}
+    for chunk in chunks:
+        chunk_query = query if chunk is None else query.where(DailyCount.subject_id.in_(chunk))
+        for day, subject_id, dimension, value, *numbers in session.execute(chunk_query).tuples():
+            stored[(day, subject_id, dimension, value)] = (numbers[0], numbers[1], numbers[2])
+    wanted = {_row_key(row): row for row in _count_rows(counts, set(days))}
+    fresh = [row for key, row in wanted.items() if stored.get(key) != _row_numbers(row)]
+    stale = [key for key in stored if key not in wanted or stored[key] != _row_numbers(wanted[key])]
+    table = Base.metadata.tables[DailyCount.__tablename__]
+    if stale:
+        session.execute(
+            delete(table).where(
+                table.c.subject_kind == kind,
+                table.c.day == bindparam("key_day"),
+                table.c.subject_id == bindparam("key_subject"),
+                table.c.dimension == bindparam("key_dimension"),
+                table.c.dimension_value == bindparam("key_value"),
+            ),
+            [
+                {"key_day": d, "key_subject": subject, "key_dimension": dimension, "key_value": value}
+                for d, subject, dimension, value in stale
+            ],
+        )
+    if fresh:
+        session.execute(insert(DailyCount), fresh)
+    last = sum(1 for row in fresh if row["day"] == days[-1])
+    return last, len(fresh) - last
+
+
+def _row_key(row: dict[str, object]) -> tuple[object, ...]:
+    return (row["day"], row["subject_id"], row["dimension"], row["dimension_value"])
+
+
+def _row_numbers(row: dict[str, object]) -> tuple[object, ...]:
+    return (row["n_articles"], row["n_stories"], row["n_outlets"])
 
 
 def read_volumes(session: Session, days: list[dt.date]) -> Volumes:
@@ -137,14 +173,17 @@ def read_volumes(session: Session, days: list[dt.date]) -> Volumes:
 
 
 def cluster_outlets(session: Session, days: list[dt.date]) -> list[int]:
-    """Outlets per day of every cluster (overall) on ``days``: the cross-section of a typical story."""
-    return list(
-        session.scalars(
-            select(DailyCount.n_outlets).where(
-                DailyCount.subject_kind == "cluster",
-                DailyCount.dimension == "all",
-                DailyCount.day >= days[0],
-                DailyCount.day <= days[-1],
-            )
+    """Outlets per day of every cluster (overall) on ``days``: the cross-section of a typical story.
+    Read as a histogram (value, cluster-days), so the rows read follow the values, not the clusters."""
+    rows = session.execute(
+        select(DailyCount.n_outlets, func.count())
+        .where(
+            DailyCount.subject_kind == "cluster",
+            DailyCount.dimension == "all",
+            DailyCount.day >= days[0],
+            DailyCount.day <= days[-1],
         )
-    )
+        .group_by(DailyCount.n_outlets)
+        .order_by(DailyCount.n_outlets)
+    ).tuples()
+    return [value for value, times in rows for _ in range(times)]

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session, defer
 
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db import rules
 from narrwatch.db.models import (
+    Article,
     Cluster,
     DailyCount,
     NarrativeVersion,
     RisingFlag,
 )
 from narrwatch.domain.clock import day_bounds
-from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed
+from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed, article_evidence
 from narrwatch.steps.report.model import (
     ClusterItem,
     ReportData,
@@ -36,7 +39,6 @@ from narrwatch.steps.report.rising_items import (
     _distinct,
     _diverse,
     _fell_back,
-    _member_evidence,
     _rising_items,
 )
 from narrwatch.steps.report.safety import plain_text
@@ -81,6 +83,11 @@ def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> Repo
         feed_health=feed_health,
         provenance=provenance,
     )
+
+
+def _shown(outlets: Iterable[str]) -> set[str]:
+    """Distinct outlet names as the report shows them (each raw name made plain once)."""
+    return {plain_text(outlet, 100) for outlet in set(outlets)}
 
 
 def _latest_seeds(session: Session, now: dt.datetime) -> dict[str, _Seed]:
@@ -160,18 +167,19 @@ def _emerging_clusters(
     least ``cluster_emerging_min_days`` distinct days."""
     _, end = day_bounds(day)
     start = end - dt.timedelta(days=settings.cluster_window_days)
-    # a week of members: the spread is read from the rows, the evidence made for the listed only
-    recent = rules.counted_cluster_members(session, start, end, end)
+    # a week of members as plain rows: the spread is read from them, evidence made for the listed only
+    recent = rules.counted_cluster_rows(session, start, end, rules.merge_map(session, end))
     live = {
         str(cluster.id): cluster
         for chunk in rules.chunked(sorted(int(cid) for cid in recent))
-        for cluster in session.scalars(select(Cluster).where(Cluster.id.in_(chunk), Cluster.status == "live"))
+        for cluster in session.scalars(
+            select(Cluster)
+            .options(defer(Cluster.centroid))
+            .where(Cluster.id.in_(chunk), Cluster.status == "live")
+        )
     }
     spread = {
-        cluster_id: (
-            len({plain_text(article.outlet, 100) for _, article in rows}),
-            len({article.published_at.date() for _, article in rows}),
-        )
+        cluster_id: (_shown(row.outlet for row in rows), len({row.published_at.date() for row in rows}))
         for cluster_id, rows in recent.items()
         if cluster_id in live
     }
@@ -179,31 +187,40 @@ def _emerging_clusters(
         (cluster_id, rows)
         for cluster_id, rows in recent.items()
         if cluster_id in live
-        and spread[cluster_id][0] >= settings.cluster_emerging_min_outlets
+        and len(spread[cluster_id][0]) >= settings.cluster_emerging_min_outlets
         and spread[cluster_id][1] >= settings.cluster_emerging_min_days
     ]
-    chosen.sort(key=lambda c: (-spread[c[0]][0], -len(c[1]), int(c[0])))
-    candidates = [
-        (cluster_id, [_member_evidence(member, article) for member, article in rows])
+    chosen.sort(key=lambda c: (-len(spread[c[0]][0]), -len(c[1]), int(c[0])))
+    return [
+        _cluster_item(session, live[cluster_id], rows, spread[cluster_id][0], rising_ids)
         for cluster_id, rows in chosen[: settings.report_max_clusters]
     ]
-    items = []
-    for cluster_id, members in candidates:
-        cluster = live[cluster_id]
-        items.append(
-            ClusterItem(
-                cluster_id=cluster.id,
-                label=plain_text(cluster.label, 200) or f"cluster {cluster.id}",
-                representative_title=plain_text(cluster.representative_title, TITLE_CHARS),
-                size=cluster.size,
-                n_recent=len(members),
-                outlets=_distinct(m.outlet for m in members),
-                countries=_distinct(m.country for m in members),
-                sample_titles=_diverse(members, SAMPLE_TITLES),
-                first_seen_at=cluster.first_seen_at,
-                last_seen_at=cluster.last_seen_at,
-                rising=("cluster", cluster_id) in rising_ids,
-                promote_command=f"narrwatch clusters promote {cluster.id}",
-            )
-        )
-    return items
+
+
+def _cluster_item(
+    session: Session,
+    cluster: Cluster,
+    rows: list[Row[Any]],
+    outlets: set[str],
+    rising_ids: set[tuple[str, str]],
+) -> ClusterItem:
+    """A listed cluster; evidence is made for its sampled members only (its week can hold thousands)."""
+    sample = _diverse(rows, SAMPLE_TITLES, lambda row: plain_text(row.outlet, 100))
+    articles = {
+        article.id: article
+        for article in session.scalars(select(Article).where(Article.id.in_([row.id for row in sample])))
+    }
+    return ClusterItem(
+        cluster_id=cluster.id,
+        label=plain_text(cluster.label, 200) or f"cluster {cluster.id}",
+        representative_title=plain_text(cluster.representative_title, TITLE_CHARS),
+        size=cluster.size,
+        n_recent=len(rows),
+        outlets=_distinct(outlets),
+        countries=_distinct(plain_text(country, 8).upper() for country in {row.country for row in rows}),
+        sample_titles=[article_evidence(articles[row.id], score=row.similarity) for row in sample],
+        first_seen_at=cluster.first_seen_at,
+        last_seen_at=cluster.last_seen_at,
+        rising=("cluster", str(cluster.id)) in rising_ids,
+        promote_command=f"narrwatch clusters promote {cluster.id}",
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +35,8 @@ from narrwatch.steps.report.model import (
 from narrwatch.steps.report.safety import plain_text
 
 SAMPLE_TITLES = 3
+
+T = TypeVar("T")
 
 
 MEASURE_LABELS = {
@@ -365,14 +368,15 @@ def _distinct(values: Iterable[str | None]) -> list[str]:
     return sorted({v for v in values if v})
 
 
-def _diverse(candidates: list[ArticleEvidence], limit: int) -> list[ArticleEvidence]:
+def _diverse(candidates: list[T], limit: int, outlet: Callable[[T], str] = attrgetter("outlet")) -> list[T]:
     """The best article of each outlet first, then the rest: a rise is about many outlets."""
     seen: set[str] = set()
-    first_per_outlet: list[ArticleEvidence] = []
-    rest: list[ArticleEvidence] = []
+    first_per_outlet: list[T] = []
+    rest: list[T] = []
     for candidate in candidates:
-        (rest if candidate.outlet in seen else first_per_outlet).append(candidate)
-        seen.add(candidate.outlet)
+        name = outlet(candidate)
+        (rest if name in seen else first_per_outlet).append(candidate)
+        seen.add(name)
     return (first_per_outlet + rest)[:limit]
 
 
