@@ -11,10 +11,11 @@ cold cache both end up with a complete export and neither sees a half-written on
 
 Texts are encoded in batches sized by their token length (``embedding_batch_tokens``), so a batch
 of short passages is large and a batch of full windows stays small. Vectors come back L2-normalised
-float32, and a text's vector does not depend on its batch-mates: torch fp32 and ONNX fp32 mask padding
-out (torch bf16 too, but its kernels follow the batch's shape: up to 1.3e-5 in cosine); ONNX int8 quantises activations with one scale per call, so it runs each text on
-its own (a batched call would let one text's range set another's scale: cosine 0.9896 at worst
-between two batchings of the same texts).
+float32, and a text's vector does not depend on its batch-mates: torch fp32 and ONNX fp32 mask
+padding out (torch bf16 too, but its kernels follow the batch's shape: up to 1.3e-5 in cosine);
+ONNX int8 quantises activations with one scale per call, so it runs each text on its own (a batched
+call would let one text's range set another's scale: cosine 0.9896 at worst between two batchings
+of the same texts).
 """
 
 from __future__ import annotations
