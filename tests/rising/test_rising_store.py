@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from rising_support import add_article, add_match, add_seed_version, add_verdict
@@ -214,32 +215,32 @@ def build_new_seed(ctx: AppContext, *, rescored: bool) -> None:
         for offset in range(35, 0, -1):
             day = DAY - dt.timedelta(days=offset)
             for i in range(4):
-                name, country, language = outlet(i)
-                article = add_article(
-                    session,
-                    key=f"other-{day}-{i}",
-                    outlet=name,
-                    published_at=at(day, 8 + i),
-                    title=f"Other news {day} {i}",
-                    country=country,
-                    language=language,
+                article = _outlet_article(
+                    session, i, f"other-{day}-{i}", at(day, 8 + i), f"Other news {day} {i}"
                 )
                 scored = created + dt.timedelta(hours=1) if rescored else article.published_at
                 session.add(
                     MatchState(article_id=article.id, collection=COLLECTION, seeds_key="k", matched_at=scored)
                 )
         for i in range(6):
-            name, country, language = outlet(i)
-            article = add_article(
-                session,
-                key=f"new-{i}",
-                outlet=name,
-                published_at=at(DAY, 8 + i),
-                title=f"A claim nobody made before ({name})",
-                country=country,
-                language=language,
+            name = outlet(i)[0]
+            article = _outlet_article(
+                session, i, f"new-{i}", at(DAY, 8 + i), f"A claim nobody made before ({name})"
             )
             add_match(session, article, SEED, version, collection=COLLECTION)
+
+
+def _outlet_article(session: Any, i: int, key: str, published_at: dt.datetime, title: str) -> Any:
+    name, country, language = outlet(i)
+    return add_article(
+        session,
+        key=key,
+        outlet=name,
+        published_at=published_at,
+        title=title,
+        country=country,
+        language=language,
+    )
 
 
 @pytest.mark.parametrize("rescored", [True, False])

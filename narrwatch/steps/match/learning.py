@@ -148,12 +148,12 @@ def _stream_floors(
     streams: Mapping[str, Array] | None,
 ) -> Array:
     floors = np.zeros(len(vectors), dtype=np.float32)
-    for row, key in enumerate(keys):
-        stream = streams.get(key) if streams and key else None
-        if stream is not None:
-            floors[row] = stream_floor(
-                vectors[row : row + 1], stream, len(prepared.background), prepared.params.background_top_n
-            )[0]
+    for key, stream in (streams or {}).items():
+        rows = [row for row, row_key in enumerate(keys) if row_key == key]
+        if rows:
+            floors[rows] = stream_floor(
+                vectors[rows], stream, len(prepared.background), prepared.params.background_top_n
+            )
     return floors
 
 
