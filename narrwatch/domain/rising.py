@@ -67,7 +67,7 @@ from narrwatch.domain.rising_baseline import (
     dispersion,
     dispersion_information,
     pooled_dispersion,
-    weekday_factor_variance,
+    weekday_factor_covariance,
     weekday_factors,
     weekday_parameters,
 )
@@ -213,7 +213,7 @@ class _Baseline:
     rate: float  # outlets per unit of weekday- and exposure-weighted day
     shape: float  # Gamma shape of the rate's posterior
     dispersion: float
-    factor_variance: FloatArray  # relative variance of each weekday's factor
+    factor_covariance: FloatArray  # relative covariance of the weekday factors (7 x 7)
     days: int  # usable baseline days
     total: int  # outlet-days in them
 
@@ -237,22 +237,26 @@ def _baseline(
             if (observed_from is None or d >= observed_from) and exposure.get(d, 1.0) >= params.low_exposure
         ]
 
+    # the level may drift, so a busy subject takes it from the recent weeks; the shape of its days
+    # (weekday factors, dispersion) is steadier and is measured over the long baseline, where a
+    # month's four days of each weekday would leave each factor uncertain by a tenth or more
+    shape_days = usable(params.long_baseline_days)
     baseline = usable(params.baseline_days)
     if sum(counts.get(d, 0) for d in baseline) < params.min_baseline_total:
-        baseline = usable(params.long_baseline_days)
+        baseline = shape_days
     if len(baseline) < params.min_baseline_days and prior is None:
         return None
-    y = np.asarray([counts.get(d, 0) for d in baseline], dtype=np.float64)
-    x = np.asarray([exposure.get(d, 1.0) for d in baseline], dtype=np.float64)
-    wd = [d.weekday() for d in baseline]
+    y = np.asarray([counts.get(d, 0) for d in shape_days], dtype=np.float64)
+    wd = [d.weekday() for d in shape_days]
     factors = weekday_factors(y, wd, weekday_prior, params.weekday_prior_strength)
-    weights = factors[wd] * x if baseline else np.zeros(0)
-    total = float(y.sum())
+    weights = np.asarray([factors[d.weekday()] * exposure.get(d, 1.0) for d in baseline], dtype=np.float64)
+    total = float(sum(counts.get(d, 0) for d in baseline))
     shape = total + (prior.days * prior.rate if prior is not None else 0.5)
     rate = shape / (float(weights.sum()) + (prior.days if prior is not None else 0.0))
     own, information = 0.0, 0.0
-    if len(baseline) >= params.min_baseline_days and total > 0:
-        fitted = (total / float(weights.sum())) * weights
+    if len(shape_days) >= params.min_baseline_days and y.sum() > 0:
+        shape_weights = factors[wd] * np.asarray([exposure.get(d, 1.0) for d in shape_days])
+        fitted = (float(y.sum()) / float(shape_weights.sum())) * shape_weights
         n_params = weekday_parameters(y, wd, params.weekday_prior_strength)
         own = dispersion(y, fitted, n_params, clip=False)
         information = dispersion_information(fitted, prior.dispersion if prior is not None else 0.0)
@@ -270,7 +274,7 @@ def _baseline(
         rate=rate,
         shape=shape / (1.0 + a * baseline_mean),
         dispersion=a,
-        factor_variance=weekday_factor_variance(y, wd, weekday_prior, params.weekday_prior_strength, a),
+        factor_covariance=weekday_factor_covariance(y, wd, weekday_prior, params.weekday_prior_strength, a),
         days=len(baseline),
         total=int(total),
     )
@@ -308,8 +312,13 @@ def assess_rising(
     longest = max(params.windows)
     recent = [day - dt.timedelta(days=i) for i in range(longest - 1, -1, -1)]
     mu = np.asarray([base.rate * base.factors[d.weekday()] * exposures.get(d, 1.0) for d in recent])
-    day_noise = np.asarray([base.dispersion + base.factor_variance[d.weekday()] for d in recent])
-    predictive = Predictive(mu=np.maximum(mu, 1e-9), dispersion=day_noise, shape=base.shape)
+    recent_weekdays = [d.weekday() for d in recent]
+    predictive = Predictive(
+        mu=np.maximum(mu, 1e-9),
+        dispersion=np.full(longest, base.dispersion),
+        shape=base.shape,
+        factor_covariance=base.factor_covariance[np.ix_(recent_weekdays, recent_weekdays)],
+    )
     windows = tuple(_window(predictive, recent[longest - w :], counts, outlets) for w in params.windows)
     today = int(counts.get(day, 0))
     evident = [

@@ -44,28 +44,35 @@ def weekday_factors(
     return factors * (y.size / float(factors[wd].sum()))
 
 
-def weekday_factor_variance(
+def weekday_factor_covariance(
     counts: npt.ArrayLike,
     weekdays: Sequence[int],
     prior: npt.ArrayLike | None,
     strength: float,
     dispersion: float,
 ) -> FloatArray:
-    """Relative variance of each weekday's estimated factor (0 where the prior alone sets it).
+    """Relative covariance (7 x 7) of the estimated weekday factors (0 where the prior alone sets them).
 
-    A factor rests on the few days of its weekday in the baseline, so today's expectation is off
-    by that much; the error adds to the day's noise like ``a`` does (``var = mu + (a + v) mu^2``).
+    A factor rests on the days of its weekday in the baseline, so a day's expectation is off by that
+    much; the error adds to the day's noise like ``a`` does (``var = mu + (a + v) mu^2``). The
+    factors are scaled to average 1 over the baseline, so their errors are tied: over a whole week
+    they cancel, and a window of several days is less uncertain than the sum of its days.
     """
     y = np.asarray(counts, dtype=np.float64)
     wd = np.asarray(weekdays, dtype=np.int64)
     p = np.ones(7) if prior is None else np.asarray(prior, dtype=np.float64)
     if y.size == 0 or y.sum() <= 0:
-        return np.zeros(7)
+        return np.zeros((7, 7))
     sums = np.bincount(wd, weights=y, minlength=7)
     days = np.bincount(wd, minlength=7).astype(np.float64)
-    fitted = float(y.mean()) * weekday_factors(y, weekdays, p, strength)
-    variance = days * (fitted + dispersion * fitted * fitted)
-    return variance / (sums + strength * p) ** 2
+    factors = weekday_factors(y, weekdays, p, strength)
+    fitted = float(y.mean()) * factors
+    # each weekday's raw factor, before the scaling, from its own days
+    raw = days * (fitted + dispersion * fitted * fitted) / (sums + strength * p) ** 2
+    # the scaling divides by the days' mean factor, which moves with every weekday's error
+    share = days * factors / float(y.size)
+    scaling = np.eye(7) - np.outer(np.ones(7), share)
+    return np.asarray(scaling @ np.diag(raw) @ scaling.T, dtype=np.float64)
 
 
 def weekday_parameters(counts: npt.ArrayLike, weekdays: Sequence[int], strength: float) -> float:

@@ -61,8 +61,11 @@ class Predictive:
     """What the baseline predicts for the days of the longest window (oldest first)."""
 
     mu: FloatArray  # expected outlets per day
-    dispersion: FloatArray  # per day, ``a`` in ``var = mu + a mu^2`` (day noise, weekday factor error)
+    dispersion: FloatArray  # per day, ``a`` in ``var = mu + a mu^2`` (the day's own noise)
     shape: float  # Gamma shape of the rate's uncertainty (relative variance ``1 / shape``)
+    #: relative covariance of the days' estimated weekday factors (None: exact factors); the
+    #: factors average 1 over the baseline, so their errors partly cancel over several days
+    factor_covariance: FloatArray | None = None
 
     @cached_property
     def quadrature(self) -> tuple[FloatArray, FloatArray]:
@@ -70,16 +73,18 @@ class Predictive:
 
     def size_of(self, days: int) -> float:
         """Negative-binomial size of the sum of the last ``days`` days given the rate (inf: Poisson)."""
-        return _size(self.mu[len(self.mu) - days :], self.dispersion[len(self.mu) - days :])
+        return self.block_size(slice(len(self.mu) - days, len(self.mu)))
+
+    def block_size(self, block: slice) -> float:
+        """Negative-binomial size matching the mean and variance of a block of days (inf: Poisson)."""
+        mu = self.mu[block]
+        noise = float(np.sum(self.dispersion[block] * mu * mu))
+        if self.factor_covariance is not None:
+            noise += float(mu @ self.factor_covariance[block, block] @ mu)
+        return float(np.sum(mu)) ** 2 / noise if noise > 1e-12 else np.inf
 
     def mean_of(self, days: int) -> float:
         return float(np.sum(self.mu[len(self.mu) - days :]))
-
-
-def _size(mu: FloatArray, dispersion: FloatArray) -> float:
-    """Negative-binomial size matching the mean and variance of a sum of days (inf: Poisson)."""
-    noise = float(np.sum(dispersion * mu * mu))
-    return float(np.sum(mu)) ** 2 / noise if noise > 1e-12 else np.inf
 
 
 def _tails(counts: FloatArray, means: FloatArray, size: float) -> FloatArray:
@@ -151,8 +156,8 @@ def union_tail(predictive: Predictive, windows: Sequence[int], critical: Sequenc
     covered = 0
     for span, limit in zip(days, limits, strict=True):
         block = slice(len(predictive.mu) - span, len(predictive.mu) - covered)
-        mu = predictive.mu[block]
-        pmf = _pmfs(limit, theta * float(np.sum(mu)), _size(mu, predictive.dispersion[block]))
+        mean = float(np.sum(predictive.mu[block]))
+        pmf = _pmfs(limit, theta * mean, predictive.block_size(block))
         running = _convolve_rows(running, pmf)[:, :limit]
         covered = span
     none = running.sum(axis=1)
