@@ -23,7 +23,11 @@ Regional narratives live at one to five outlets a day, so the test is built for 
    exposure below ``low_exposure`` are left out of the baseline, so an outage or a holiday neither
    drags the baseline down (which would make the return look like a rise) nor reads as a fall.
 3. *Weekday factors.* A subject's factor for weekday w is its own share of that weekday shrunk
-   towards the weekday pattern of all stored articles: ``f_w = (S_w + k p_w) / (m n_w + k)``.
+   towards the weekday pattern of all stored articles: ``f_w = (S_w + k p_w) / (m n_w + k)``,
+   over the long baseline (``long_baseline_days``) even for a busy subject whose level comes from
+   four weeks: a weekly rhythm drifts less than a level, and four days of a weekday leave its
+   factor uncertain by a tenth at 8 outlets a day. The factors' remaining errors add to the days'
+   noise; scaled to average 1, they cancel over a whole week, so a window adds their covariance.
 4. *Rate, gamma-Poisson.* The rate per unit of exposure has a Gamma prior worth ``prior.days``
    pseudo-days at the catalogue's rate (every active seed's mean; for clusters a typical story's
    outlets per day); without a prior, Jeffreys' ``shape 1/2``. The posterior after the baseline is
@@ -31,8 +35,8 @@ Regional narratives live at one to five outlets a day, so the test is built for 
    exposure-weighted days. Days of zero are evidence of a low rate, not missing data; a new seed
    with no baseline at all is tested against the prior alone, whose wide predictive keeps it quiet
    until it stands out.
-5. *Overdispersion.* ``var = mu + a mu^2`` with ``a`` estimated from the baseline residuals by
-   moments and pooled with the catalogue's ``a`` (``prior.dispersion``, spread
+5. *Overdispersion.* ``var = mu + a mu^2`` with ``a`` estimated from the long baseline's
+   residuals by moments and pooled with the catalogue's ``a`` (``prior.dispersion``, spread
    ``dispersion_prior_sd``) by precision: the estimate's precision grows with the square of the
    level, so a busy seed's own swings count and a quiet seed's noisy few days barely move it. The
    test uses the pooled estimate's upper bound at ``dispersion_confidence``.
@@ -82,6 +86,7 @@ class RisingParams:
     #: A quiet subject (fewer than ``min_baseline_total`` outlet-days in ``baseline_days``) takes its
     #: baseline from up to ``long_baseline_days``: at one outlet a day, four weeks leave the rate
     #: uncertain by a quarter, and that uncertainty costs more power than an older baseline does.
+    #: Every subject's weekday factors and dispersion come from these days.
     long_baseline_days: int = 84
     min_baseline_total: int = 120
     #: Distinct outlets in the window that fired: one outlet's campaign is not a rising narrative.

@@ -9,9 +9,10 @@ p-value or a smaller one. That chance is computed exactly for the model of the t
 
 - the subject's rate is the baseline's estimate times ``theta``, a Gamma variable of mean 1 (the
   uncertainty of the estimate, shared by all days), integrated by Gauss-Laguerre quadrature;
-- given ``theta``, days are independent negative binomials (``var = mu + a mu^2``), and the sums of
-  the nested blocks (the day, the two days before it, the four before those) are negative binomials
-  matched in mean and variance;
+- given ``theta``, days are negative binomials (``var = mu + a mu^2``) whose weekday factors carry
+  correlated errors, and the sums of the nested blocks (the day, the two days before it, the four
+  before those) are negative binomials matched in mean and variance (the blocks are taken as
+  independent: their factor errors tend to cancel, so this overstates the week's spread a little);
 - the probability that no window reaches its critical count is a running convolution of the
   blocks, truncated at each window's critical count.
 
