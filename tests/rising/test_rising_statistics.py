@@ -26,6 +26,7 @@ from narrwatch.domain.rising_baseline import (
     regular_outlets,
     subject_coverage,
     volume_exposure,
+    weekday_factor_covariance,
     weekday_factors,
 )
 from narrwatch.domain.rising_windows import Predictive, critical_count, union_tail, window_tail
@@ -80,6 +81,37 @@ def test_weekday_factors_average_one_over_the_baseline(counts: list[int], streng
     factors = weekday_factors(counts, weekdays, WEEKDAY_PATTERN, strength)
     assert np.all(factors > 0)
     assert float(factors[weekdays].mean()) == pytest.approx(1.0)
+
+
+def test_weekday_factor_covariance_matches_the_spread_of_estimated_factors() -> None:
+    """Against the factors of many simulated baselines: their errors, and their cancelling over a week."""
+    rng = np.random.default_rng(11)
+    weekdays = [d.weekday() for d in days(84)]
+    truth = WEEKDAY_PATTERN[weekdays]
+    samples = rng.poisson(8.0 * truth, size=(4000, 84))
+    errors = np.asarray([weekday_factors(y, weekdays, WEEKDAY_PATTERN) for y in samples])
+    errors = errors / (WEEKDAY_PATTERN / WEEKDAY_PATTERN.mean()) - 1.0
+    covariance = weekday_factor_covariance(8.0 * truth, weekdays, WEEKDAY_PATTERN, 10.0, 0.0)
+    empirical = np.cov(errors, rowvar=False)
+    assert covariance == pytest.approx(empirical, abs=0.25 * float(np.diag(empirical).max()))
+    assert np.all(np.diag(covariance) > 0)
+    # scaled to average 1, the factors of a whole week cannot all be off in the same direction: a
+    # week's expected count (days weighted by their factors) carries none of their error
+    week = WEEKDAY_PATTERN
+    assert abs(float(week @ covariance @ week)) < 1e-9 < float(np.trace(covariance))
+
+
+def test_a_busy_subject_takes_its_weekday_factors_from_the_long_baseline() -> None:
+    rng = np.random.default_rng(12)
+    calendar, series = simulate(rng, 16.0, HISTORY + 1)
+    today = calendar[-1]
+    result = assess_rising(today, series, PARAMS, weekday_prior=WEEKDAY_PATTERN)
+    long_days = PARAMS.baseline_for(today, max(PARAMS.windows), PARAMS.long_baseline_days)
+    factors = weekday_factors(
+        [series[d] for d in long_days], [d.weekday() for d in long_days], WEEKDAY_PATTERN, 10.0
+    )
+    assert result is not None and result.baseline_days == PARAMS.baseline_days  # the level: four weeks
+    assert result.weekday_factor == pytest.approx(float(factors[today.weekday()]))
 
 
 def test_dispersion_is_near_zero_for_poisson_and_positive_for_swinging_days() -> None:
