@@ -22,6 +22,9 @@ What the source gives and what it does not:
   distinct outlets equal articles here.
 - Labels: an article carries its claim's seed when its headline is *for* the claim or *observing*
   (reports it); *against* (debunking) articles stay in the stream with no label.
+- ``--seed-share``: the replay's cost grows with seeds x stored articles x days, so a share of the
+  claims (chosen by a hash of the claim id, never by what the detector does) can get a seed; the
+  articles of the other claims stay in the stream, unlabelled, as unrelated negatives.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import yaml
-from convert import clean, seed_document  # type: ignore[import-not-found]
+from convert import bucket, clean, seed_document  # type: ignore[import-not-found]
 
 HERE = Path(__file__).resolve().parent
 CARRYING_STANCES = frozenset({"for", "observing"})
@@ -60,14 +63,16 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def convert_emergent(path: Path, out: Path) -> None:
+def convert_emergent(path: Path, out: Path, seed_share: float = 1.0) -> None:
     rows = read_rows(path)
     claims: dict[str, str] = {}
     articles: list[dict] = []
     stances: dict[str, int] = defaultdict(int)
     for row in rows:
         seed_id = f"emergent-{row['claimId'][:8]}"
-        claims.setdefault(seed_id, clean(row["claimHeadline"]))
+        seeded = bucket("episode-seed:" + seed_id) < seed_share
+        if seeded:
+            claims.setdefault(seed_id, clean(row["claimHeadline"]))
         headline = clean(row["articleHeadline"])
         stance = row["articleHeadlineStance"]
         stances[stance] += 1
@@ -79,7 +84,7 @@ def convert_emergent(path: Path, out: Path) -> None:
                 "language": "en",
                 "published": uuid1_time(row["articleId"]).isoformat(),
                 "outlet": f"emergent-article-{row['articleId']}",
-                "labels": [seed_id] if stance in CARRYING_STANCES else [],
+                "labels": [seed_id] if seeded and stance in CARRYING_STANCES else [],
             }
         )
     seeds_dir = out / "seeds"
@@ -106,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emergent", type=Path, required=True, help="url-versions-2015-06-14-clean.csv")
     parser.add_argument("--out", type=Path, default=HERE / "emergent")
+    parser.add_argument("--seed-share", type=float, default=1.0, help="share of claims that get a seed")
     args = parser.parse_args(argv)
-    convert_emergent(args.emergent, args.out)
+    convert_emergent(args.emergent, args.out, args.seed_share)
     return 0
 
 
