@@ -106,7 +106,7 @@ def score(episodes: Sequence[Episode], flags: Sequence[Mapping[str, Any]]) -> di
         "flags": n_flags,
         "flags_inside": inside,
         "precision": inside / n_flags if n_flags else 0.0,
-        "seeds_flagged": len(by_seed),
+        "seeds_flagged": sum(1 for days in by_seed.values() if days),
     }
 
 
