@@ -1,11 +1,12 @@
 """Clustering by claim on third-party labelled data: narrwatch's clusterer against a naive baseline.
 
 Needs the converted streams (eval/thirdparty/README.md, "Clustering gold"): per source
-``cluster-tune.jsonl`` and ``cluster-eval.jsonl``. Each part goes through the pipeline's own passage
-splitting and configured encoder once (cached under var/bench/ per file content and model); the
-clusterers then run on the stored passage vectors, in publication order.
+``cluster-tune.jsonl`` and ``cluster-eval.jsonl`` (ct2022: evaluation only). Each part goes through
+the pipeline's own passage splitting and configured encoder once (cached under var/bench/ per file
+content, model and backend); the clusterers then run on the stored passage vectors, in publication
+order.
 
-    .venv/bin/python bench/cluster_thirdparty.py [--sources clef2020 fnc1] [--sweep]
+    .venv/bin/python bench/cluster_thirdparty.py [--sources clef2020 fnc1 ct2022] [--sweep] [--centred]
 
 Rows, on the evaluation part:
 - narrwatch: the shipped recipe (``claim_vector`` of the passages, ``OnlineClusterer`` with
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sources", nargs="+", default=["clef2020", "fnc1"])
+    parser.add_argument("--sources", nargs="+", default=["clef2020", "fnc1", "ct2022"])
     parser.add_argument("--sweep", action="store_true", help="join/merge sweep on the tuning part")
     parser.add_argument("--centred", action="store_true", help="add the centred-vector experiment row")
     args = parser.parse_args(argv)
@@ -185,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "cluster-eval.jsonl").exists():
             print(f"{source}: {folder}/cluster-eval.jsonl missing; run eval/thirdparty/convert_cluster.py")
             return 2
-        if args.sweep or args.centred:
+        has_tune = (folder / "cluster-tune.jsonl").exists()  # ct2022 is evaluation only
+        if has_tune and (args.sweep or args.centred):
             tune, encoder = embed_part(folder / "cluster-tune.jsonl", settings, encoder)
-        if args.sweep:
+        if has_tune and args.sweep:
             gold = [item[3] for item in tune]
             print(f"\n{source} TUNE part: {len(tune)} items, {len(set(gold))} claims")
             for join in JOIN_GRID:
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         naive = max(NAIVE_GRID, key=lambda t: (bcubed(naive_partition(items, t), gold).f1, -t))
         print(row("naive", f"t {naive} (on gold)", naive_partition(items, naive), gold))
         print(row("singletons", "-", [item[0] for item in items], gold))
-        if args.centred:
+        if has_tune and args.centred:
             print("\n".join(centred_rows(tune, items, window)))
     return 0
 
