@@ -51,7 +51,8 @@ from narrwatch.domain.clustering import (  # noqa: E402
 from narrwatch.eval.match import store_eval_articles, temporary_context  # noqa: E402
 from narrwatch.eval.stream import read_stream  # noqa: E402
 
-NAIVE_GRID = [round(0.50 + 0.01 * i, 2) for i in range(50)]
+#: Fine steps: the naive score moves by up to 0.015 F1 between 0.01 steps (CLEF 2020, CT2022).
+NAIVE_GRID = [round(0.50 + 0.001 * i, 3) for i in range(500)]
 JOIN_GRID = [round(0.30 + 0.01 * i, 2) for i in range(66)]
 CENTRED_GRID = [round(0.10 + 0.01 * i, 2) for i in range(51)]
 
