@@ -4,11 +4,16 @@ Nothing is fetched: point the script at local clones (eval/thirdparty/README.md,
 The output goes to ``eval/thirdparty/<source>/cluster-{tune,eval}.jsonl``, which git ignores (the
 licences do not allow redistribution); the same input always gives the same files.
 
-    python eval/thirdparty/convert_cluster.py --fnc1 PATH/fnc-1 --clef2020 PATH/clef2020-factchecking-task2
+    python eval/thirdparty/convert_cluster.py --fnc1 PATH/fnc-1 --clef2020 PATH/clef2020-factchecking-task2 \
+        --ct2022 PATH/CLEFCheckThat2aSimBa
 
 Gold cluster = the claim an item makes:
 - CLEF CheckThat! 2020 task 2: a tweet's cluster is the Snopes-verified claim it is paired with.
   Claims with a single tweet are left out (a clustering gold of singletons rewards doing nothing).
+- CLEF CheckThat! 2022 task 2A English, its two test sets (2021 tweets, then 2022 tweets; newer
+  than and separate from the 2020 set), as a participant's repository keeps them: same rule as
+  CLEF 2020. Evaluation only (``cluster-eval.jsonl``): the thresholds come from the other sets'
+  tuning parts.
 - FNC-1 (competition test set): a body's cluster is its claim, the connected group of headlines and
   bodies linked by a related stance (agree, discuss or disagree: all of them are about the claim).
 
@@ -68,11 +73,15 @@ def write_parts(out: Path, rows: list[dict[str, str]]) -> None:
     for row in sorted(rows, key=lambda r: r["id"]):
         parts["tune" if bucket("cluster-part:" + row["cluster"]) < TUNE_SHARE else "eval"].append(row)
     for name, part in parts.items():
-        with (out / f"cluster-{name}.jsonl").open("w", encoding="utf-8") as handle:
-            for row in part:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        sizes = Counter(row["cluster"] for row in part)
-        print(f"{out.name}/cluster-{name}.jsonl: {len(part)} items, {len(sizes)} claims")
+        write_rows(out / f"cluster-{name}.jsonl", part)
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    sizes = Counter(row["cluster"] for row in rows)
+    print(f"{path.parent.name}/{path.name}: {len(rows)} items, {len(sizes)} claims")
 
 
 def convert_clef2020(root: Path, out: Path) -> None:
@@ -95,6 +104,30 @@ def convert_clef2020(root: Path, out: Path) -> None:
         if sizes[claim] >= 2
     ]
     write_parts(out, rows)
+
+
+def convert_ct2022(root: Path, out: Path) -> None:
+    sets = {
+        "devtest": ("original_twitter_data/test_data/CT2022-Task2A-EN-Dev-Test_Queries.tsv",
+                    "original_twitter_data/test_data/CT2022-Task2A-EN-Dev-Test_QRELs.tsv"),
+        "test": ("TEST/test_TEST.tsv", "TEST/CT2022-Task2A-EN-Test_Qrels_gold.tsv"),
+    }  # fmt: skip
+    tweets: dict[str, str] = {}
+    claim_of: dict[str, str] = {}
+    for name, (queries, qrels) in sets.items():
+        # tweet ids restart in each set, so the set's name is part of the id
+        for row in _read_tsv((root / "data" / queries).read_text(encoding="utf-8")):
+            tweets[f"{name}-{row[0]}"] = row[1]
+        for row in _read_tsv((root / "data" / qrels).read_text(encoding="utf-8")):
+            claim_of.setdefault(f"{name}-{row[0]}", row[2])
+    sizes = Counter(claim for tweet, claim in claim_of.items() if tweet in tweets)
+    rows = [
+        synthetic_row(f"ct2022-{tweet}", clean(tweets[tweet]), f"ct-{claim}")
+        for tweet, claim in claim_of.items()
+        if tweet in tweets and sizes[claim] >= 2
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    write_rows(out / "cluster-eval.jsonl", sorted(rows, key=lambda r: r["id"]))
 
 
 def convert_fnc1(root: Path, out: Path) -> None:
@@ -143,12 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clef2020", type=Path, help="clone of github.com/sshaar/clef2020-factchecking-task2"
     )
+    parser.add_argument(
+        "--ct2022", type=Path, help="clone of github.com/Alihoe/CLEFCheckThat2aSimBa (CheckThat! 2022 2A)"
+    )
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args(argv)
-    if not args.fnc1 and not args.clef2020:
-        parser.error("give --fnc1 and/or --clef2020")
+    if not (args.fnc1 or args.clef2020 or args.ct2022):
+        parser.error("give --fnc1, --clef2020 and/or --ct2022")
     if args.clef2020:
         convert_clef2020(args.clef2020, args.out / "clef2020")
+    if args.ct2022:
+        convert_ct2022(args.ct2022, args.out / "ct2022")
     if args.fnc1:
         convert_fnc1(args.fnc1, args.out / "fnc1")
     return 0
