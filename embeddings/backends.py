@@ -8,7 +8,8 @@ is within 10 % of the fastest):
 * ``torch-bf16``: sentence-transformers on torch under bfloat16 autocast, where the CPU has AMX
   (``amx_bf16``) but no int8 dot product;
 * ``onnx-int8`` again on other x86 CPUs with AVX2 (uint8 x uint8 products): on a 2-core AMD EPYC
-  (AVX2, no VNNI), int8 ran at 1.6-2.3x torch fp32 in every interleaved comparison (busy machine);
+  (AVX2, no VNNI) it was the fastest backend in every run, 1.6-2.3x torch fp32 when the machine was
+  busy but only 1.11x at load 2.5;
 * ``torch``: fp32 everywhere else.
 
 int8 comes before bf16 on CPUs that have both (every AMX CPU has VNNI), for exactness: int8
