@@ -9,7 +9,7 @@ is within 10 % of the fastest):
   (``amx_bf16``) but no int8 dot product;
 * ``onnx-int8`` again on other x86 CPUs with AVX2 (uint8 x uint8 products): on a 2-core AMD EPYC
   (AVX2, no VNNI) it was the fastest backend in every run, 1.6-2.3x torch fp32 when the machine was
-  busy but only 1.11x at load 2.5;
+  busy but only 1.1-1.2x when quiet;
 * ``torch``: fp32 everywhere else.
 
 int8 comes before bf16 on CPUs that have both (every AMX CPU has VNNI), for exactness: int8
