@@ -14,7 +14,8 @@ process so thread pools and memory do not mix:
   is sentence-transformers' own forward pass, the baseline of the ratios;
 * each backend's mean and minimum cosine to torch fp32;
 * determinism: the minimum cosine between a text's vector encoded alone and encoded in one call
-  with all the others (issue 16: a vector must not depend on its batch-mates);
+  with all the others (issue 16: a vector must not depend on its batch-mates), and whether the two
+  are the same bits;
 * which backend ``auto`` resolves to here, its speed against the fastest and against torch fp32;
 * the whole embed step (``narrwatch.steps.embed.embed.embed_pending``: read from SQL, split, encode, upsert
   into a local Qdrant folder, mark) with the pipeline backend (default ``auto``), against that
@@ -106,6 +107,7 @@ def child_raw(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "resolved_backend": encoder.backend,
         "alone_vs_batched_min_cosine": float(np.min(np.sum(alone * vectors[:DETERMINISM_TEXTS], axis=1))),
+        "alone_vs_batched_bitwise": bool(np.array_equal(alone, vectors[:DETERMINISM_TEXTS])),
         "texts": len(texts),
         "seconds": elapsed,
         "texts_per_s": len(texts) / elapsed,
@@ -305,6 +307,7 @@ def main() -> None:
                 "mean_cosine_to_fp32": round(float(cosine[backend].mean()), 5),
                 "min_cosine_to_fp32": round(float(cosine[backend].min()), 5),
                 "alone_vs_batched_min_cosine": round(raw[backend]["alone_vs_batched_min_cosine"], 6),
+                "alone_vs_batched_bitwise": raw[backend]["alone_vs_batched_bitwise"],
                 "rounds_texts_per_s": [round(r["texts_per_s"], 2) for r in rounds[backend]],
             }
             for backend in backends
@@ -339,13 +342,13 @@ def main() -> None:
     print(f"model {args.model}, {args.n} texts of {result['mean_words']:.0f} words; auto -> {auto} here")
     print(
         f"{'backend':11s} {'texts/s':>8s} {'x fp32':>7s} {'mean cos':>9s} {'min cos':>8s}"
-        f" {'alone/batch':>12s}"
+        f" {'alone/batch':>12s} {'same bits':>9s}"
     )
     for backend, figures in result["backends"].items():
         print(
             f"{backend:11s} {figures['texts_per_s']:8.2f} {figures['vs_torch_fp32']:7.2f} "
             f"{figures['mean_cosine_to_fp32']:9.5f} {figures['min_cosine_to_fp32']:8.5f} "
-            f"{figures['alone_vs_batched_min_cosine']:12.6f}"
+            f"{figures['alone_vs_batched_min_cosine']:12.6f} {str(figures['alone_vs_batched_bitwise']):>9s}"
         )
     for key, value in result.items():
         if key not in ("backends",):

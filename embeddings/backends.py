@@ -7,15 +7,17 @@ is within 10 % of the fastest):
   or is an ARM64 with dot-product instructions;
 * ``torch-bf16``: sentence-transformers on torch under bfloat16 autocast, where the CPU has AMX
   (``amx_bf16``) but no int8 dot product;
+* ``onnx-int8`` again on other x86 CPUs with AVX2 (uint8 x uint8 products): on a 2-core AMD EPYC
+  (AVX2, no VNNI) it was the fastest backend in every run, 1.6-2.3x torch fp32 when the machine was
+  busy but only 1.1-1.2x when quiet;
 * ``torch``: fp32 everywhere else.
 
-int8 comes before bf16 on CPUs that have both (every AMX CPU has VNNI), for exactness, not speed.
-bf16 is not exactly batch-invariant: the kernels oneDNN picks depend on the batch's shape, so a
-text's vector moves by up to 1.3e-5 in cosine with its batch-mates (an empty passage beside a long
-one), over the 1e-5 that "the same input gives the same result" allows; int8 runs each text on its
-own and is exact. The price, measured on a quiet 2-core AMX machine (bench/embed.py): bf16 45.4
-texts/s, int8 33.9, fp32 20.4 (on the same machine under load, int8 led: 11.9 against 7.9).
-
+int8 comes before bf16 on CPUs that have both (every AMX CPU has VNNI), for exactness: int8
+quantises each token row with its own scale (``embeddings.int8_rows``), so a text gets the same bits
+in any batch, while bf16's kernels follow the batch's shape and move a vector by up to 1.3e-5 in
+cosine (an empty passage beside a long one), over the 1e-5 that "the same input gives the same
+result" allows. On a quiet 2-core AMX machine bf16 ran at 45.4 texts/s against 33.9 for int8 (then
+one text per call) and 20.4 for fp32; batched per-row int8 has not been measured there yet.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def resolve_backend(name: str) -> str:
         return "onnx-int8"
     if has_amx():
         return "torch-bf16"
+    if "avx2" in cpu_flags():
+        return "onnx-int8"
     return "torch"
 
 

@@ -13,9 +13,9 @@ Texts are encoded in batches sized by their token length (``embedding_batch_toke
 of short passages is large and a batch of full windows stays small. Vectors come back L2-normalised
 float32, and a text's vector does not depend on its batch-mates: torch fp32 and ONNX fp32 mask
 padding out (torch bf16 too, but its kernels follow the batch's shape: up to 1.3e-5 in cosine);
-ONNX int8 quantises activations with one scale per call, so it runs each text on its own (a batched
-call would let one text's range set another's scale: cosine 0.9896 at worst between two batchings
-of the same texts).
+ONNX int8 quantises activations with one scale per token row (``embeddings.int8_rows``), so its
+integer products are exact and a text gets the same bits in any batch (ORT's own dynamic int8, one
+scale per call, let one text's range set another's scale: cosine 0.9896 at worst between batchings).
 """
 
 from __future__ import annotations
@@ -105,12 +105,9 @@ class SentenceEncoder:
         model_dir: Path,
         onnx_file: Path | None,
         bf16_autocast: bool = False,
-        one_text_per_call: bool = False,
     ) -> None:
         self._model = model
         self._bf16_autocast = bf16_autocast
-        # Per-call activation scales (dynamic int8) must see one text only: see the module docstring.
-        self._one_text_per_call = one_text_per_call
         self._model_name = model_name
         self._backend = backend
         self._fingerprint = fingerprint
@@ -181,8 +178,6 @@ class SentenceEncoder:
     def batch_plan(self, lengths: Sequence[int]) -> list[list[int]]:
         """Indices grouped into batches whose padded size (texts x longest) fits the token budget."""
         order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-        if self._one_text_per_call:
-            return [[index] for index in order]
         batches: list[list[int]] = []
         current: list[int] = []
         longest = 0
@@ -351,7 +346,6 @@ def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
         model_dir=model_dir,
         onnx_file=onnx_file,
         bf16_autocast=backend == "torch-bf16",
-        one_text_per_call=backend == "onnx-int8",
     )
 
 

@@ -13,20 +13,19 @@ from pathlib import Path
 
 from narrwatch.embeddings.backends import int8_variant
 from narrwatch.embeddings.encoder_errors import EncoderError
+from narrwatch.embeddings.int8_rows import quantise_rows, unsigned_weights_for
 from narrwatch.embeddings.model_source import DERIVED_DIRS
 
 #: Bump when the export layout changes, so old exports are not reused.
 _EXPORT_LAYOUT = "v2"
-
-log = logging.getLogger(__name__)
 
 
 def onnx_file_name(backend: str, variant: str) -> str:
     """The ONNX file of a backend inside an export directory (sentence-transformers' naming)."""
     if backend == "onnx":
         return "onnx/model.onnx"
-    weights = "quint8" if variant == "avx2" else "qint8"
-    return f"onnx/model_{weights}_{variant}.onnx"
+    # "rows": activations quantised per token row (``embeddings.int8_rows``), not per batch.
+    return f"onnx/model_int8_rows_{variant}.onnx"
 
 
 def ensure_onnx_export(
@@ -73,66 +72,22 @@ def _export_fp32(source: Path, export_dir: Path) -> None:
 
 
 def _quantise(export_dir: Path, variant: str, target: Path) -> None:
-    """Fuse the fp32 graph (ORT's O2 transformer fusions), then quantise it dynamically to int8.
+    """int8 with one activation scale per token row (``embeddings.int8_rows``), into ``target``.
 
-    Fusing first keeps int8 closer to fp32 at the same speed (bench/embed.py: mean cosine 0.994
-    instead of 0.991, minimum 0.986 instead of 0.984): the fused attention and layer-norm nodes stay
-    in float while the large matrix products go to int8. Models optimum cannot fuse are quantised
-    as exported.
+    Per-row scales make a text's vector independent of its batch-mates, so int8 runs batched; they
+    also keep it closer to fp32 than ORT's per-batch scales did (bench/embed.py prints the cosines).
     """
     work = Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}.int8."))
     try:
-        with quiet_model_libraries():
-            fused = _fuse(export_dir, work)
-            produced = work / "model_int8.onnx"
-            _quantise_dynamic(fused or export_dir / "onnx" / "model.onnx", produced, variant)
-        if not produced.is_file():
-            raise EncoderError(f"int8 quantisation of {export_dir} produced no {produced.name}")
+        produced = work / "model_int8.onnx"
+        replaced = quantise_rows(
+            export_dir / "onnx" / "model.onnx", produced, unsigned_weights=unsigned_weights_for(variant)
+        )
+        if not replaced or not produced.is_file():
+            raise EncoderError(f"int8 quantisation of {export_dir}: no matrix product with constant weights")
         os.replace(produced, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _fuse(export_dir: Path, work: Path) -> Path | None:
-    from optimum.onnxruntime import ORTOptimizer
-    from optimum.onnxruntime.configuration import AutoOptimizationConfig
-
-    # optimum wants the model's config.json beside the ONNX file.
-    staged = work / "fp32"
-    staged.mkdir()
-    shutil.copy2(export_dir / "config.json", staged / "config.json")
-    os.symlink(export_dir / "onnx" / "model.onnx", staged / "model.onnx")
-    try:
-        optimizer = ORTOptimizer.from_pretrained(staged, file_names=["model.onnx"])
-        optimizer.optimize(save_dir=work / "fused", optimization_config=AutoOptimizationConfig.O2())
-    except Exception as exc:  # an architecture optimum has no fusions for: quantise unfused
-        log.info("no ONNX graph fusion for %s (%s); quantising the plain export", export_dir.name, exc)
-        return None
-    fused = work / "fused" / "model_optimized.onnx"
-    return fused if fused.is_file() else None
-
-
-def _quantise_dynamic(source: Path, target: Path, variant: str) -> None:
-    """Dynamic int8 quantisation with optimum's preset for the CPU family (weights per channel)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    preset = getattr(AutoQuantizationConfig, variant)(is_static=False)
-    quantize_dynamic(
-        source,
-        target,
-        op_types_to_quantize=[str(getattr(op, "value", op)) for op in preset.operators_to_quantize],
-        per_channel=preset.per_channel,
-        reduce_range=preset.reduce_range,
-        weight_type=QuantType.QInt8 if preset.weights_dtype.name == "QInt8" else QuantType.QUInt8,
-        extra_options={
-            "WeightSymmetric": preset.weights_symmetric,
-            "ActivationSymmetric": preset.activations_symmetric,
-            # Fused nodes (com.microsoft domain) defeat ONNX shape inference; their tensors are float.
-            "DefaultTensorType": onnx.TensorProto.FLOAT,
-        },
-    )
 
 
 @contextmanager

@@ -59,8 +59,8 @@ def test_vectors_are_normalised_float32_and_deterministic(
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(encoder.encode_passages(TEXTS), vectors)
-    # Batch-mates do not move a vector: torch masks padding out; int8, whose activation scales are
-    # per call, runs each text on its own.
+    # Batch-mates do not move a vector: torch masks padding out; int8 quantises each token row with
+    # its own scale.
     alone = np.vstack([encoder.encode_passages([text]) for text in TEXTS])
     assert cosine_rows(alone, vectors).min() > 0.99999
     assert encoder.encode_passages([]).shape == (0, 384)
@@ -83,12 +83,12 @@ def test_token_length_batches_respect_the_budget(
     int8_encoder: SentenceEncoder, torch_encoder: SentenceEncoder
 ) -> None:
     lengths = [256, 250, 12, 12, 12, 3, 256, 100, 90, 5] * 20
-    assert all(len(batch) == 1 for batch in int8_encoder.batch_plan(lengths))  # per-call scales
-    plan = torch_encoder.batch_plan(lengths)
-    assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
-    for batch in plan:
-        assert len(batch) * max(lengths[i] for i in batch) <= 8192 or len(batch) == 1
-    assert len(plan[-1]) > len(plan[0]), "short texts run in larger batches"
+    # int8's per-row scales let it batch like the others.
+    for plan in (int8_encoder.batch_plan(lengths), torch_encoder.batch_plan(lengths)):
+        assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
+        for batch in plan:
+            assert len(batch) * max(lengths[i] for i in batch) <= 8192 or len(batch) == 1
+        assert len(plan[-1]) > len(plan[0]), "short texts run in larger batches"
 
 
 def test_count_tokens_has_no_window_and_no_special_tokens(int8_encoder: SentenceEncoder) -> None:
@@ -127,10 +127,7 @@ def test_onnx_files_live_in_the_models_dir_not_in_site_packages(
     assert int8_encoder.onnx_file is not None
     assert int8_encoder.onnx_file.is_file()
     assert int8_encoder.onnx_file.is_relative_to(model_cache_dir.resolve())
-    assert (
-        int8_encoder.onnx_file.name
-        == f"model_{'quint8' if int8_variant() == 'avx2' else 'qint8'}_{int8_variant()}.onnx"
-    )
+    assert int8_encoder.onnx_file.name == f"model_int8_rows_{int8_variant()}.onnx"
     bundled = resolve_model_dir(BUNDLED_MODEL)
     assert not (bundled / "onnx").exists()
 
@@ -205,17 +202,3 @@ def test_two_processes_exporting_at_once_both_get_a_complete_export(tmp_path: Pa
     assert (folder / name).stat().st_size > 10_000_000
     leftovers = [p.name for p in models.iterdir() if p.name.startswith(".") and p.name != ".fingerprints"]
     assert leftovers == [], "temporary export folders are cleaned up"
-
-
-def test_quantisation_falls_back_to_the_plain_export_when_fusion_fails(
-    int8_encoder: SentenceEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from optimum.onnxruntime import ORTOptimizer
-
-    from narrwatch.embeddings import onnx_export
-
-    def no_fusions(*args: object, **kwargs: object) -> None:
-        raise NotImplementedError("no fusions for this architecture")
-
-    monkeypatch.setattr(ORTOptimizer, "from_pretrained", no_fusions)
-    assert onnx_export._fuse(int8_encoder.model_dir, tmp_path) is None
