@@ -22,6 +22,7 @@ def encoder(model_cache_dir: Path) -> Encoder:
         data_dir=model_cache_dir.parent,
         models_dir=model_cache_dir,
         embedding_model=BUNDLED_MODEL,  # the figures of these tests were set on the English model
+        embedding_backend="torch",  # in fp32, on every CPU (see tests/conftest.py)
         _env_file=None,  # type: ignore[call-arg]
     )
     return load_encoder(settings)
