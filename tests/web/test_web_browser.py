@@ -42,6 +42,9 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+#: The first try and backtest of a session encode the seeds and the bundled calibration background on
+#: a cold model cache: 60-90 s on a 2-core CPU without AVX-512 (torch fp32).
+COLD_MODEL_MS = 300_000
 EDITED_SEED = "eu-exploits-balkans"
 NOW = dt.datetime(2025, 3, 13, 6, 0, tzinfo=dt.UTC)
 
@@ -201,11 +204,11 @@ def test_analyst_and_reader_in_a_real_browser(served: dict[str, Any], browser: A
     page.wait_for_selector("#saved")
     assert "revision 2" in page.inner_text("h1")
     page.fill("#try-form textarea", "The EU wants our lithium and our cheap labour, not Serbia as a member.")
-    page.wait_for_selector("#try-table", timeout=60_000)
+    page.wait_for_selector("#try-table", timeout=COLD_MODEL_MS)
     assert EDITED_SEED in page.inner_text("#try-table")
     page.fill("#backtest-form input[name=days]", "30")
     page.click("#backtest-form button")
-    page.wait_for_selector("#backtest-result", timeout=60_000)
+    page.wait_for_selector("#backtest-result", timeout=COLD_MODEL_MS)
     assert "would match" in page.inner_text("#backtest-result")
     page.click("button[value=activate]")
     page.wait_for_selector("#saved")
