@@ -61,13 +61,12 @@ Item = tuple[str, dt.datetime, np.ndarray, str]  # id, published, passage vector
 
 def embed_part(path: Path, settings: Settings, encoder: Any) -> tuple[list[Item], Any]:
     """Passage vectors of every article of the part, in publication order (cached)."""
+    from narrwatch.embeddings.backends import resolve_backend
     from narrwatch.embeddings.collections import collection_for
     from narrwatch.steps.cluster.cluster import passage_vectors
     from narrwatch.steps.embed import embed as vectorize
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    from narrwatch.embeddings.backends import resolve_backend
-
     # int8 and bf16 vectors differ from fp32 ones enough to move the scores: one cache per backend
     backend = resolve_backend(settings.embedding_backend)
     model = settings.embedding_model.replace("/", "_").replace(":", "_") + "-" + backend

@@ -36,6 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from narrwatch.domain.clock import iso_utc  # noqa: E402
+
 HOT_ITEMS = 3
 QUIET_DAYS = 7
 CATCH_DAYS = 20
@@ -55,8 +57,7 @@ def daily_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, Counter[dt.date
     """Labelled items per seed and UTC publication day."""
     counts: dict[str, Counter[dt.date]] = defaultdict(Counter)
     for row in rows:
-        published = dt.datetime.fromisoformat(str(row["published"]).replace("Z", "+00:00"))
-        day = published.astimezone(dt.UTC).date() if published.tzinfo else published.date()
+        day = iso_utc(str(row["published"])).date()
         for seed in row.get("labels", []):
             counts[seed][day] += 1
     return counts
@@ -110,9 +111,10 @@ def score(episodes: Sequence[Episode], flags: Sequence[Mapping[str, Any]]) -> di
     }
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    from narrwatch.eval.match import EvalDataError, iter_jsonl_rows
+
+    return [row for _, row in iter_jsonl_rows(path, EvalDataError)]
 
 
 def replay(stream: Path, narratives: Path) -> list[dict[str, Any]]:
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flags", type=Path, help="JSON printed by `narrwatch eval rising --json`")
     parser.add_argument("--save-flags", type=Path, help="write the replayed flags here")
     args = parser.parse_args(argv)
-    rows = read_jsonl(args.stream)
+    rows = read_rows(args.stream)
     if args.flags:
         flags = json.loads(args.flags.read_text(encoding="utf-8"))
     else:
