@@ -9,7 +9,7 @@ What it measures for one model (default: the configured default), each backend i
 process so thread pools and memory do not mix:
 
 * raw encoder throughput (texts/s) of every backend this machine offers (torch fp32, torch under
-  bfloat16 autocast where the CPU has bf16 instructions, ONNX fp32, ONNX int8) on the same texts
+  bfloat16 where the CPU has bf16 instructions, ONNX fp32, ONNX int8) on the same texts
   (title and body of each generated article, 150-200 words), warm, model load excluded; torch fp32
   is sentence-transformers' own forward pass, the baseline of the ratios;
 * each backend's mean and minimum cosine to torch fp32;
@@ -55,7 +55,7 @@ DETERMINISM_TEXTS = 48
 
 
 def offered_backends() -> tuple[str, ...]:
-    """Every backend this machine can run: bf16 autocast only where the CPU has bf16 instructions."""
+    """Every backend this machine can run: bf16 only where the CPU has bf16 instructions."""
     from narrwatch.embeddings.backends import cpu_flags
 
     bf16 = bool({"amx_bf16", "avx512_bf16"} & cpu_flags())

@@ -12,7 +12,7 @@ cold cache both end up with a complete export and neither sees a half-written on
 Texts are encoded in batches sized by their token length (``embedding_batch_tokens``), so a batch
 of short passages is large and a batch of full windows stays small. Vectors come back L2-normalised
 float32, and a text's vector does not depend on its batch-mates: torch fp32 and ONNX fp32 mask
-padding out (torch bf16 too, but its kernels follow the batch's shape: up to 1.3e-5 in cosine);
+padding out; torch bf16 runs every text at a shape its own length sets (see ``_BF16_WIDTH_STEP``);
 ONNX int8 quantises activations with one scale per token row (``embeddings.int8_rows``), so its
 integer products are exact and a text gets the same bits in any batch (ORT's own dynamic int8, one
 scale per call, let one text's range set another's scale: cosine 0.9896 at worst between batchings).
@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 _MAX_BATCH_TEXTS = 512
 #: Texts tokenised at once: the ids of 2,048 full windows take a few MB.
 _TOKENIZE_CHUNK = 2048
+#: In bfloat16 oneDNN picks its kernels by the batch's shape, and a row's result follows: a text's
+#: vector moved (cosine 0.999995) with the padded width and the row count of its batch, in no
+#: pattern a threshold could describe. At a fixed shape a row got the same bits in any position
+#: beside any batch-mates (4, 8 and 16 rows at widths 32 to 512; Xeon with AMX, 2 threads). So in
+#: bf16 each text is padded to its own length rounded up to ``_BF16_WIDTH_STEP``, and every batch of
+#: one width has the same number of rows (a short last batch is filled with copies of a text). 16
+#: rows ran faster than 8 or 32 on 200 texts, where the filling of each width's last batch counts.
+_BF16_WIDTH_STEP = 32
+_BF16_BATCH_ROWS = 16
 
 
 class EncoderSettings(Protocol):
@@ -104,10 +113,9 @@ class SentenceEncoder:
         passage_prompt: str,
         model_dir: Path,
         onnx_file: Path | None,
-        bf16_autocast: bool = False,
+        bf16: bool = False,
     ) -> None:
         self._model = model
-        self._bf16_autocast = bf16_autocast
         self._model_name = model_name
         self._backend = backend
         self._fingerprint = fingerprint
@@ -128,6 +136,9 @@ class SentenceEncoder:
         self._max_tokens = int(min(window, 8192))
         self._counter = _counting_tokenizer(model)
         self._pads_left = getattr(model.tokenizer, "padding_side", "right") == "left"
+        self._pad_id = int(getattr(model.tokenizer, "pad_token_id", None) or 0)
+        # bf16's kernels follow the batch's shape, so its shapes are made a function of each text.
+        self._fixed_shapes = bf16
         self._special_tokens = len(self._counter.encode("", add_special_tokens=True).ids)
         # Prompts take room in the window that passages must leave free.
         self.passage_prompt_tokens = self.count_tokens(passage_prompt) if passage_prompt else 0
@@ -176,24 +187,40 @@ class SentenceEncoder:
         return self._passage_prompt
 
     def batch_plan(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Indices grouped into batches whose padded size (texts x longest) fits the token budget."""
+        """Indices grouped into batches whose padded size (texts x width) fits the token budget."""
         order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
         batches: list[list[int]] = []
         current: list[int] = []
-        longest = 0
+        width = 0
         for index in order:
-            length = max(1, lengths[index])
+            text_width = self.batch_width([lengths[index]])
             if current and (
-                (len(current) + 1) * max(longest, length) > self._batch_tokens
-                or len(current) >= _MAX_BATCH_TEXTS
+                (len(current) + 1) * max(width, text_width) > self._batch_tokens
+                or len(current) >= self._rows_limit(width)
+                or (self._fixed_shapes and text_width != width)
             ):
                 batches.append(current)
-                current, longest = [], 0
+                current, width = [], 0
             current.append(index)
-            longest = max(longest, length)
+            width = max(width, text_width)
         if current:
             batches.append(current)
         return batches
+
+    def _rows_limit(self, width: int) -> int:
+        """Most texts in one batch of this width; under bf16 also the rows every such batch runs."""
+        if not self._fixed_shapes:
+            return _MAX_BATCH_TEXTS
+        return max(1, min(_BF16_BATCH_ROWS, self._batch_tokens // width))
+
+    def batch_width(self, lengths: Sequence[int]) -> int:
+        """Padded width of a batch of texts of these token lengths."""
+        longest = max([1, *lengths])
+        if not self._fixed_shapes:
+            return longest
+        rounded = -(-longest // _BF16_WIDTH_STEP) * _BF16_WIDTH_STEP
+        # Never past the model's window (truncation keeps texts within it).
+        return min(rounded, max(longest, self._max_tokens))
 
     def _encode(self, texts: Sequence[str], prompt: str) -> npt.NDArray[np.float32]:
         """Tokenise once (sentence-transformers' own preprocessing), then run length-sized batches.
@@ -209,36 +236,33 @@ class SentenceEncoder:
             features = self._model.preprocess(prompted[start : start + _TOKENIZE_CHUNK])
             lengths = [int(n) for n in features["attention_mask"].sum(dim=1).tolist()]
             for batch in self.batch_plan(lengths):
-                rows = torch.tensor(batch)
-                width = max(lengths[i] for i in batch)
+                width = self.batch_width([lengths[i] for i in batch])
+                filler = self._rows_limit(width) - len(batch) if self._fixed_shapes else 0
+                rows = torch.tensor(batch + batch[-1:] * filler)
                 part = {
-                    name: self._slice(value, rows, width, len(lengths)) for name, value in features.items()
+                    name: self._slice(name, value, rows, width, len(lengths))
+                    for name, value in features.items()
                 }
-                with torch.inference_mode(), self._precision():
-                    vectors = self._model(part)["sentence_embedding"]
+                with torch.inference_mode():
+                    vectors = self._model(part)["sentence_embedding"][: len(batch)]
                 vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
                 result[[start + i for i in batch]] = vectors.cpu().numpy()
         return result
 
-    def _precision(self) -> Any:
-        import contextlib
-
-        import torch
-
-        if self._bf16_autocast:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _slice(self, value: Any, rows: Any, width: int, n_texts: int) -> Any:
-        """A batch's rows of a tokenised chunk, padding columns beyond its longest text dropped."""
+    def _slice(self, name: str, value: Any, rows: Any, width: int, n_texts: int) -> Any:
+        """A batch's rows of a tokenised chunk at the batch's width (padding dropped or added)."""
         import torch
 
         if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != n_texts:
             return value
         value = value[rows]
-        if value.dim() == 2:
-            value = value[:, -width:] if self._pads_left else value[:, :width]
-        return value
+        if value.dim() != 2:
+            return value
+        if width <= value.shape[1]:
+            return value[:, -width:] if self._pads_left else value[:, :width]
+        fill = self._pad_id if name == "input_ids" else 0
+        padding = value.new_full((value.shape[0], width - value.shape[1]), fill)
+        return torch.cat([padding, value] if self._pads_left else [value, padding], dim=1)
 
 
 def _counting_tokenizer(model: SentenceTransformer) -> Tokenizer:
@@ -296,6 +320,11 @@ def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
             torch.set_num_threads(threads)
             with quiet_model_libraries():
                 model = SentenceTransformer(str(source), device="cpu", backend="torch")
+            if backend == "torch-bf16":
+                # The whole model in bf16, not autocast: autocast recasts the weights on every call
+                # and copies activations between fp32 and bf16 around each op (3.2x torch fp32
+                # against 2.7x for autocast, cosine to fp32 0.99996 at worst, bench/embed.py).
+                model.to(torch.bfloat16)
             model_dir, onnx_file = source, None
         else:
             import onnxruntime
@@ -345,7 +374,7 @@ def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
         ),
         model_dir=model_dir,
         onnx_file=onnx_file,
-        bf16_autocast=backend == "torch-bf16",
+        bf16=backend == "torch-bf16",
     )
 
 

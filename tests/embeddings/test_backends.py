@@ -10,7 +10,7 @@ from narrwatch.embeddings import backends
 @pytest.mark.parametrize(
     ("flags", "machine", "expected"),
     [
-        ({"avx512f", "avx512_vnni", "amx_bf16", "amx_tile"}, "x86_64", "onnx-int8"),
+        ({"avx512f", "avx512_vnni", "amx_bf16", "amx_tile"}, "x86_64", "torch-bf16"),
         ({"avx512f", "amx_bf16", "amx_tile"}, "x86_64", "torch-bf16"),
         ({"avx512f", "avx512_vnni", "avx512_bf16"}, "x86_64", "onnx-int8"),
         ({"avx2", "avx_vnni"}, "x86_64", "onnx-int8"),

@@ -66,6 +66,27 @@ def test_vectors_are_normalised_float32_and_deterministic(
     assert encoder.encode_passages([]).shape == (0, 384)
 
 
+def test_bf16_gives_a_text_the_same_bits_in_any_batch(
+    model_cache_dir: Path, torch_encoder: SentenceEncoder
+) -> None:
+    """bf16's kernels follow the batch's shape; the encoder fixes each text's shape by its length."""
+    encoder = load_encoder(model_settings(model_cache_dir, embedding_backend="torch-bf16"))
+    reference = encoder.encode_passages(TEXTS)
+    alone = np.vstack([encoder.encode_passages([text]) for text in TEXTS])
+    np.testing.assert_array_equal(alone, reference)
+    company = [f"Filler number {i} on the weather in the region. " * (1 + i % 9) for i in range(23)]
+    for rotation in range(3):
+        mixed = company[rotation:] + TEXTS[::-1] + company[:rotation]
+        vectors = encoder.encode_passages(mixed)
+        at = {text: vectors[index] for index, text in enumerate(mixed)}
+        np.testing.assert_array_equal(np.vstack([at[text] for text in TEXTS]), reference)
+    assert cosine_rows(reference, torch_encoder.encode_passages(TEXTS)).min() > 0.999
+    lengths = [256, 250, 12, 12, 12, 3, 256, 100, 90, 5, 33] * 3
+    for batch in encoder.batch_plan(lengths):
+        assert len({encoder.batch_width([lengths[i]]) for i in batch}) == 1, "one width per batch"
+        assert len(batch) <= 16
+
+
 def test_int8_stays_close_to_torch_and_keeps_the_ranking(
     int8_encoder: SentenceEncoder, torch_encoder: SentenceEncoder
 ) -> None:
