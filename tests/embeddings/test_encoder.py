@@ -83,8 +83,9 @@ def test_bf16_gives_a_text_the_same_bits_in_any_batch(
     assert cosine_rows(reference, torch_encoder.encode_passages(TEXTS)).min() > 0.999
     lengths = [256, 250, 12, 12, 12, 3, 256, 100, 90, 5, 33] * 3
     for batch in encoder.batch_plan(lengths):
-        assert len({encoder.batch_width([lengths[i]]) for i in batch}) == 1, "one width per batch"
-        assert len(batch) <= 16
+        widths = {encoder.batch_width([lengths[i]]) for i in batch}
+        assert len(widths) == 1, "one width per batch"
+        assert len(batch) * widths.pop() < 2048 + 32
 
 
 def test_int8_stays_close_to_torch_and_keeps_the_ranking(
