@@ -4,7 +4,8 @@
                                      [--set NAME=VALUE] [--progress] [--json]
     .venv/bin/python bench/rising.py clusters [--articles tests/rising/data/stories.jsonl] [--json]
 
-Seeds are simulated by ``bench/rising_timelines.py``.
+Seeds are simulated by ``bench/rising_timelines.py``. ``bench/rising_oracle.py`` prints how much of the
+limit the windows' shared budget leaves when the baseline is known (no estimation at all).
 
 **The limit.** For a rise lasting ``d`` days, the best test that knows the true baseline is the exact
 one-sided Poisson test of the ``d``-day window ending on the rise's last day. It is held to the

@@ -173,6 +173,7 @@ def catalogue(rng: np.random.Generator, sc: Scenario, params: RisingParams) -> R
     """The catalogue prior as detect_rising builds it: every seed's rate and dispersion (here, seeds
     at all simulated levels under the scenario's conditions)."""
     rates, dispersions, information = [], [], []
+    baselines = []
     for level in LEVELS:
         for _ in range(4):
             timeline, _ = simulate(
@@ -185,6 +186,14 @@ def catalogue(rng: np.random.Generator, sc: Scenario, params: RisingParams) -> R
             rates.append(float(y.mean()))
             dispersions.append(own)
             information.append(info)
-    prior = catalogue_prior(rates, dispersions, information)
+            baselines.append((y.tolist(), WEEKDAYS[:28].tolist()))
+    prior = catalogue_prior(
+        rates,
+        dispersions,
+        information,
+        baselines=baselines,
+        weekday_prior=WEEKDAY_PATTERN,
+        confidence=params.dispersion_confidence,
+    )
     assert prior is not None
     return prior

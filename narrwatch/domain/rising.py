@@ -28,6 +28,8 @@ Regional narratives live at one to five outlets a day, so the test is built for 
    four weeks: a weekly rhythm drifts less than a level, and four days of a weekday leave its
    factor uncertain by a tenth at 8 outlets a day. The factors' remaining errors add to the days'
    noise; scaled to average 1, they cancel over a whole week, so a window adds their covariance.
+   ``k`` comes from how far the catalogue's seeds stray from the pattern (empirical Bayes): where
+   seeds keep the news' weekly rhythm, a quiet seed's factors are the pattern's, not its own noise.
 4. *Rate, gamma-Poisson.* The rate per unit of exposure has a Gamma prior worth ``prior.days``
    pseudo-days at the catalogue's rate (every active seed's mean; for clusters a typical story's
    outlets per day); without a prior, Jeffreys' ``shape 1/2``. The posterior after the baseline is
@@ -100,13 +102,15 @@ class RisingParams:
     min_baseline_days: int = 7
     #: Days left out between the baseline and the tested window (as in the CDC's EARS C2 method).
     guard_days: int = 2
-    #: Pseudo-counts pulling a subject's weekday factors towards the prior pattern.
+    #: Pseudo-counts pulling a subject's weekday factors towards the prior pattern, unless the
+    #: subject's prior (the catalogue) measured how far seeds stray from it.
     weekday_prior_strength: float = 10.0
     #: Spread of seeds' true dispersions about the catalogue's: a subject's own estimate moves its
     #: ``a`` by as much as its days pin it down (a busy seed's month far more than a quiet one's).
     dispersion_prior_sd: float = 0.05
     #: One-sided confidence of the upper bound of ``a`` the test uses (its estimate is uncertain,
-    #: and a low plug-in value turns ordinary days into flags).
+    #: and a low plug-in value turns ordinary days into flags), and of the catalogue's bound on how
+    #: far seeds' weekday factors stray from the prior pattern.
     dispersion_confidence: float = 0.8
     #: Days whose exposure is below this are left out of the baseline (outages, holidays).
     low_exposure: float = 0.5
@@ -253,7 +257,10 @@ def _baseline(
         return None
     y = np.asarray([counts.get(d, 0) for d in shape_days], dtype=np.float64)
     wd = [d.weekday() for d in shape_days]
-    factors = weekday_factors(y, wd, weekday_prior, params.weekday_prior_strength)
+    strength = params.weekday_prior_strength
+    if prior is not None and prior.weekday_strength is not None:
+        strength = prior.weekday_strength
+    factors = weekday_factors(y, wd, weekday_prior, strength)
     weights = np.asarray([factors[d.weekday()] * exposure.get(d, 1.0) for d in baseline], dtype=np.float64)
     total = float(sum(counts.get(d, 0) for d in baseline))
     shape = total + (prior.days * prior.rate if prior is not None else 0.5)
@@ -262,7 +269,7 @@ def _baseline(
     if len(shape_days) >= params.min_baseline_days and y.sum() > 0:
         shape_weights = factors[wd] * np.asarray([exposure.get(d, 1.0) for d in shape_days])
         fitted = (float(y.sum()) / float(shape_weights.sum())) * shape_weights
-        n_params = weekday_parameters(y, wd, params.weekday_prior_strength)
+        n_params = weekday_parameters(y, wd, strength)
         own = dispersion(y, fitted, n_params, clip=False)
         information = dispersion_information(fitted, prior.dispersion if prior is not None else 0.0)
     _, a = pooled_dispersion(
@@ -279,7 +286,7 @@ def _baseline(
         rate=rate,
         shape=shape / (1.0 + a * baseline_mean),
         dispersion=a,
-        factor_covariance=weekday_factor_covariance(y, wd, weekday_prior, params.weekday_prior_strength, a),
+        factor_covariance=weekday_factor_covariance(y, wd, weekday_prior, strength, a),
         days=len(baseline),
         total=int(total),
     )

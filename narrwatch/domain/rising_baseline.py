@@ -162,10 +162,61 @@ class Reference:
     rate: float
     dispersion: float
     days: float
+    #: Pseudo outlet-days pulling a subject's weekday factors towards the prior pattern, from how far
+    #: the catalogue's seeds stray from it (None: ``RisingParams.weekday_prior_strength``).
+    weekday_strength: float | None = None
+
+
+def weekday_prior_strength(
+    baselines: Sequence[tuple[Sequence[float], Sequence[int]]],
+    weekday_prior: npt.ArrayLike | None,
+    dispersion: float,
+    confidence: float,
+) -> float | None:
+    """Pseudo outlet-days ``k`` of the weekday factors' prior, from the seeds' own weekdays (empirical
+    Bayes, DerSimonian-Laird moments): ``1 / tau^2`` with ``tau^2`` the relative variance of seeds'
+    true factors about the prior pattern, at its one-sided ``confidence`` upper bound.
+
+    A weekday's sum ``S_w`` over ``n_w`` days has relative sampling variance
+    ``v_w = (1 + a m p_w) / (m n_w p_w)``; ``Q = sum (S_w / (m n_w p_w) - 1)^2 / v_w`` exceeds its
+    degrees of freedom (a seed's weekdays less its mean) by ``tau^2`` times ``sum w - sum w^2 /
+    sum w``. Seeds that follow the news' weekly rhythm make ``k`` large (their factors are the
+    prior's, with no error to pay for); a catalogue of weekday-only topics makes it small. A small
+    catalogue leaves the bound wide, and ``k`` modest.
+    """
+    statistic = freedom = scale = 0.0
+    for counts, weekdays in baselines:
+        y = np.asarray(counts, dtype=np.float64)
+        wd = np.asarray(weekdays, dtype=np.int64)
+        if y.size < 2 or y.sum() <= 0:
+            continue
+        pattern = np.ones(7) if weekday_prior is None else np.asarray(weekday_prior, dtype=np.float64)
+        pattern = pattern / float(pattern[wd].mean())
+        mean = float(y.mean())
+        days = np.bincount(wd, minlength=7).astype(np.float64)
+        present = days > 0
+        expected = (mean * days * pattern)[present]
+        sums = np.bincount(wd, weights=y, minlength=7)[present]
+        weights = expected / (1.0 + max(dispersion, 0.0) * mean * pattern[present])
+        statistic += float(np.sum(weights * (sums / expected - 1.0) ** 2))
+        freedom += float(present.sum()) - 1.0
+        scale += float(weights.sum() - np.sum(weights**2) / weights.sum())
+    if freedom <= 0 or scale <= 0:
+        return None
+    # the bound adds the chi-square's spread when seeds keep the pattern exactly
+    margin = float(ndtri(confidence)) * float(np.sqrt(2.0 * freedom)) / scale
+    spread = max(0.0, (statistic - freedom) / scale) + margin
+    return 1.0 / spread if spread > 0 else None
 
 
 def catalogue_prior(
-    rates: Sequence[float], dispersions: Sequence[float], weights: Sequence[float] | None = None
+    rates: Sequence[float],
+    dispersions: Sequence[float],
+    weights: Sequence[float] | None = None,
+    *,
+    baselines: Sequence[tuple[Sequence[float], Sequence[int]]] = (),
+    weekday_prior: npt.ArrayLike | None = None,
+    confidence: float = 0.8,
 ) -> Reference | None:
     """The Gamma prior of one subject's rate from every comparable subject's baseline rate, fitted by
     moments (empirical Bayes): mean ``m`` and spread ``v`` of the rates give ``m / v`` pseudo-days at
@@ -175,6 +226,8 @@ def catalogue_prior(
     The dispersion is the weighted median of the subjects' estimates, weighted by their information
     (``sum(mu^2)`` of each baseline: a busy seed measures day-to-day swings far better than a quiet
     one); a median, so one seed with a burst in its baseline does not make every other seed deaf.
+    The weekday factors' prior strength comes from the seeds' ``baselines`` (counts and weekdays;
+    see ``weekday_prior_strength``).
     """
     usable = np.asarray([r for r in rates if r > 0], dtype=np.float64)
     if usable.size < 2:
@@ -182,7 +235,13 @@ def catalogue_prior(
     mean = float(usable.mean())
     spread = float(usable.var(ddof=1))
     days = mean / spread if spread > 0 else 28.0
-    return Reference(rate=mean, dispersion=weighted_median(dispersions, weights), days=min(days, 28.0))
+    dispersion = weighted_median(dispersions, weights)
+    return Reference(
+        rate=mean,
+        dispersion=dispersion,
+        days=min(days, 28.0),
+        weekday_strength=weekday_prior_strength(baselines, weekday_prior, dispersion, confidence),
+    )
 
 
 def weighted_median(values: Sequence[float], weights: Sequence[float] | None = None) -> float:

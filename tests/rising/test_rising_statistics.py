@@ -28,6 +28,7 @@ from narrwatch.domain.rising_baseline import (
     volume_exposure,
     weekday_factor_covariance,
     weekday_factors,
+    weekday_prior_strength,
 )
 from narrwatch.domain.rising_windows import Predictive, critical_count, union_tail, window_tail
 
@@ -99,6 +100,54 @@ def test_weekday_factor_covariance_matches_the_spread_of_estimated_factors() -> 
     # week's expected count (days weighted by their factors) carries none of their error
     week = WEEKDAY_PATTERN
     assert abs(float(week @ covariance @ week)) < 1e-9 < float(np.trace(covariance))
+
+
+def catalogue_baselines(rng: np.random.Generator, pattern: np.ndarray) -> list[tuple[list[int], list[int]]]:
+    """Four weeks of Poisson counts for seeds at 0.5 to 16 outlets a day following ``pattern``."""
+    calendar = days(28)
+    weekdays = [d.weekday() for d in calendar]
+    return [
+        (rng.poisson(level * pattern[weekdays]).tolist(), weekdays)
+        for level in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+        for _ in range(4)
+    ]
+
+
+def test_weekday_prior_strength_is_large_when_seeds_keep_the_prior_pattern() -> None:
+    rng = np.random.default_rng(5)
+    weekday_only = np.array([1.3, 1.3, 1.3, 1.3, 1.3, 0.25, 0.25])
+    alike = weekday_prior_strength(catalogue_baselines(rng, WEEKDAY_PATTERN), WEEKDAY_PATTERN, 0.0, 0.8)
+    own = weekday_prior_strength(catalogue_baselines(rng, weekday_only), WEEKDAY_PATTERN, 0.0, 0.8)
+    assert alike is not None and own is not None
+    # weekday-only topics stray from the news' rhythm by about 1 / 0.1 in relative variance
+    assert own < 20 < 100 < alike
+    assert weekday_prior_strength([([0, 0, 0], [0, 1, 2])], None, 0.0, 0.8) is None
+
+
+def test_a_small_catalogue_keeps_the_weekday_prior_modest() -> None:
+    """Four seeds say little about how far seeds stray: the bound stays wide, the strength small."""
+    rng = np.random.default_rng(6)
+    many = weekday_prior_strength(catalogue_baselines(rng, WEEKDAY_PATTERN), WEEKDAY_PATTERN, 0.0, 0.8)
+    few = weekday_prior_strength(catalogue_baselines(rng, WEEKDAY_PATTERN)[:4], WEEKDAY_PATTERN, 0.0, 0.8)
+    assert many is not None and few is not None and few < many / 3
+
+
+def test_the_catalogues_weekday_strength_sets_a_quiet_subjects_factors() -> None:
+    rng = np.random.default_rng(8)
+    calendar, series = simulate(rng, 1.0, HISTORY)
+    prior = WEEKDAY_PATTERN / WEEKDAY_PATTERN.mean()
+    baselines = catalogue_baselines(rng, WEEKDAY_PATTERN)
+    rates = [float(np.mean(y)) for y, _ in baselines]
+    catalogue = catalogue_prior(rates, [0.0] * len(rates), baselines=baselines, weekday_prior=prior)
+    assert catalogue is not None and catalogue.weekday_strength is not None
+    fixed = Reference(rate=catalogue.rate, dispersion=0.0, days=catalogue.days)
+    day = calendar[-1]
+    pinned = assess_rising(day, series, PARAMS, weekday_prior=prior, reference=catalogue)
+    own = assess_rising(day, series, PARAMS, weekday_prior=prior, reference=fixed)
+    assert pinned is not None and own is not None
+    expected = prior[day.weekday()] / float(np.mean(prior[[d.weekday() for d in calendar[:84]]]))
+    # seeds that keep the pattern pull a quiet subject's factor most of the way back to it
+    assert abs(pinned.weekday_factor - expected) < abs(own.weekday_factor - expected) / 3
 
 
 def test_a_busy_subject_takes_its_weekday_factors_from_the_long_baseline() -> None:

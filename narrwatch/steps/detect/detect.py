@@ -161,6 +161,7 @@ def _catalogue(
     """The Gamma prior every seed's rate starts from: all seeds' rates and dispersions (overall)."""
     baseline = params.baseline_for(day)
     rates, dispersions, information = [], [], []
+    baselines: list[tuple[list[int], list[int]]] = []
     for (_, subject_id, dimension, _), by_day in seed_counts.items():
         if dimension != "all":
             continue
@@ -173,7 +174,15 @@ def _catalogue(
         rates.append(sum(y) / len(days))
         dispersions.append(own)
         information.append(info)
-    return catalogue_prior(rates, dispersions, information)
+        baselines.append((y, [d.weekday() for d in days]))
+    return catalogue_prior(
+        rates,
+        dispersions,
+        information,
+        baselines=baselines,
+        weekday_prior=prior,
+        confidence=params.dispersion_confidence,
+    )
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,9 @@ def flag_extra(observed_from: dt.date, reference: Reference | None) -> dict[str,
             "outlets_per_day": round(reference.rate, 6),
             "dispersion": round(reference.dispersion, 6),
             "pseudo_days": round(reference.days, 6),
+            "weekday_strength": (
+                None if reference.weekday_strength is None else round(reference.weekday_strength, 3)
+            ),
         }
     return extra
 
