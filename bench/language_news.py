@@ -158,11 +158,28 @@ def bootstrap_weights(n_documents: int, draws: int = 4000, seed: int = 12) -> np
     return rng.multinomial(n_documents, np.full(n_documents, 1.0 / n_documents), size=draws).astype(float)
 
 
+def exact_ratio_interval(passes: int, english: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of a rate ratio from two counts over the same number of units: given
+    their sum, the language's count is binomial with p = ratio / (1 + ratio). Right for small counts,
+    where the bootstrap collapses (one pass against none resamples to [inf, inf])."""
+    from scipy.stats import beta
+
+    total = passes + english
+    if total == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2
+    low = float(beta.ppf(tail, passes, english + 1)) if passes else 0.0
+    high = float(beta.ppf(1.0 - tail, passes + 1, english)) if english else 1.0
+    return low / (1.0 - low), (high / (1.0 - high) if high < 1.0 else float("inf"))
+
+
 def ratio_interval(
     counts: np.ndarray, english: np.ndarray, weights: np.ndarray, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval, per seed, of (passes in a language) / (passes in English) over the
-    document bootstrap; draws where neither passes anything carry no ratio and are left out."""
+    """95 % interval, per seed, of (passes in a language) / (passes in English): the envelope of the
+    percentile interval over the document bootstrap (draws where neither passes carry no ratio) and
+    the exact interval of :func:`exact_ratio_interval` (which ignores that a document's sentences
+    pass together; the bootstrap does not)."""
     numerator = weights @ counts
     denominator = weights @ english
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -171,11 +188,14 @@ def ratio_interval(
     low = np.full(counts.shape[1], np.nan)
     high = np.full(counts.shape[1], np.nan)
     for seed in range(counts.shape[1]):
+        exact = exact_ratio_interval(int(counts[:, seed].sum()), int(english[:, seed].sum()), level)
         column = ratios[:, seed]
         column = column[~np.isnan(column)]
         if column.size:
-            low[seed] = np.quantile(column, tail, method="lower")
-            high[seed] = np.quantile(column, 1.0 - tail, method="higher")
+            low[seed] = min(exact[0], np.quantile(column, tail, method="lower"))
+            high[seed] = max(exact[1], np.quantile(column, 1.0 - tail, method="higher"))
+        else:
+            low[seed], high[seed] = exact
     return low, high
 
 

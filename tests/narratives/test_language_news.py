@@ -72,3 +72,13 @@ def test_verdict_reads_the_interval_against_the_factor() -> None:
     assert verdict(0.8, FACTOR + 0.1) == "unsure"
     assert verdict(FACTOR + 0.1, 3.0) == "OUTSIDE"
     assert verdict(0.1, 0.5) == "OUTSIDE"
+
+
+def test_a_single_pass_against_none_is_no_evidence_either_way() -> None:
+    english = np.zeros((30, 1))
+    one = np.zeros((30, 1))
+    one[4, 0] = 1
+    low, high = ratio_interval(one, english, bootstrap_weights(30, draws=200))
+    assert low[0] < 1 / FACTOR and high[0] == np.inf and verdict(low[0], high[0]) == "unsure"
+    low, high = ratio_interval(english, one, bootstrap_weights(30, draws=200))
+    assert low[0] == 0.0 and high[0] > FACTOR and verdict(low[0], high[0]) == "unsure"
