@@ -173,13 +173,18 @@ def exact_ratio_interval(passes: int, english: int, level: float = 0.95) -> tupl
     return low / (1.0 - low), (high / (1.0 - high) if high < 1.0 else float("inf"))
 
 
+#: Fewer passes than this in a language or in English: the bootstrap's percentile interval of a ratio
+#: is unreliable (one pass against none resamples to [inf, inf]) and the exact one is used instead.
+BOOTSTRAP_MIN_PASSES = 10
+
+
 def ratio_interval(
     counts: np.ndarray, english: np.ndarray, weights: np.ndarray, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
-    """95 % interval, per seed, of (passes in a language) / (passes in English): the envelope of the
-    percentile interval over the document bootstrap (draws where neither passes carry no ratio) and
-    the exact interval of :func:`exact_ratio_interval` (which ignores that a document's sentences
-    pass together; the bootstrap does not)."""
+    """95 % interval, per seed, of (passes in a language) / (passes in English): the percentile
+    interval over the document bootstrap, which keeps both the pairing of parallel units and the
+    clustering of a document's sentences; with fewer than :data:`BOOTSTRAP_MIN_PASSES` on either
+    side, :func:`exact_ratio_interval` (counts taken as independent, so it is wider)."""
     numerator = weights @ counts
     denominator = weights @ english
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -188,14 +193,13 @@ def ratio_interval(
     low = np.full(counts.shape[1], np.nan)
     high = np.full(counts.shape[1], np.nan)
     for seed in range(counts.shape[1]):
-        exact = exact_ratio_interval(int(counts[:, seed].sum()), int(english[:, seed].sum()), level)
+        passes, reference = int(counts[:, seed].sum()), int(english[:, seed].sum())
+        if min(passes, reference) < BOOTSTRAP_MIN_PASSES:
+            low[seed], high[seed] = exact_ratio_interval(passes, reference, level)
+            continue
         column = ratios[:, seed]
-        column = column[~np.isnan(column)]
-        if column.size:
-            low[seed] = min(exact[0], np.quantile(column, tail, method="lower"))
-            high[seed] = max(exact[1], np.quantile(column, 1.0 - tail, method="higher"))
-        else:
-            low[seed], high[seed] = exact
+        low[seed] = np.quantile(column, tail, method="lower")
+        high[seed] = np.quantile(column, 1.0 - tail, method="higher")
     return low, high
 
 

@@ -135,7 +135,7 @@ def describe(
         for lang in LANGUAGES:
             rate = passing[lang] / n_units
             ratio = passing[lang] / max(passing["en"], 1) if passing["en"] else float("nan")
-            low, high = (float(intervals[lang][0][j]), float(intervals[lang][1][j]))
+            low, high = (1.0, 1.0) if lang == "en" else (intervals[lang][0][j], intervals[lang][1][j])
             agree = float(np.mean(passes[lang][:, j] == passes["en"][:, j]))
             said = "" if lang == "en" else verdict(low, high)
             print(
@@ -151,7 +151,8 @@ def describe(
     print(f"\nall seeds pooled; agreement over {n_units} units x {len(seeds)} seeds")
     pooled: dict[str, object] = {}
     for lang in LANGUAGES:
-        low, high = (float(x[0]) for x in ratio_interval(total_counts[lang], total_counts["en"], weights))
+        pooled_interval = ratio_interval(total_counts[lang], total_counts["en"], weights)
+        low, high = (1.0, 1.0) if lang == "en" else (pooled_interval[0][0], pooled_interval[1][0])
         passing = int(total[lang].sum())
         agree = float(np.mean(passes[lang] == passes["en"]))
         ratio = passing / int(total["en"].sum())
