@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -15,11 +17,12 @@ from narrwatch.domain.background import (
     script_variants,
     shrink,
 )
-from narrwatch.domain.scoring import SeedScore, Thresholds, decide
+from narrwatch.domain.scoring import ScoringParams, SeedScore, Thresholds, decide
 from narrwatch.domain.stance import StanceRules, article_stance
 from narrwatch.domain.text import text_script
 from narrwatch.domain.verdicts import LabelledPassage, examples_for, train_head
-from narrwatch.steps.match.calibration import bundled_background_texts
+from narrwatch.steps.match.calibration import LanguageCalibrator, bundled_background_texts
+from narrwatch.steps.match.stored import StoredArticle
 
 
 def test_figures_are_the_median_and_the_top_percent() -> None:
@@ -173,3 +176,52 @@ def test_verdicts_feed_the_seed_and_its_parent() -> None:
     assert len(child.positives) == 2 and len(child.negatives) == 1
     assert len(parent.positives) == 2 and len(parent.negatives) == 0  # a rejected child is not a wrong parent
     assert all(text.startswith("verdict: ") for text in child.positives)
+
+
+class _StubSeeds:
+    """Scores one seed "s": the vector score is a passage vector's first component; a passage text
+    holding "KEY" earns the full keyword bonus (what score_article adds on the raw scale)."""
+
+    def __init__(self) -> None:
+        self.vectors = {"s": None}
+        self.params = ScoringParams()
+
+    def raw_scores(self, vectors: np.ndarray, texts: list[str]) -> dict[str, SeedScore]:
+        vector = float(vectors[0][0])
+        bonus = self.params.lexical_weight if any("KEY" in text for text in texts) else 0.0
+        total = vector + bonus
+        return {
+            "s": SeedScore(
+                "s", total, vector, 1.0 if bonus else 0.0, 0, vector, "x", -1.0, False, unclipped=total
+            )
+        }
+
+
+def _calibrator(rng: np.random.Generator) -> tuple[LanguageCalibrator, _StubSeeds]:
+    # English cosines spread widely, Russian ones are compressed to a fifth around a higher centre.
+    bundled = {"en": rng.normal(0.0, 0.10, (200, 1)), "ru": rng.normal(0.3, 0.02, (200, 1))}
+    stored = {"en": rng.normal(0.0, 0.10, 400), "ru": rng.normal(0.3, 0.02, 400)}
+
+    def load(key: str) -> list[StoredArticle]:
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        return [
+            StoredArticle(i, now, key, "", [0], ["news"], np.array([[v]])) for i, v in enumerate(stored[key])
+        ]
+
+    return LanguageCalibrator(bundled, load), _StubSeeds()
+
+
+def test_the_raw_threshold_misses_no_article_whatever_its_keywords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "narrwatch.steps.match.calibration.bundled_background_texts",
+        lambda: {"en": ("news",) * 200, "ru": ("news",) * 200},
+    )
+    calibrator, seeds = _calibrator(np.random.default_rng(6))
+    for language in ("en", "ru"):
+        floor = calibrator.raw_threshold(seeds, "s", language, 0.28)  # type: ignore[arg-type]
+        for text in ("text", "text KEY"):
+            for vector in np.linspace(-0.2, 0.6, 801):
+                raw = seeds.raw_scores(np.array([[vector]]), [text])
+                calibrated = calibrator.calibrate(seeds, raw, language, text)["s"].score  # type: ignore[arg-type]
+                if calibrated >= 0.28:
+                    assert raw["s"].score >= floor - 1e-9
