@@ -58,7 +58,7 @@ class Settings(StorageSettings):
         "auto",
         description="auto, torch (fp32), torch-bf16 (the model in bfloat16; fast on CPUs with AMX), onnx "
         "(fp32) or onnx-int8 (int8 with one activation scale per token row). auto picks by the CPU: "
-        "onnx-int8 with VNNI, torch-bf16 with AMX and no VNNI, onnx-int8 with AVX2, torch fp32 otherwise "
+        "torch-bf16 with AMX, onnx-int8 with VNNI, ARM dot products or AVX2, torch fp32 otherwise "
         "(bench/embed.py measures them).",
     )
     embedding_batch_tokens: int = Field(
