@@ -115,7 +115,6 @@ class SentenceEncoder:
         passage_prompt: str,
         model_dir: Path,
         onnx_file: Path | None,
-        bf16: bool = False,
     ) -> None:
         self._model = model
         self._model_name = model_name
@@ -140,7 +139,7 @@ class SentenceEncoder:
         self._pads_left = getattr(model.tokenizer, "padding_side", "right") == "left"
         self._pad_id = int(getattr(model.tokenizer, "pad_token_id", None) or 0)
         # bf16's kernels follow the batch's shape, so its shapes are made a function of each text.
-        self._fixed_shapes = bf16
+        self._fixed_shapes = backend == "torch-bf16"
         self._special_tokens = len(self._counter.encode("", add_special_tokens=True).ids)
         # Prompts take room in the window that passages must leave free.
         self.passage_prompt_tokens = self.count_tokens(passage_prompt) if passage_prompt else 0
@@ -376,7 +375,6 @@ def _build_encoder(settings: EncoderSettings) -> SentenceEncoder:
         ),
         model_dir=model_dir,
         onnx_file=onnx_file,
-        bf16=backend == "torch-bf16",
     )
 
 

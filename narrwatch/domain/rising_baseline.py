@@ -185,13 +185,13 @@ def weekday_prior_strength(
     catalogue leaves the bound wide, and ``k`` modest.
     """
     statistic = freedom = scale = 0.0
+    base_pattern = np.ones(7) if weekday_prior is None else np.asarray(weekday_prior, dtype=np.float64)
     for counts, weekdays in baselines:
         y = np.asarray(counts, dtype=np.float64)
         wd = np.asarray(weekdays, dtype=np.int64)
         if y.size < 2 or y.sum() <= 0:
             continue
-        pattern = np.ones(7) if weekday_prior is None else np.asarray(weekday_prior, dtype=np.float64)
-        pattern = pattern / float(pattern[wd].mean())
+        pattern = base_pattern / float(base_pattern[wd].mean())
         mean = float(y.mean())
         days = np.bincount(wd, minlength=7).astype(np.float64)
         present = days > 0
