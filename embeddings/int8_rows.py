@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from narrwatch.embeddings.onnx_weights import save_with_side_weights
+
 if TYPE_CHECKING:
     from onnx import NodeProto
 
@@ -88,7 +90,7 @@ def quantise_rows(source: Path, target: Path, *, unsigned_weights: bool) -> int:
             opset.version = max(opset.version, _OPSET)
     if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save(model, str(target))
+    save_with_side_weights(model, target)
     return len(replaced)
 
 

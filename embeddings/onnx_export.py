@@ -15,9 +15,10 @@ from narrwatch.embeddings.backends import int8_variant
 from narrwatch.embeddings.encoder_errors import EncoderError
 from narrwatch.embeddings.int8_rows import quantise_rows, unsigned_weights_for
 from narrwatch.embeddings.model_source import DERIVED_DIRS
+from narrwatch.embeddings.onnx_weights import save_with_side_weights, side_weights_file
 
-#: Bump when the export layout changes, so old exports are not reused.
-_EXPORT_LAYOUT = "v2"
+#: Bump when the export layout changes, so old exports are not reused. v3: weights in side files.
+_EXPORT_LAYOUT = "v3"
 
 
 def onnx_file_name(backend: str, variant: str) -> str:
@@ -59,6 +60,7 @@ def _export_fp32(source: Path, export_dir: Path) -> None:
             model.save_pretrained(str(staged))
         if not (staged / "onnx" / "model.onnx").is_file():
             raise EncoderError(f"ONNX export of {source} produced no onnx/model.onnx")
+        _move_weights_aside(staged / "onnx" / "model.onnx")
         for weights in (*staged.glob("*.safetensors"), *staged.glob("pytorch_model*.bin")):
             weights.unlink()  # the ONNX file holds the weights now; the copy would only take space
         try:
@@ -79,15 +81,25 @@ def _quantise(export_dir: Path, variant: str, target: Path) -> None:
     """
     work = Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}.int8."))
     try:
-        produced = work / "model_int8.onnx"
+        produced = work / target.name
         replaced = quantise_rows(
             export_dir / "onnx" / "model.onnx", produced, unsigned_weights=unsigned_weights_for(variant)
         )
         if not replaced or not produced.is_file():
             raise EncoderError(f"int8 quantisation of {export_dir}: no matrix product with constant weights")
+        weights = side_weights_file(produced)
+        if weights.is_file():
+            # The weights first: the graph file's presence is what tells a reader the pair is complete.
+            os.replace(weights, side_weights_file(target))
         os.replace(produced, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _move_weights_aside(graph_file: Path) -> None:
+    import onnx
+
+    save_with_side_weights(onnx.load(str(graph_file)), graph_file)
 
 
 @contextmanager

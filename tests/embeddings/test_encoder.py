@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from embeddings_support import model_settings
 
-from narrwatch.config import BUNDLED_MODEL
+from narrwatch.config import BUNDLED_MODEL, Settings
 from narrwatch.embeddings.backends import int8_variant
 from narrwatch.embeddings.encoder import SentenceEncoder, load_encoder
 from narrwatch.embeddings.encoder_errors import EncoderError
 from narrwatch.embeddings.model_source import model_fingerprint, model_slug, resolve_model_dir
+from narrwatch.embeddings.onnx_weights import side_weights_file
 
 TEXTS = [
     "The West ignores Serbia's sovereignty.",
@@ -105,11 +106,12 @@ def test_token_length_batches_respect_the_budget(
     int8_encoder: SentenceEncoder, torch_encoder: SentenceEncoder
 ) -> None:
     lengths = [256, 250, 12, 12, 12, 3, 256, 100, 90, 5] * 20
+    budget = Settings.model_fields["embedding_batch_tokens"].default
     # int8's per-row scales let it batch like the others.
     for plan in (int8_encoder.batch_plan(lengths), torch_encoder.batch_plan(lengths)):
         assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
         for batch in plan:
-            assert len(batch) * max(lengths[i] for i in batch) <= 8192 or len(batch) == 1
+            assert len(batch) * max(lengths[i] for i in batch) <= budget or len(batch) == 1
         assert len(plan[-1]) > len(plan[0]), "short texts run in larger batches"
 
 
@@ -150,6 +152,10 @@ def test_onnx_files_live_in_the_models_dir_not_in_site_packages(
     assert int8_encoder.onnx_file.is_file()
     assert int8_encoder.onnx_file.is_relative_to(model_cache_dir.resolve())
     assert int8_encoder.onnx_file.name == f"model_int8_rows_{int8_variant()}.onnx"
+    # The weights sit beside the graph, where ONNX Runtime maps them instead of copying them.
+    weights = side_weights_file(int8_encoder.onnx_file)
+    assert weights.stat().st_size > 10_000_000 > int8_encoder.onnx_file.stat().st_size
+    assert weights.stat().st_mode & 0o044 == int8_encoder.onnx_file.stat().st_mode & 0o044
     bundled = resolve_model_dir(BUNDLED_MODEL)
     assert not (bundled / "onnx").exists()
 
@@ -198,7 +204,7 @@ RACER = textwrap.dedent(
     from pathlib import Path
     from narrwatch.embeddings.model_source import model_fingerprint, resolve_model_dir
     from narrwatch.embeddings.onnx_export import ensure_onnx_export
-    from narrwatch.config import BUNDLED_MODEL
+    from narrwatch.config import BUNDLED_MODEL, Settings
     source = resolve_model_dir(BUNDLED_MODEL)
     models = Path(sys.argv[1])
     folder, name = ensure_onnx_export(source, "race", model_fingerprint(source), models, "onnx-int8")
@@ -220,7 +226,7 @@ def test_two_processes_exporting_at_once_both_get_a_complete_export(tmp_path: Pa
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert results[0] == results[1]
     folder, name = Path(results[0][0]), results[0][1]
-    assert (folder / "onnx" / "model.onnx").stat().st_size > 50_000_000
-    assert (folder / name).stat().st_size > 10_000_000
+    assert side_weights_file(folder / "onnx" / "model.onnx").stat().st_size > 50_000_000
+    assert side_weights_file(folder / name).stat().st_size > 10_000_000
     leftovers = [p.name for p in models.iterdir() if p.name.startswith(".") and p.name != ".fingerprints"]
     assert leftovers == [], "temporary export folders are cleaned up"
