@@ -40,6 +40,7 @@ def ensure_onnx_export(
     export_dir = models_dir / f"{slug}-{fingerprint}-onnx-{_EXPORT_LAYOUT}"
     if not (export_dir / "onnx" / "model.onnx").is_file():
         _export_fp32(source, export_dir)
+        _remove_older_layouts(export_dir)
     variant = int8_variant()
     file_name = onnx_file_name(backend, variant)
     if backend == "onnx-int8" and not (export_dir / file_name).is_file():
@@ -71,6 +72,18 @@ def _export_fp32(source: Path, export_dir: Path) -> None:
             # Another process finished the same export first; its files are identical.
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_older_layouts(export_dir: Path) -> None:
+    """Delete exports of the same model files in an older layout: nothing reads them any more.
+
+    Each held a copy of the weights (about 0.9 GB for multilingual-e5-small), left behind by an upgrade.
+    """
+    current = export_dir.name
+    stem = current[: -len(_EXPORT_LAYOUT)]  # "<slug>-<fingerprint>-onnx-"
+    for folder in export_dir.parent.iterdir():
+        if folder.name.startswith(stem) and folder.name != current and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _quantise(export_dir: Path, variant: str, target: Path) -> None:

@@ -230,3 +230,20 @@ def test_two_processes_exporting_at_once_both_get_a_complete_export(tmp_path: Pa
     assert side_weights_file(folder / name).stat().st_size > 10_000_000
     leftovers = [p.name for p in models.iterdir() if p.name.startswith(".") and p.name != ".fingerprints"]
     assert leftovers == [], "temporary export folders are cleaned up"
+
+
+def test_a_new_export_layout_removes_the_old_ones_of_the_same_model(tmp_path: Path) -> None:
+    from narrwatch.embeddings.onnx_export import ensure_onnx_export
+
+    source = resolve_model_dir(BUNDLED_MODEL)
+    fingerprint = model_fingerprint(source)
+    models = tmp_path / "models"
+    older = models / f"minilm-{fingerprint}-onnx-v1" / "onnx"
+    other_model = models / "minilm-0123456789abcdef-onnx-v1" / "onnx"
+    for folder in (older, other_model):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"an export of an earlier version")
+    folder, _ = ensure_onnx_export(source, "minilm", fingerprint, models, "onnx")
+    assert (folder / "onnx" / "model.onnx").is_file()
+    assert not older.parent.exists(), "the same model's export in an older layout is gone"
+    assert other_model.is_dir(), "another model's export is left alone"
