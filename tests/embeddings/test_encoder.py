@@ -204,7 +204,7 @@ RACER = textwrap.dedent(
     from pathlib import Path
     from narrwatch.embeddings.model_source import model_fingerprint, resolve_model_dir
     from narrwatch.embeddings.onnx_export import ensure_onnx_export
-    from narrwatch.config import BUNDLED_MODEL, Settings
+    from narrwatch.config import BUNDLED_MODEL
     source = resolve_model_dir(BUNDLED_MODEL)
     models = Path(sys.argv[1])
     folder, name = ensure_onnx_export(source, "race", model_fingerprint(source), models, "onnx-int8")
