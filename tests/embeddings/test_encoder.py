@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,40 @@ def test_token_length_batches_respect_the_budget(
         for batch in plan:
             assert len(batch) * max(lengths[i] for i in batch) <= budget or len(batch) == 1
         assert len(plan[-1]) > len(plan[0]), "short texts run in larger batches"
+
+
+def test_encoding_after_a_count_truncates_again(int8_encoder: SentenceEncoder) -> None:
+    # Counting and encoding share the model's tokenizer: counting turns its window off, and the next
+    # encoding must have it back (a text past the window would otherwise reach the model whole).
+    long_text = "word " * 600
+    expected = int8_encoder.encode_passages([long_text])
+    assert int8_encoder.count_tokens(long_text) == 600
+    np.testing.assert_array_equal(int8_encoder.encode_passages([long_text]), expected)
+    assert int8_encoder.count_tokens(long_text) == 600, "and counting has no window after encoding"
+
+
+def test_counting_beside_encoding_in_other_threads_keeps_both_right(int8_encoder: SentenceEncoder) -> None:
+    # Counting turns the shared tokenizer's window off; encoding needs it on (texts past the window).
+    long_texts = [f"{n} " + "word " * 600 for n in range(6)]
+    expected_vectors = int8_encoder.encode_passages(long_texts)
+    expected_count = int8_encoder.count_tokens(long_texts[0])
+    assert expected_count > int8_encoder.max_tokens
+    counts: list[int] = []
+    vectors: list[np.ndarray] = []
+
+    def count() -> None:
+        counts.extend(int8_encoder.count_tokens(long_texts[0]) for _ in range(300))
+
+    def encode() -> None:
+        vectors.extend(int8_encoder.encode_passages(long_texts) for _ in range(3))
+
+    workers = [threading.Thread(target=job) for job in (count, encode, count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert set(counts) == {expected_count}
+    assert len(vectors) == 3 and all(np.array_equal(v, expected_vectors) for v in vectors)
 
 
 def test_count_tokens_has_no_window_and_no_special_tokens(int8_encoder: SentenceEncoder) -> None:
