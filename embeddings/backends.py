@@ -10,7 +10,8 @@ is within 10 % of the fastest):
   own length (``encoder._BF16_WIDTH_STEP``) and a text gets the same bits in any batch;
 * ``onnx-int8``: ONNX Runtime with int8 matrix products, where the CPU has AVX-512 VNNI (or AVX-VNNI)
   or is an ARM64 with dot-product instructions. bf16 instructions without AMX do not change that: on
-  a 2-core AMD EPYC with AVX-512 VNNI and bf16, int8 ran at 1.90x torch fp32 and bf16 at 1.53x;
+  a 2-core AMD EPYC with AVX-512 VNNI and bf16, int8 ran at 1.90-2.01x torch fp32 and bf16 at
+  1.51-1.53x in two runs;
 * ``onnx-int8`` again on other x86 CPUs with AVX2 (uint8 x uint8 products): on a 2-core AMD EPYC
   (AVX2, no VNNI) it was the fastest backend in every run, 1.6-2.3x torch fp32 when the machine was
   busy but only 1.1-1.2x when quiet;
