@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import poisson
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -63,6 +62,7 @@ from rising_timelines import (  # noqa: E402
     catalogue,
     exposure_of,
     global_prior,
+    limit_critical,
     simulate,
 )
 
@@ -101,13 +101,6 @@ def detector_flags(
         )
         out.append(bool(result and result.flagged))
     return out
-
-
-def limit_critical(mu0: float, rate: float) -> int:
-    """Smallest count whose upper Poisson tail under the true baseline is within ``rate``."""
-    if mu0 <= 0:
-        return 1
-    return int(poisson.isf(rate, mu0)) + 1
 
 
 def count_pmf(chance: np.ndarray) -> np.ndarray:

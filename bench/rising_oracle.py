@@ -25,10 +25,10 @@ from scipy.stats import poisson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rising_timelines import DURATIONS, LEVELS, RISES, WEEKDAY_PATTERN  # noqa: E402
+from rising_timelines import DURATIONS, LEVELS, RISES, WEEKDAY_PATTERN, limit_critical  # noqa: E402
 
 from narrwatch.config import Settings  # noqa: E402
-from narrwatch.domain.rising import RisingParams  # noqa: E402
+from narrwatch.domain.rising import RisingParams, window_floor  # noqa: E402
 from narrwatch.domain.rising_windows import Predictive, critical_count, union_tail  # noqa: E402
 from narrwatch.steps.detect.detect import params_from_settings  # noqa: E402
 
@@ -43,10 +43,7 @@ def known_region(params: RisingParams, level: float, last_weekday: int) -> list[
     known = Predictive(mu=mu, dispersion=np.zeros(longest), shape=1e9)
 
     def critical(level: float) -> list[int]:
-        floors = [
-            max(params.min_outlets, int(np.ceil(params.min_ratio * known.mean_of(w) - 1e-9)))
-            for w in params.windows
-        ]
+        floors = [window_floor(params, known.mean_of(w)) for w in params.windows]
         return [critical_count(known, w, level, f) for w, f in zip(params.windows, floors, strict=True)]
 
     low, high = np.log(1e-9), np.log(params.alpha)
@@ -79,8 +76,8 @@ def cell(
                 caught |= counts[:, end - window + 1 : end + 1].sum(axis=1) >= critical
         powers.append(float(caught.mean()))
         rise_baseline = float(baseline[longest:].sum())
-        limit_critical = int(poisson.isf(params.alpha, rise_baseline)) + 1
-        limits.append(float(poisson.sf(limit_critical - 1, rise * rise_baseline)))
+        critical = limit_critical(rise_baseline, params.alpha)
+        limits.append(float(poisson.sf(critical - 1, rise * rise_baseline)))
     return float(np.mean(powers)), float(np.mean(limits))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import poisson
 
 from narrwatch.config import Settings
 from narrwatch.domain.rising import RisingParams
@@ -197,3 +198,11 @@ def catalogue(rng: np.random.Generator, sc: Scenario, params: RisingParams) -> R
     )
     assert prior is not None
     return prior
+
+
+def limit_critical(mu0: float, rate: float) -> int:
+    """Smallest count whose upper Poisson tail under the true baseline is within ``rate``: the
+    limit's critical count, for ``bench/rising.py`` and ``bench/rising_oracle.py`` alike."""
+    if mu0 <= 0:
+        return 1
+    return int(poisson.isf(rate, mu0)) + 1

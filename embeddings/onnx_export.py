@@ -37,10 +37,11 @@ def ensure_onnx_export(
     Every file appears by an atomic rename: the fp32 export as a whole directory, each int8 file on
     its own, so concurrent first runs are safe and an interrupted export leaves only a temp folder.
     """
-    export_dir = models_dir / f"{slug}-{fingerprint}-onnx-{_EXPORT_LAYOUT}"
+    stem = f"{slug}-{fingerprint}-onnx-"  # then the layout
+    export_dir = models_dir / f"{stem}{_EXPORT_LAYOUT}"
     if not (export_dir / "onnx" / "model.onnx").is_file():
         _export_fp32(source, export_dir)
-        _remove_older_layouts(export_dir)
+        _remove_older_layouts(export_dir, stem)
     variant = int8_variant()
     file_name = onnx_file_name(backend, variant)
     if backend == "onnx-int8" and not (export_dir / file_name).is_file():
@@ -74,15 +75,13 @@ def _export_fp32(source: Path, export_dir: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _remove_older_layouts(export_dir: Path) -> None:
-    """Delete exports of the same model files in an older layout: nothing reads them any more.
+def _remove_older_layouts(export_dir: Path, stem: str) -> None:
+    """Delete exports of the same model files (``stem``) in an older layout: nothing reads them any more.
 
     Each held a copy of the weights (about 0.9 GB for multilingual-e5-small), left behind by an upgrade.
     """
-    current = export_dir.name
-    stem = current[: -len(_EXPORT_LAYOUT)]  # "<slug>-<fingerprint>-onnx-"
     for folder in export_dir.parent.iterdir():
-        if folder.name.startswith(stem) and folder.name != current and folder.is_dir():
+        if folder.name.startswith(stem) and folder != export_dir and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
 
 

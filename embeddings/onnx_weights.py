@@ -21,17 +21,17 @@ def side_weights_file(graph_file: Path) -> Path:
 def save_with_side_weights(model: onnx.ModelProto, target: Path) -> None:
     import onnx
 
-    side_weights_file(target).unlink(missing_ok=True)  # onnx appends to an existing weights file
+    weights = side_weights_file(target)
+    weights.unlink(missing_ok=True)  # onnx appends to an existing weights file
     onnx.save(
         model,
         str(target),
         save_as_external_data=True,
         all_tensors_to_one_file=True,
-        location=side_weights_file(target).name,
+        location=weights.name,
         size_threshold=1024,  # small constants stay in the graph
     )
     # onnx creates the weights file readable by its owner only; a models directory shared with
     # Airflow workers running as another user needs it readable like the graph file.
-    weights = side_weights_file(target)
     if weights.is_file():  # a graph with only small constants has none
         weights.chmod(target.stat().st_mode & 0o777)

@@ -292,7 +292,7 @@ def _baseline(
     )
 
 
-def _floor(params: RisingParams, expected: float) -> int:
+def window_floor(params: RisingParams, expected: float) -> int:
     """The least count a window can fire with: ``min_outlets`` and ``min_ratio`` times expected."""
     return max(params.min_outlets, 1, int(np.ceil(params.min_ratio * expected - 1e-9)))
 
@@ -336,14 +336,15 @@ def assess_rising(
     evident = [
         w
         for w in windows
-        if w.count >= _floor(params, w.expected) and w.distinct_outlets >= params.min_outlets
+        if w.count >= window_floor(params, w.expected) and w.distinct_outlets >= params.min_outlets
     ]
     decisive = min(evident or list(windows), key=lambda w: (w.p_value, w.days))
     p_value = 1.0 if not evident else decisive.p_value
     # the min-p statistic is never below its smallest window p-value: beyond alpha, that settles it
     if evident and decisive.p_value <= params.alpha:
         critical = [
-            critical_count(predictive, w.days, decisive.p_value, _floor(params, w.expected)) for w in windows
+            critical_count(predictive, w.days, decisive.p_value, window_floor(params, w.expected))
+            for w in windows
         ]
         # the union lies between its largest part and the sum of its parts (the sum also stands in
         # where 1 - P(no window fires) has lost its digits to rounding)
