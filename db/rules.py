@@ -16,7 +16,6 @@ across collections.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -75,21 +74,19 @@ def chunked(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
 
 def earliest_scored_since(session: Session, moments: Sequence[dt.datetime]) -> list[dt.datetime | None]:
     """For each moment, the earliest publication among articles last scored at or after it: every
-    seed active by then was scored on them (a scoring run stamps its articles with one time, so the
-    store is read once, per run)."""
-    runs = session.execute(
-        select(MatchState.matched_at, func.min(Article.published_at))
-        .join(Article, Article.id == MatchState.article_id)
-        .group_by(MatchState.matched_at)
-        .order_by(MatchState.matched_at)
-    ).all()
-    times = [when for when, _ in runs]
-    earliest: list[dt.datetime | None] = [None] * (len(runs) + 1)
-    for i in range(len(runs) - 1, -1, -1):
-        published = runs[i][1]
-        later = earliest[i + 1]
-        earliest[i] = published if later is None or (published is not None and published < later) else later
-    return [earliest[bisect.bisect_left(times, moment)] for moment in moments]
+    seed active by then was scored on them. One ordered lookup per distinct moment (the catalogue's
+    activation times, a handful): walking the publication index stops at the first article scored
+    late enough, where grouping every stored article's state by scoring time read the whole store."""
+    earliest: dict[dt.datetime, dt.datetime | None] = {}
+    for moment in sorted(set(moments)):
+        earliest[moment] = session.execute(
+            select(Article.published_at)
+            .join(MatchState, MatchState.article_id == Article.id)
+            .where(MatchState.matched_at >= moment)
+            .order_by(Article.published_at)
+            .limit(1)
+        ).scalar()
+    return [earliest[moment] for moment in moments]
 
 
 def latest_verdict_subquery(match: Any = Match) -> Any:

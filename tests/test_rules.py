@@ -21,6 +21,7 @@ from narrwatch.db.models import (
     DailyCount,
     Feed,
     Match,
+    MatchState,
     NarrativeVersion,
     Verdict,
 )
@@ -232,3 +233,36 @@ def test_a_feed_paused_in_the_feeds_file_is_paused_everywhere(ctx: AppContext) -
 def test_chunked_splits_without_losing_or_repeating() -> None:
     assert list(rules.chunked(range(5), 2)) == [[0, 1], [2, 3], [4]]
     assert list(rules.chunked([], 3)) == []
+
+
+def test_earliest_scored_since_is_the_oldest_article_scored_at_or_after_each_moment(ctx: AppContext) -> None:
+    runs = [NOW - dt.timedelta(days=d) for d in (20, 10, 1)]
+    with ctx.transaction() as session:
+        for days_old, run, collection in [
+            (30, runs[0], OLD_MODEL),
+            (25, runs[1], OLD_MODEL),
+            (12, runs[1], NEW_MODEL),
+            (5, runs[2], OLD_MODEL),
+            (40, runs[2], NEW_MODEL),
+        ]:
+            article = _article(session, f"a{days_old}", "alpha")
+            article.published_at = NOON - dt.timedelta(days=days_old)
+            session.add(
+                MatchState(article_id=article.id, collection=collection, seeds_key="k", matched_at=run)
+            )
+    with ctx.transaction() as session:
+        found = rules.earliest_scored_since(
+            session, [runs[0], runs[0] + dt.timedelta(hours=1), runs[1], runs[2], NOW, runs[0]]
+        )
+    # the article 40 days old was scored (in another collection) by the last run: all moments up to it find it
+    oldest = NOON - dt.timedelta(days=40)
+    assert found == [oldest, oldest, oldest, oldest, None, oldest]
+    with ctx.transaction() as session:
+        session.execute(MatchState.__table__.delete().where(MatchState.collection == NEW_MODEL))
+        found = rules.earliest_scored_since(session, [runs[0], runs[0] + dt.timedelta(hours=1), runs[2], NOW])
+    assert found == [
+        NOON - dt.timedelta(days=30),
+        NOON - dt.timedelta(days=25),
+        NOON - dt.timedelta(days=5),
+        None,
+    ]
