@@ -288,10 +288,18 @@ def scenarios() -> list[Scenario]:
     return out
 
 
+def parse_field(params: RisingParams, name: str, value: str) -> Any:
+    """A ``--set`` value in the type of the field: a number, or numbers separated by commas."""
+    current = getattr(params, name)
+    if isinstance(current, tuple):
+        return tuple(type(current[0])(v) for v in value.split(","))
+    return type(current)(value)
+
+
 def bench_rising(args: argparse.Namespace) -> dict[str, Any]:
     params = params_from_settings(Settings(_env_file=None))
     overrides = dict(item.split("=", 1) for item in args.set or [])
-    params = dataclasses.replace(params, **{k: type(getattr(params, k))(v) for k, v in overrides.items()})
+    params = dataclasses.replace(params, **{k: parse_field(params, k, v) for k, v in overrides.items()})
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -329,6 +337,7 @@ def bench_rising(args: argparse.Namespace) -> dict[str, Any]:
         "params": {
             "alpha_per_day": params.alpha,
             "windows": list(params.windows),
+            "window_weights": list(params.window_weights),
             "min_outlets": params.min_outlets,
             "min_ratio": params.min_ratio,
             "baseline_days": params.baseline_days,
@@ -390,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run the scenarios whose name contains this")
     parser.add_argument("--level", type=float, help="run only the scenarios at this many outlets a day")
     parser.add_argument(
-        "--set", action="append", metavar="NAME=VALUE", help="override a RisingParams field (numbers only)"
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a RisingParams field (numbers; tuples as 2,1,1)",
     )
     parser.add_argument("--progress", action="store_true", help="print each row to stderr as it is done")
     parser.add_argument("--articles", type=Path, default=REPO / "tests" / "rising" / "data" / "stories.jsonl")

@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/rising_oracle.py [--trials 20000] [--seed N]
 
-narrwatch's windows (the day, 3 days, the week) share ``alpha`` through the min-p statistic
-(``narrwatch/domain/rising_windows.py``). This prints, for the rises of ``bench/rising.py``, the power
-of that min-p test when the baseline is *known* (Poisson days at the level times the weekday
-pattern, the minimum evidence rule applied), beside the limit's: the exact Poisson test of the
-rise's own window at ``alpha``. Their ratio is the most the detector can reach at the budget; the
-estimated baseline (rate, weekday factors, dispersion) only lowers it. As in ``bench/rising.py``, a
-rise counts as caught when any of its days is flagged, and ratios are printed where the limit
-catches at least 10 %.
+narrwatch's windows (the day, 3 days, the week) share ``alpha`` through the weighted min-p
+statistic (``narrwatch/domain/rising_windows.py``). This prints, for the rises of
+``bench/rising.py``, the power of that min-p test when the baseline is *known* (Poisson days at the
+level times the weekday pattern, the minimum evidence rule applied), beside the limit's: the exact
+Poisson test of the rise's own window at ``alpha``. Their ratio is the most the detector can reach
+at the budget; the estimated baseline (rate, weekday factors, dispersion) only lowers it. As in
+``bench/rising.py``, a rise counts as caught when any of its days is flagged, and ratios are
+printed where the limit catches at least 10 %.
 """
 
 from __future__ import annotations
@@ -36,15 +36,18 @@ from narrwatch.steps.detect.detect import params_from_settings  # noqa: E402
 @functools.cache
 def known_region(params: RisingParams, level: float, last_weekday: int) -> list[int]:
     """Critical counts of the windows for a known baseline at ``level`` outlets a day on the days of
-    the longest window ending on ``last_weekday``: the largest common level whose union of window
-    tails stays within ``alpha``."""
+    the longest window ending on ``last_weekday``: the largest level (times each window's weight)
+    whose union of window tails stays within ``alpha``."""
     longest = max(params.windows)
     mu = level * WEEKDAY_PATTERN[[(last_weekday - longest + 1 + k) % 7 for k in range(longest)]]
     known = Predictive(mu=mu, dispersion=np.zeros(longest), shape=1e9)
 
     def critical(level: float) -> list[int]:
         floors = [window_floor(params, known.mean_of(w)) for w in params.windows]
-        return [critical_count(known, w, level, f) for w, f in zip(params.windows, floors, strict=True)]
+        return [
+            critical_count(known, w, level * weight, f)
+            for w, weight, f in zip(params.windows, params.window_weights, floors, strict=True)
+        ]
 
     low, high = np.log(1e-9), np.log(params.alpha)
     for _ in range(40):

@@ -13,10 +13,12 @@ Regional narratives live at one to five outlets a day, so the test is built for 
    ``baseline_days`` before the week, less a guard band of ``guard_days`` so that a rise already
    under way does not enter its own baseline). A doubling is invisible in one day at 4 outlets but
    plain over a week; a tripling shows on its first day. The windows share one false-flag budget
-   ``alpha`` (per subject and day) through the min-p statistic: the smallest window p-value is
-   judged by the chance that *some* window reaches it under the baseline, computed exactly over the
-   nested windows (``narrwatch/domain/rising_windows.py``). Bonferroni shares would pay twice for
-   the windows' overlap and waste what discrete tails leave unspent.
+   ``alpha`` (per subject and day) through a weighted min-p statistic: the smallest window p-value
+   divided by its window's weight (``window_weights``) is judged by the chance that *some* window
+   reaches that much under the baseline, computed exactly over the nested windows
+   (``narrwatch/domain/rising_windows.py``). Bonferroni shares would pay twice for the windows'
+   overlap and waste what discrete tails leave unspent. The day weighs double: a one-day rise shows
+   in no other window, while a longer one reaches the 3 days and the week on several days.
 2. *Exposure.* A day's expected count is scaled by its exposure: the share of the subject's usual
    outlets that published anything that day (a feed group that went silent lowers it) times the
    day's volume per active outlet against its weekday's median (a holiday lowers it). Days with
@@ -49,8 +51,8 @@ Regional narratives live at one to five outlets a day, so the test is built for 
    ``P(X >= count)``; the statistic is the rate ratio ``count / M``.
 
 A flag needs (the minimum evidence rule): at least one outlet today, at least ``min_outlets``
-distinct outlets in the window that fired, its rate ratio at least ``min_ratio``, and the min-p
-statistic's p-value within ``alpha``. The budget is spent on windows that can fire: a window's
+distinct outlets in the window that fired, its rate ratio at least ``min_ratio``, and the
+weighted min-p statistic's p-value within ``alpha``. The budget is spent on windows that can fire: a window's
 critical count is never below ``min_outlets`` or ``min_ratio`` times its expected count.
 
 Steps 2 to 5 (exposure, weekday factors, the prior, the dispersion) live in
@@ -98,6 +100,10 @@ class RisingParams:
     min_ratio: float = 1.5
     #: Test windows in days ending today (nested, shortest first); they share ``alpha``.
     windows: tuple[int, ...] = (1, 3, 7)
+    #: The windows' weights in sharing ``alpha`` (one per window): the statistic is the smallest
+    #: ``p / weight``. The day weighs double: a one-day rise has no other window to show in, while a
+    #: longer one reaches the 3 days and the week on several days and needs less of the budget.
+    window_weights: tuple[float, ...] = (2.0, 1.0, 1.0)
     #: Fewer usable baseline days than this and a subject without a prior is not tested.
     min_baseline_days: int = 7
     #: Days left out between the baseline and the tested window (as in the CDC's EARS C2 method).
@@ -122,6 +128,8 @@ class RisingParams:
             raise ValueError("rising windows must be positive numbers of days")
         if list(self.windows) != sorted(set(self.windows)):
             raise ValueError("rising windows must be distinct and listed shortest first")
+        if len(self.window_weights) != len(self.windows) or min(self.window_weights) <= 0:
+            raise ValueError("rising windows need one positive weight each")
         if self.min_baseline_days > self.baseline_days:
             raise ValueError("min_baseline_days cannot exceed baseline_days")
         if self.weekday_prior_strength <= 0:
@@ -188,8 +196,8 @@ class RisingTest:
     flagged: bool
     reason: str  # why it is or is not flagged, for the report and logs
     decisive: WindowTest | None  # the window whose p-value stands for the subject
-    #: min-p over the windows: the chance some window gets this far (1: no evidence); when even the
-    #: decisive window's own p-value exceeds alpha, that p-value (the min-p is at least as large)
+    #: weighted min-p over the windows: the chance some window gets this far (1: no evidence); when
+    #: even the decisive window's own p-value exceeds alpha, that p-value (the min-p is at least as large)
     p_value: float
     weekday_factor: float
     dispersion: float
@@ -338,12 +346,14 @@ def assess_rising(
         for w in windows
         if w.count >= window_floor(params, w.expected) and w.distinct_outlets >= params.min_outlets
     ]
-    decisive = min(evident or list(windows), key=lambda w: (w.p_value, w.days))
+    weight = dict(zip(params.windows, params.window_weights, strict=True))
+    decisive = min(evident or list(windows), key=lambda w: (w.p_value / weight[w.days], w.days))
     p_value = 1.0 if not evident else decisive.p_value
-    # the min-p statistic is never below its smallest window p-value: beyond alpha, that settles it
+    # the statistic's p-value is never below the decisive window's own: beyond alpha, that settles it
     if evident and decisive.p_value <= params.alpha:
+        level = decisive.p_value / weight[decisive.days]
         critical = [
-            critical_count(predictive, w.days, decisive.p_value, window_floor(params, w.expected))
+            critical_count(predictive, w.days, level * weight[w.days], window_floor(params, w.expected))
             for w in windows
         ]
         # the union lies between its largest part and the sum of its parts (the sum also stands in

@@ -3,9 +3,10 @@
 The windows end on the same day and nest (the day lies inside the 3 days, which lie inside the
 week), so a chance excess in one shows in the others too. Splitting ``alpha`` between them
 (Bonferroni) pays for that overlap twice; at small counts it also wastes what the discrete tails do
-not reach. Here the subject is flagged on the *min-p* statistic instead: the smallest of the
-windows' p-values, judged by the chance, under the baseline, that *some* window reaches that
-p-value or a smaller one. That chance is computed exactly for the model of the test:
+not reach. Here the subject is flagged on a weighted *min-p* statistic instead: the smallest of the
+windows' p-values, each divided by its window's weight, judged by the chance, under the baseline,
+that *some* window reaches that much (window ``w`` its weight times it): ``union_tail`` of the
+windows' critical counts at those levels. That chance is computed exactly for the model of the test:
 
 - the subject's rate is the baseline's estimate times ``theta``, a Gamma variable of mean 1 (the
   uncertainty of the estimate, shared by all days), integrated by Gauss-Laguerre quadrature;

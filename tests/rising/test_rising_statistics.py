@@ -270,7 +270,7 @@ def test_the_week_catches_a_sustained_rise_the_day_misses() -> None:
     for day in calendar[-7:]:
         series[day] = 8
     windows = assess_rising(calendar[-1], series, PARAMS)
-    today_only = assess_rising(calendar[-1], series, RisingParams(windows=(1,)))
+    today_only = assess_rising(calendar[-1], series, RisingParams(windows=(1,), window_weights=(1.0,)))
     assert windows is not None and today_only is not None
     assert windows.flagged and not today_only.flagged
     assert windows.decisive is not None and windows.decisive.days in (3, 7)
@@ -282,7 +282,8 @@ def test_the_week_catches_a_sustained_rise_the_day_misses() -> None:
     recent=st.lists(st.integers(0, 30), min_size=7, max_size=7),
 )
 def test_the_windows_share_one_budget(baseline: list[int], recent: list[int]) -> None:
-    """The min-p p-value lies between the best window's own p-value and the Bonferroni bound."""
+    """The weighted min-p p-value lies between the best window's own p-value and the weighted
+    Bonferroni bound (the best window's p-value over its share of the weights)."""
     calendar = days(47)
     series = dict(zip(calendar, baseline + recent, strict=True))
     result = assess_rising(calendar[-1], series, PARAMS)
@@ -291,7 +292,8 @@ def test_the_windows_share_one_budget(baseline: list[int], recent: list[int]) ->
         assert 0.0 <= window.p_value <= 1.0
     if result.p_value < 1.0:
         best = result.decisive.p_value
-        assert best <= result.p_value <= len(PARAMS.windows) * best * (1 + 1e-6)
+        weight = dict(zip(PARAMS.windows, PARAMS.window_weights, strict=True))[result.decisive.days]
+        assert best <= result.p_value <= sum(PARAMS.window_weights) / weight * best * (1 + 1e-6)
     if result.flagged:
         assert result.p_value <= PARAMS.alpha
         assert result.decisive.distinct_outlets >= PARAMS.min_outlets and series[calendar[-1]] >= 1
@@ -300,6 +302,26 @@ def test_the_windows_share_one_budget(baseline: list[int], recent: list[int]) ->
 def test_windows_must_nest_shortest_first() -> None:
     with pytest.raises(ValueError):
         RisingParams(windows=(7, 1, 3))
+
+
+def test_windows_need_one_positive_weight_each() -> None:
+    with pytest.raises(ValueError):
+        RisingParams(window_weights=(2.0, 1.0))
+    with pytest.raises(ValueError):
+        RisingParams(window_weights=(2.0, 0.0, 1.0))
+
+
+def test_a_heavier_day_spends_more_of_the_budget_on_a_one_day_spike() -> None:
+    """The day's weight lowers the others' share: a spike decided by the day costs less."""
+    calendar = days(HISTORY + 7)
+    series = dict.fromkeys(calendar, 4)
+    series[calendar[-1]] = 13
+    heavy = assess_rising(calendar[-1], series, RisingParams(window_weights=(2.0, 1.0, 1.0)))
+    equal = assess_rising(calendar[-1], series, RisingParams(window_weights=(1.0, 1.0, 1.0)))
+    assert heavy is not None and equal is not None
+    assert heavy.decisive is not None and heavy.decisive.days == 1
+    assert heavy.decisive.p_value == equal.decisive.p_value  # type: ignore[union-attr]
+    assert heavy.p_value < equal.p_value
 
 
 @settings(max_examples=60, deadline=None)
