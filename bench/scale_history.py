@@ -409,11 +409,13 @@ class Writer:
                             f"(SELECT coalesce(max({column}), 1) FROM {table}))"
                         )
                     )
-        # A store that has run for weeks has been vacuumed: without it the first steps after the
-        # bulk load set every page's hint bits and race autovacuum, and time that instead.
-        settle = "VACUUM (ANALYZE)" if self.backend == "postgresql" else "ANALYZE"
+        # A store that has run for weeks has been vacuumed and its pages written out: without this
+        # the first steps after the bulk load set every page's hint bits, race autovacuum and wait
+        # on the checkpointer writing gigabytes, and time that instead.
+        settle = ["VACUUM (ANALYZE)", "CHECKPOINT"] if self.backend == "postgresql" else ["ANALYZE"]
         with self.ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(settle))
+            for statement in settle:
+                connection.execute(text(statement))
 
 
 def _copy_value(column: Any, value: Any) -> Any:
