@@ -59,6 +59,7 @@ from scale_history import (  # beside this file; it puts the repository on the p
     database_url,
     history_days,
     open_context,
+    settle,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -244,6 +245,7 @@ def prepare(
     started = time.perf_counter()
     pipeline.detect(ctx, yesterday, dt.datetime.combine(yesterday, dt.time(23), tzinfo=dt.UTC))
     timings["detect_history"] = time.perf_counter() - started
+    settle(ctx, backend)
     ctx.close()
     stamp.write_text(json.dumps(timings))
     print(f"built {backend} {size:,}: {timings}", file=sys.stderr, flush=True)

@@ -409,13 +409,18 @@ class Writer:
                             f"(SELECT coalesce(max({column}), 1) FROM {table}))"
                         )
                     )
-        # A store that has run for weeks has been vacuumed and its pages written out: without this
-        # the first steps after the bulk load set every page's hint bits, race autovacuum and wait
-        # on the checkpointer writing gigabytes, and time that instead.
-        settle = ["VACUUM (ANALYZE)", "CHECKPOINT"] if self.backend == "postgresql" else ["ANALYZE"]
-        with self.ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for statement in settle:
-                connection.execute(text(statement))
+
+
+def settle(ctx: Any, backend: str) -> None:
+    """Leave the built history as a store that has run for weeks is: vacuumed, analysed, its pages
+    written out. Without this the first steps after the bulk load set every page's hint bits, race
+    autovacuum and wait on the checkpointer writing gigabytes, and time that instead."""
+    from sqlalchemy import text
+
+    statements = ["VACUUM (ANALYZE)", "CHECKPOINT"] if backend == "postgresql" else ["ANALYZE"]
+    with ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for statement in statements:
+            connection.execute(text(statement))
 
 
 def _copy_value(column: Any, value: Any) -> Any:
