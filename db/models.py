@@ -380,6 +380,10 @@ class DailyCount(Base):
     n_stories: Mapped[int] = mapped_column(Integer)
     n_outlets: Mapped[int] = mapped_column(Integer)
 
+    # Detection reads a few hundred subjects' counts over three months: the primary key leads with
+    # the day, which made each read scan every subject's rows of the span (120 s at 1M articles).
+    __table_args__ = (Index("ix_daily_counts_subject_day", "subject_kind", "subject_id", "day"),)
+
 
 class DailyVolume(Base):
     """Per day and outlet, what it published: the exposure and weekday data of rising detection, stored
