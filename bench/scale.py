@@ -19,7 +19,11 @@ exec, so a step started from the building process would report that process's pe
 History (what is being scaled): articles spread over max(30, size / 20,000) days, texts from the
 bench's news generator (embeddings/newsgen.py, a pool of 2,000 reused with unique titles and URLs),
 one passage each, marks, match states, a match for 4 % of them and clusters of ten for the
-unmatched ones; it is written with bulk inserts (COPY on PostgreSQL), not through the steps.
+unmatched ones; it is written with bulk inserts (COPY on PostgreSQL), not through the steps, then
+vacuumed and checkpointed. The clusters of ten are consecutive articles whatever their similarity,
+so the first run's cluster step merges thousands of them (the online clusterer would have merged
+them as they formed): that run measures the repair; ``--reuse`` (the same new day again) gives the
+steady state.
 
 Vectors: the encoder embeds 60-90 texts/s here, so 1M articles would take days. Every history point
 and every passage of the new day therefore gets a vector made without the encoder: a normalised mix
