@@ -51,9 +51,9 @@ Regional narratives live at one to five outlets a day, so the test is built for 
    ``P(X >= count)``; the statistic is the rate ratio ``count / M``.
 
 A flag needs (the minimum evidence rule): at least one outlet today, at least ``min_outlets``
-distinct outlets in the window that fired, its rate ratio at least ``min_ratio``, and the
-weighted min-p statistic's p-value within ``alpha``. The budget is spent on windows that can fire: a window's
-critical count is never below ``min_outlets`` or ``min_ratio`` times its expected count.
+distinct outlets in the window that fired, its rate ratio at least ``min_ratio``, and the weighted
+min-p statistic's p-value within ``alpha``. The budget is spent on windows that can fire: a
+window's critical count is never below ``min_outlets`` or ``min_ratio`` times its expected count.
 
 Steps 2 to 5 (exposure, weekday factors, the prior, the dispersion) live in
 ``narrwatch/domain/rising_baseline.py``.
