@@ -145,8 +145,24 @@ class OnlineClusterer:
 
     Member means and last-seen times of all clusters sit in row-aligned arrays (rows in id order,
     since new ids only grow) so that finding the nearest live cluster is one matrix-vector product
-    however many clusters the window holds.
+    however many clusters the window holds. ``add_many`` goes further: the similarities of a block of
+    articles to the clusters that the block has not changed come from one matrix product, and only
+    the clusters it changed or founded are scored article by article.
+
+    Merge checks use a bound once a cluster has been checked in full. After every check, no live
+    cluster is at ``merge`` or more from the checked one; each later change of either side checks
+    the pair again, and a new cluster is founded below ``join`` <= ``merge`` from every live one. So
+    when an article joins a checked cluster, the new mean is ``((n - 1) * old + article) / n`` and
+    only a cluster at ``merge`` or more from the article itself can reach ``merge`` from the new mean:
+    those few are scored, not the whole window. Clusters loaded from storage (and every cluster when
+    articles arrive out of time order, which can revive one that had left the window) are checked
+    in full first.
     """
+
+    #: Articles whose similarities to the unchanged clusters ``add_many`` takes from one product.
+    BLOCK = 256
+    #: Slack of the merge bound against rounding (cosines are compared with thresholds two decimals wide).
+    BOUND_SLACK = 1e-9
 
     def __init__(
         self,
@@ -166,6 +182,10 @@ class OnlineClusterer:
         self._means = np.zeros((0, 0))
         self._last_seen = np.zeros(0)
         self._alive = np.zeros(0, dtype=bool)
+        self._checked: set[int] = set()  # clusters the merge bound holds for (see the class docstring)
+        self._latest: dt.datetime | None = None
+        self._block_rows = 0  # rows scored by the current block's product (0: no block)
+        self._block_changed: list[int] = []  # rows among those whose mean changed since
         for state in sorted(states, key=lambda s: s.id):
             self._append(state)
         if self._ids and next_id <= self._ids[-1]:
@@ -196,6 +216,22 @@ class OnlineClusterer:
         row = self._row[state.id]
         self._means[row] = state.centroid
         self._last_seen[row] = state.last_seen.timestamp()
+        if row < self._block_rows:
+            self._block_changed.append(row)
+
+    def _live(self, at: dt.datetime, exclude: int | None) -> npt.NDArray[np.bool_]:
+        n = len(self._ids)
+        live = self._alive[:n] & (self._last_seen[:n] >= (at - self.window).timestamp())
+        if exclude is not None:
+            live[self._row[exclude]] = False
+        return live
+
+    def _best(self, sims: FloatArray, live: npt.NDArray[np.bool_]) -> tuple[int, float] | None:
+        if not live.any():
+            return None
+        masked = np.where(live, sims, -np.inf)
+        best = int(np.argmax(masked))  # first maximum = smallest id, rows being in id order
+        return self._ids[best], float(masked[best])
 
     def _nearest(
         self, vector: FloatArray, at: dt.datetime, exclude: int | None = None
@@ -203,28 +239,66 @@ class OnlineClusterer:
         n = len(self._ids)
         if n == 0:
             return None
-        live = self._alive[:n] & (self._last_seen[:n] >= (at - self.window).timestamp())
-        if exclude is not None:
-            live[self._row[exclude]] = False
-        rows = np.flatnonzero(live)
-        if rows.size == 0:
-            return None
-        sims = self._means[rows] @ vector
-        best = int(np.argmax(sims))  # first maximum = smallest id, rows being in id order
-        return self._ids[int(rows[best])], float(sims[best])
+        # all rows, then masked: gathering the live rows first copied the whole matrix every call
+        return self._best(self._means[:n] @ vector, self._live(at, exclude))
 
-    def add(self, article_id: int, published_at: dt.datetime, vector: npt.ArrayLike) -> Assignment:
+    @staticmethod
+    def _unit(article_id: int, vector: npt.ArrayLike) -> FloatArray:
         unit = np.asarray(vector, dtype=np.float64)
         norm = float(np.linalg.norm(unit)) if unit.ndim == 1 else 0.0
         if norm == 0 or not math.isfinite(norm):
             raise ValueError(f"article {article_id}: vector must be a finite non-zero 1-d array")
-        unit = unit / norm
-        nearest = self._nearest(unit, published_at)
+        return unit / norm
+
+    def add(self, article_id: int, published_at: dt.datetime, vector: npt.ArrayLike) -> Assignment:
+        unit = self._unit(article_id, vector)
+        return self._add(article_id, published_at, unit, self._scores(unit[None, :], len(self._ids))[0])
+
+    def add_many(self, items: Sequence[tuple[int, dt.datetime, npt.ArrayLike]]) -> list[Assignment]:
+        """``add`` for each ``(article_id, published_at, vector)`` in order, with the same results."""
+        assignments: list[Assignment] = []
+        for first in range(0, len(items), self.BLOCK):
+            block = items[first : first + self.BLOCK]
+            units = np.stack([self._unit(article_id, vector) for article_id, _, vector in block])
+            self._block_rows = len(self._ids)
+            self._block_changed = []
+            product = self._scores(units, self._block_rows)
+            try:
+                for (article_id, published_at, _), unit, unchanged in zip(block, units, product, strict=True):
+                    sims = np.empty(len(self._ids))
+                    sims[: self._block_rows] = unchanged
+                    changed = np.unique(np.asarray(self._block_changed, dtype=np.intp))
+                    if changed.size:
+                        sims[changed] = self._means[changed] @ unit
+                    sims[self._block_rows :] = self._scores(unit[None, :], len(self._ids), self._block_rows)[
+                        0
+                    ]
+                    assignments.append(self._add(article_id, published_at, unit, sims))
+            finally:
+                self._block_rows = 0
+                self._block_changed = []
+        return assignments
+
+    def _scores(self, units: FloatArray, stop: int, start: int = 0) -> FloatArray:
+        """Dot products of ``units`` (rows) with the means of rows ``start:stop``."""
+        if stop <= start:
+            return np.zeros((units.shape[0], 0))
+        return units @ self._means[start:stop].T
+
+    def _add(
+        self, article_id: int, published_at: dt.datetime, unit: FloatArray, sims: FloatArray
+    ) -> Assignment:
+        """Place ``unit``; ``sims`` are its dot products with every row's current mean."""
+        if self._latest is not None and published_at < self._latest:
+            self._checked.clear()  # an earlier time can revive a cluster the checks saw outside the window
+        self._latest = published_at if self._latest is None else max(self._latest, published_at)
+        nearest = self._best(sims, self._live(published_at, None)) if self._ids else None
         if nearest is None or nearest[1] < self.thresholds.join:
             cid = self.next_id
             self.next_id += 1
             self._append(ClusterState(cid, unit.copy(), 1, published_at, published_at))
             self.touched.add(cid)
+            self._checked.add(cid)  # below join <= merge from every live cluster
             return Assignment(article_id, cid, 1.0, True)
         cid, similarity = nearest
         cluster = self.clusters[cid]
@@ -234,14 +308,30 @@ class OnlineClusterer:
         cluster.last_seen = max(cluster.last_seen, published_at)
         self._refresh(cluster)
         self.touched.add(cid)
-        self._merge_converged(cid, published_at)
+        self._merge_converged(cid, published_at, sims)
         return Assignment(article_id, cid, similarity, False)
 
-    def _merge_converged(self, cid: int, at: dt.datetime) -> None:
+    def _bounded_nearest(self, cid: int, at: dt.datetime, unit_sims: FloatArray) -> tuple[int, float] | None:
+        """``_nearest`` of a checked cluster's new mean, scoring only the clusters the bound allows."""
+        live = self._live(at, cid)
+        rows = np.flatnonzero(live & (unit_sims >= self.thresholds.merge - self.BOUND_SLACK))
+        if rows.size == 0:
+            return None
+        sims = self._means[rows] @ self.clusters[cid].centroid
+        best = int(np.argmax(sims))
+        return self._ids[int(rows[best])], float(sims[best])
+
+    def _merge_converged(self, cid: int, at: dt.datetime, unit_sims: FloatArray) -> None:
+        bounded = cid in self._checked
         while True:
-            nearest = self._nearest(self.clusters[cid].centroid, at, exclude=cid)
+            if bounded:
+                nearest = self._bounded_nearest(cid, at, unit_sims)
+            else:
+                nearest = self._nearest(self.clusters[cid].centroid, at, exclude=cid)
             if nearest is None or nearest[1] < self.thresholds.merge:
+                self._checked.add(cid)
                 return
+            bounded = False  # a merged mean is not one article away from a checked one
             other, similarity = nearest
             keep, absorb = min(cid, other), max(cid, other)
             kept, gone = self.clusters[keep], self.clusters.pop(absorb)
@@ -252,6 +342,7 @@ class OnlineClusterer:
             kept.last_seen = max(kept.last_seen, gone.last_seen)
             self._alive[self._row[absorb]] = False
             self._refresh(kept)
+            self._checked.discard(absorb)
             self.touched.discard(absorb)
             self.touched.add(keep)
             self.merges.append(MergeEvent(gone, keep, similarity, at))

@@ -153,6 +153,74 @@ def test_day_by_day_equals_all_at_once(seed: int, join: float) -> None:
     assert merged_by_day == merged_once
 
 
+def _reference(items, join: float, merge: float, states: list[ClusterState], next_id: int):
+    """The module docstring's rules, scored in full for every article and every merge check."""
+    means = {s.id: np.asarray(s.centroid, dtype=np.float64).copy() for s in states}
+    sizes = {s.id: s.size for s in states}
+    last = {s.id: s.last_seen for s in states}
+    assigned, merged = {}, {}
+
+    def nearest(vector, at, exclude=None):
+        live = sorted(cid for cid in means if cid != exclude and last[cid] >= at - WEEK)
+        scored = [(float(means[cid] @ vector), -cid) for cid in live]
+        return (-max(scored)[1], max(scored)[0]) if scored else None
+
+    for when, article_id, vector in items:
+        u = np.asarray(vector, dtype=np.float64) / np.linalg.norm(vector)
+        found = nearest(u, when)
+        if found is None or found[1] < join:
+            cid, next_id = next_id, next_id + 1
+            means[cid], sizes[cid], last[cid] = u.copy(), 1, when
+        else:
+            cid = assigned[article_id] = found[0]  # the cluster joined, whatever it merges with
+            sizes[cid] += 1
+            means[cid] = means[cid] + (u - means[cid]) / sizes[cid]
+            last[cid] = max(last[cid], when)
+            while (other := nearest(means[cid], when, exclude=cid)) is not None and other[1] >= merge:
+                keep, gone = min(cid, other[0]), max(cid, other[0])
+                total = sizes[keep] + sizes[gone]
+                means[keep] = (means[keep] * sizes[keep] + means[gone] * sizes[gone]) / total
+                sizes[keep], last[keep] = total, max(last[keep], last[gone])
+                merged[gone] = keep
+                del means[gone], sizes[gone], last[gone]
+                cid = keep
+            continue
+        assigned[article_id] = cid
+    return assigned, merged
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    join=st.floats(0.3, 0.8),
+    gap=st.sampled_from([0.0, 0.05, 0.15]),
+    shuffled=st.booleans(),
+)
+def test_add_many_follows_the_rules_scored_in_full(
+    seed: int, join: float, gap: float, shuffled: bool
+) -> None:
+    """The block product and the merge bound change only the cost: ids and merges equal a clusterer
+    that scores every cluster for every article and check, from stored clusters that may already be
+    within the merge threshold of each other, with articles in or out of time order."""
+    rng = np.random.default_rng(seed)
+    items = _stream(seed, n=300)
+    if shuffled:
+        items = [items[i] for i in rng.permutation(len(items))]
+    merge = min(1.0, join + gap)
+    stored = [
+        ClusterState(
+            1000 + i, unit(*rng.normal(size=16)) * 0.8, 3, T0 - WEEK, T0 + dt.timedelta(days=int(i % 5))
+        )
+        for i in range(40)
+    ]
+    fast = clusterer(join, merge, _persist({s.id: s for s in stored}), 2000)
+    fast.BLOCK = 7  # blocks end inside the stream, so later articles see clusters the block changed
+    got = {a.article_id: a.cluster_id for a in fast.add_many([(aid, when, v) for when, aid, v in items])}
+    want, want_merged = _reference(items, join, merge, _persist({s.id: s for s in stored}), 2000)
+    assert got == want
+    assert {m.absorbed_id: m.into_id for m in fast.merges} == want_merged
+
+
 def test_resolve_follows_merge_chains() -> None:
     assert resolve(9, {9: 4, 4: 2}) == 2
     with pytest.raises(ValueError, match="cycle"):

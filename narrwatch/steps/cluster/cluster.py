@@ -31,7 +31,6 @@ from narrwatch.context import AppContext
 from narrwatch.db import rules
 from narrwatch.db.models import Article, ArticleEmbedding, Cluster, ClusterMember
 from narrwatch.domain.clustering import (
-    Assignment,
     ClusterState,
     ClusterThresholds,
     OnlineClusterer,
@@ -336,11 +335,13 @@ def cluster_unmatched(
             window=window,
             next_id=next_id,
         )
-        assignments: list[tuple[Assignment, dt.datetime]] = []
-        for article_id, published_at in candidates:
-            if article_id in vectors:
-                assignment = clusterer.add(article_id, published_at, vectors[article_id])
-                assignments.append((assignment, published_at))
+        placed = [
+            (article_id, at, vectors[article_id]) for article_id, at in candidates if article_id in vectors
+        ]
+        assignments = [
+            (assignment, at)
+            for assignment, (_, at, _) in zip(clusterer.add_many(placed), placed, strict=True)
+        ]
 
         # rows first (members and merges point at them), then merges, then members
         for cid in sorted(clusterer.touched):
