@@ -265,14 +265,13 @@ class OnlineClusterer:
             product = self._scores(units, self._block_rows)
             try:
                 for (article_id, published_at, _), unit, unchanged in zip(block, units, product, strict=True):
-                    sims = np.empty(len(self._ids))
+                    n = len(self._ids)
+                    sims = np.empty(n)
                     sims[: self._block_rows] = unchanged
                     changed = np.unique(np.asarray(self._block_changed, dtype=np.intp))
                     if changed.size:
                         sims[changed] = self._means[changed] @ unit
-                    sims[self._block_rows :] = self._scores(unit[None, :], len(self._ids), self._block_rows)[
-                        0
-                    ]
+                    sims[self._block_rows :] = self._scores(unit[None, :], n, self._block_rows)[0]
                     assignments.append(self._add(article_id, published_at, unit, sims))
             finally:
                 self._block_rows = 0
