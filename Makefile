@@ -28,9 +28,11 @@ serve: $(STAMP)
 	  $(DEMO_ENV) $(BIN)/narrwatch users add admin --role admin; }
 	$(DEMO_ENV) $(BIN)/narrwatch serve
 
-## The test suite (SQLite; .ci/run repeats the database tests on PostgreSQL).
+## The test suite (SQLite; .ci/run repeats the database tests on PostgreSQL) on TEST_WORKERS processes,
+## handed one test at a time so the long ones (marked `long`, run first) spread over the workers.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/pytest -q -m "not celery"
+	$(BIN)/pytest -q -m "not celery" -n $(TEST_WORKERS) --maxschedchunk 1
 
 ## The database tests against PostgreSQL: NARRWATCH_TEST_DATABASE_URL must point at an empty database.
 test-pg: $(STAMP)

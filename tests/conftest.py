@@ -27,14 +27,35 @@ hypothesis_settings.load_profile("narrwatch")
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("NARRWATCH_TEST_DATABASE_URL")
 
+# Under pytest-xdist (`make test` runs two workers) each worker gets an equal share of the cores:
+# torch's and ONNX Runtime's default of one thread per core in every worker made the workers' threads
+# wait on each other (a model-bound test took 3.7x as long as alone). Set before numpy or torch load.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _threads = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+    for _variable in ("NARRWATCH_EMBEDDING_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_variable, _threads)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` first: with several workers, a long test that starts last keeps one
+    worker busy while the others sit idle."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
 
 @pytest.fixture(scope="session")
 def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ONNX exports are made once per test session, not once per test."""
+    """ONNX exports and encoded backgrounds are made once per test session, not once per test; with
+    pytest-xdist once per session too, in the folder the workers' temporary folders share (exports and
+    caches are written atomically, so two workers making one at once is safe)."""
     shared = os.environ.get("NARRWATCH_TEST_MODELS_DIR")
     if shared:
         Path(shared).mkdir(parents=True, exist_ok=True)
         return Path(shared)
+    if _WORKERS > 1:
+        session_models = tmp_path_factory.getbasetemp().parent / "models"
+        session_models.mkdir(exist_ok=True)
+        return session_models
     return tmp_path_factory.mktemp("models")
 
 

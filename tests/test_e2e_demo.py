@@ -56,6 +56,7 @@ def test_demo_data_writes_in_the_region_languages() -> None:
     assert len({item.outlet for item in claim}) >= 3 and len({item.published.date() for item in claim}) >= 2
 
 
+@pytest.mark.long
 def test_demo_flags_the_rise_and_a_rerun_duplicates_nothing(settings: Settings, tmp_path: Path) -> None:
     # The demo is written in the region's languages: it runs on the multilingual default, as `make demo` does.
     demo_settings = settings.model_copy(

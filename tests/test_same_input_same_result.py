@@ -127,6 +127,7 @@ def _stored(ctx: AppContext) -> StoredResult:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_replays_with_feeds_in_opposite_orders_store_the_same_results(
     tmp_path: Path, model_cache_dir: Path
 ) -> None:

@@ -146,6 +146,7 @@ def stored(settings: Settings) -> tuple[int, int, dict[str, str], dict[str, Any]
     return articles, matched or 0, steps, match_summary
 
 
+@pytest.mark.long
 def test_ingest_process_daily_with_dag_test(
     tmp_path: Path, feed_server: str, airflow_env: EnvFactory, model_cache_dir: Path
 ) -> None:
@@ -171,6 +172,7 @@ def test_ingest_process_daily_with_dag_test(
     assert any("2026-03-09" in str(path) for path in reports), reports
 
 
+@pytest.mark.long
 def test_a_bad_seed_file_fails_the_match_task_after_matching_the_other_seeds(
     tmp_path: Path, feed_server: str, airflow_env: EnvFactory, model_cache_dir: Path
 ) -> None:

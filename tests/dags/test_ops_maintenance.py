@@ -227,6 +227,7 @@ NATO_TEXTS = [
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_recompute_follows_an_edited_seed_and_is_a_no_op_afterwards(
     ctx: AppContext, rows: Any, tmp_path: Path
 ) -> None:

@@ -68,6 +68,7 @@ def test_vectors_are_normalised_float32_and_deterministic(
     assert encoder.encode_passages([]).shape == (0, 384)
 
 
+@pytest.mark.long
 def test_bf16_gives_a_text_the_same_bits_in_any_batch(
     model_cache_dir: Path, torch_encoder: SentenceEncoder
 ) -> None:

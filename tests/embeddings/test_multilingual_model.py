@@ -91,6 +91,7 @@ def _backends_here() -> list[str]:
     return backends
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("backend", _backends_here())
 def test_a_texts_vector_does_not_depend_on_its_batch_mates(backend: str, model_cache_dir: Path) -> None:
     """Issue 16: the same passages in batches of 1, 7, 32 and 128 give the same vectors."""
