@@ -23,6 +23,7 @@ the same bits in any batch.
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import lru_cache
 
@@ -81,3 +82,10 @@ def int8_variant() -> str:
     if "avx512f" in flags:
         return "avx512"
     return "avx2"
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from narrwatch.embeddings.backends import resolve_backend
+from narrwatch.embeddings.backends import available_cpus, resolve_backend
 from narrwatch.embeddings.encoder_errors import EncoderError
 from narrwatch.embeddings.model_source import model_fingerprint, model_slug, resolve_model_dir
 from narrwatch.embeddings.onnx_export import ensure_onnx_export, quiet_model_libraries
@@ -91,13 +91,6 @@ def _silence_progress_bars() -> None:
 
 
 # --- the encoder --------------------------------------------------------------------------------
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class SentenceEncoder:

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from narrwatch.config import BUNDLED_MODEL, Settings
 from narrwatch.context import AppContext
 from narrwatch.db.models import Base
+from narrwatch.embeddings.backends import available_cpus
 
 # Property tests check behaviour, not speed: on a loaded 2-core CI machine Hypothesis's default
 # 200 ms per-example deadline fails tests at random (timings belong in bench/).
@@ -32,8 +33,7 @@ PG_URL = os.environ.get("NARRWATCH_TEST_DATABASE_URL")
 # wait on each other (a model-bound test took 3.7x as long as alone). Set before numpy or torch load.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _threads = str(max(1, _cores // _WORKERS))
+    _threads = str(max(1, available_cpus() // _WORKERS))
     for _variable in ("NARRWATCH_EMBEDDING_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_variable, _threads)
 
