@@ -33,7 +33,6 @@ from narrwatch.domain.scoring import (  # noqa: E402
     model_default_thresholds,
 )
 from narrwatch.domain.stance import StanceRules, article_stance  # noqa: E402
-from narrwatch.domain.verdicts import LabelledPassage  # noqa: E402
 from narrwatch.embeddings.collections import collection_for  # noqa: E402
 from narrwatch.eval.match import embedded_set, figures  # noqa: E402
 from narrwatch.steps.match import prepare as matching  # noqa: E402
@@ -42,7 +41,7 @@ from narrwatch.steps.match.calibration import (  # noqa: E402
     LanguageCalibrator,
     bundled_background_vectors,
 )
-from narrwatch.steps.match.learning import apply_verdicts, stream_passages  # noqa: E402
+from narrwatch.steps.match.learning import apply_verdicts, labelled_passage, stream_passages  # noqa: E402
 from narrwatch.steps.match.seeds import load_narratives  # noqa: E402
 
 #: The shipped default (``match_competition_gap``): off.
@@ -357,13 +356,13 @@ def shipped(
         levels = decide_all(prepared, scores, verdict_thresholds, "suggest")
         gold = {a.id: set(a.labels) for a in verdicts_from.articles}
         passages = [
-            LabelledPassage(
+            labelled_passage(
                 seed_id,
-                verdicts_from.texts[eval_id][scores[eval_id][seed_id].evidence_idx],
-                verdicts_from.vectors[eval_id][scores[eval_id][seed_id].evidence_idx],
-                scores[eval_id][seed_id].score,
+                scores[eval_id],
+                verdicts_from.vectors[eval_id],
+                verdicts_from.texts[eval_id],
                 seed_id in gold[eval_id],
-                stream_key="en",
+                "en",
             )
             for eval_id, found in levels.items()
             for seed_id in found
@@ -371,7 +370,8 @@ def shipped(
         apply_verdicts(prepared, passages, stream_passages(lambda _key: background, ["en"]))
         print(
             f"verdicts: {sum(p.confirmed for p in passages)} confirmed, "
-            f"{sum(not p.confirmed for p in passages)} rejected, heads for {len(prepared.heads)} seeds",
+            f"{sum(not p.confirmed for p in passages)} rejected, heads for {len(prepared.heads)} seeds; "
+            + ("no stream head" if prepared.stream_head is None else prepared.stream_head.describe()),
             file=sys.stderr,
         )
     return prepared, run(part)

@@ -106,6 +106,10 @@ class SeedScore:
     stance_hits: tuple[str, ...] = field(default_factory=tuple)
     #: The seed's verdict head's probability for the evidence passage, when the seed has a head.
     head_probability: float | None = None
+    #: The collection's stream head (:class:`narrwatch.domain.verdicts.StreamHead`): its probability
+    #: that analysts confirm this suggestion, and the probability it confirms at; None without one.
+    stream_probability: float | None = None
+    stream_cut: float | None = None
     #: ``score`` before its clip to [-1, 1] (None: same as ``score``). Calibration reads this one:
     #: when the negative penalty pushes most background articles to the clip, their spread collapses
     #: and every unpenalised article would calibrate to the top of the scale.
@@ -283,7 +287,9 @@ class Thresholds:
 
 def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
     """Below suggest: no match. At or above confirm: confirmed, unless the evidence is a short text
-    or the article reports or debunks the narrative rather than pushing it (then a suggestion)."""
+    or the article reports or debunks the narrative rather than pushing it (then a suggestion).
+    A seed's own verdict head replaces both thresholds; the collection's stream head replaces the
+    confirm threshold for the seeds without one."""
     if score.head_probability is not None:
         # A seed with enough verdicts: its head decides instead of the thresholds.
         if score.head_probability < HEAD_SUGGEST_PROBABILITY:
@@ -292,7 +298,11 @@ def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
     else:
         if score.score < thresholds.suggest:
             return None
-        reaches_confirm = score.score >= thresholds.confirm
+        if score.stream_probability is not None and score.stream_cut is not None:
+            # The collection's verdicts have learned which suggestions analysts confirm.
+            reaches_confirm = score.stream_probability >= score.stream_cut
+        else:
+            reaches_confirm = score.score >= thresholds.confirm
     if reaches_confirm and not score.short_evidence and score.stance == "promoting":
         return "confirm"
     return "suggest"

@@ -11,21 +11,36 @@ the narrative as outlets really write it, that of a rejected one a near miss. Tw
    verdicts, a logistic regression over the evidence passage's embedding and its calibrated score
    takes over the decision from the threshold (the "head"). Its precision at the confirm cut is
    estimated by cross-validation on the verdicts and shown to the analyst.
+3. Once a collection holds at least :data:`MIN_STREAM_CONFIRMED` confirmed and
+   :data:`MIN_STREAM_REJECTED` rejected verdicts over all its seeds, one logistic regression over
+   every verdict (the "stream head") decides which suggestions of the seeds without a head of their
+   own are confirmed. Most seeds never collect 10 + 10 verdicts, but what analysts reject is often
+   the same across seeds: a way of writing (a report of the claim, a roundup) or a seed that wins
+   only narrowly. Its features (:func:`decision_features`) are the evidence passage's embedding and
+   how the seed's score stands in the article's row; its cut is the probability with the best
+   out-of-fold F1 on the verdicts. Chosen on the FNC-1 tuning part (eval/thirdparty/README.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from narrwatch.domain.scoring import HEAD_CONFIRM_PROBABILITY, Array
+from narrwatch.domain.scoring import HEAD_CONFIRM_PROBABILITY, Array, SeedScore
 
 MIN_CONFIRMED = 10
 MIN_REJECTED = 10
 CV_FOLDS = 5
+MIN_STREAM_CONFIRMED = 10
+MIN_STREAM_REJECTED = 5
+#: Inverse regularisation of the stream head: the best out-of-fold F1 of 0.1 / 1 / 10 / 100 on the
+#: FNC-1 tuning part's verdicts (CLEF 2020's differed by 0.01 between 10 and 100).
+STREAM_HEAD_C = 10.0
+#: Cuts tried on the out-of-fold probabilities; ties go to the lowest (the review queue sees the rest).
+_CUT_GRID = tuple(round(0.10 + 0.05 * i, 2) for i in range(17))
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,8 @@ class LabelledPassage:
     score: float
     confirmed: bool
     stream_key: str | None = None
+    #: :func:`decision_features` of the match the verdict was given on (the stream head's input).
+    features: Array | None = None
 
 
 @dataclass(frozen=True)
@@ -150,3 +167,83 @@ def train_head(seed_id: str, verdicts: Sequence[LabelledPassage], seed: int = 0)
     recall = true_positive / n_confirmed
     model.fit(x, y)
     return SeedHead(seed_id, model, n_confirmed, n_rejected, precision, recall)
+
+
+def decision_features(score: SeedScore, row: Mapping[str, SeedScore], vector: Array, passages: int) -> Array:
+    """What the stream head sees of one seed's score for an article: the scores (calibrated, raw,
+    best passage, nearest negative), whether the article reports or debunks, its length, how far the
+    seed stands behind the article's best seed and above its second, and the evidence passage."""
+    ranked = sorted((other.score for other in row.values()), reverse=True)
+    second = ranked[1] if len(ranked) > 1 else -1.0
+    head = [
+        score.score,
+        score.score if score.raw_score is None else score.raw_score,
+        score.evidence_score,
+        score.negative_score,
+        float(score.stance != "promoting"),
+        float(np.log1p(passages)),
+        score.score - ranked[0],
+        score.score - second,
+    ]
+    return np.concatenate([np.asarray(head, dtype=np.float32), vector.astype(np.float32)])
+
+
+@dataclass(frozen=True)
+class StreamHead:
+    """A logistic regression over a collection's verdicts on every seed (see the module docstring)."""
+
+    model: Any  # sklearn LogisticRegression
+    cut: float
+    n_confirmed: int
+    n_rejected: int
+    cv_precision: float | None
+    cv_recall: float | None
+
+    def probabilities(self, features: Array) -> np.ndarray:
+        """The probability that analysts confirm each row of ``features``."""
+        return np.asarray(self.model.predict_proba(features.astype(np.float64))[:, 1])
+
+    def describe(self) -> str:
+        precision = "n/a" if self.cv_precision is None else f"{self.cv_precision:.2f}"
+        recall = "n/a" if self.cv_recall is None else f"{self.cv_recall:.2f}"
+        return (
+            f"stream head on {self.n_confirmed} confirmed / {self.n_rejected} rejected verdicts, all seeds: "
+            f"confirms at p >= {self.cut:.2f}, cross-validated precision {precision}, recall {recall}"
+        )
+
+
+def train_stream_head(verdicts: Sequence[LabelledPassage], seed: int = 0) -> StreamHead | None:
+    """The collection's stream head, or None while its verdicts are too few of either kind."""
+    rows = [v for v in verdicts if v.features is not None]
+    n_confirmed = sum(v.confirmed for v in rows)
+    n_rejected = len(rows) - n_confirmed
+    if n_confirmed < MIN_STREAM_CONFIRMED or n_rejected < MIN_STREAM_REJECTED:
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x = np.stack([np.asarray(v.features, dtype=np.float64) for v in rows])
+    y = np.array([int(v.confirmed) for v in rows])
+    model = LogisticRegression(C=STREAM_HEAD_C, max_iter=3000)
+    folds = min(CV_FOLDS, n_confirmed, n_rejected)
+    out_of_fold = cross_val_predict(
+        model, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"
+    )[:, 1]
+    cut, precision, recall = best_cut(out_of_fold, y)
+    model.fit(x, y)
+    return StreamHead(model, cut, n_confirmed, n_rejected, precision, recall)
+
+
+def best_cut(probabilities: np.ndarray, confirmed: np.ndarray) -> tuple[float, float | None, float]:
+    """The cut of :data:`_CUT_GRID` with the best F1 of confirming, and its precision and recall."""
+    best: tuple[float, float, float | None, float] = (-1.0, _CUT_GRID[0], None, 0.0)
+    positives = int(confirmed.sum())
+    for cut in _CUT_GRID:
+        predicted = probabilities >= cut
+        true_positive = int((predicted & (confirmed == 1)).sum())
+        chosen = int(predicted.sum())
+        f1 = 2 * true_positive / (chosen + positives) if chosen + positives else 0.0
+        if f1 > best[0]:
+            recall = true_positive / positives if positives else 0.0
+            best = (f1, cut, true_positive / chosen if chosen else None, recall)
+    return best[1], best[2], best[3]

@@ -3,8 +3,8 @@
 - Backgrounds: per-language calibration (:mod:`narrwatch.steps.match.calibration`).
 - Verdicts (:func:`load_verdict_passages`, :func:`apply_verdicts`): each newest verdict per
   (article, seed) in the collection becomes a labelled passage (the article's passage closest to
-  the seed); they join the seeds' phrasings and, with enough of them, train a per-seed head
-  (:mod:`narrwatch.domain.verdicts`).
+  the seed); they join the seeds' phrasings and, with enough of them, train a per-seed head and
+  the collection's stream head (:mod:`narrwatch.domain.verdicts`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ from narrwatch.domain.background import language_key
 from narrwatch.domain.scoring import Array, SeedScore, build_seed_vectors, stream_floor
 from narrwatch.domain.stance import article_stance
 from narrwatch.domain.text import text_script
-from narrwatch.domain.verdicts import LabelledPassage, SeedHead, examples_for, train_head
+from narrwatch.domain.verdicts import (
+    LabelledPassage,
+    SeedHead,
+    StreamHead,
+    decision_features,
+    examples_for,
+    train_head,
+    train_stream_head,
+)
 
 if TYPE_CHECKING:
     from narrwatch.context import AppContext
@@ -38,6 +46,23 @@ def with_stance(scores: Mapping[str, SeedScore], text: str) -> dict[str, SeedSco
     return {
         seed_id: replace(score, stance=stance.label, stance_hits=hits) for seed_id, score in scores.items()
     }
+
+
+def stream_say(head: StreamHead, scores: Mapping[str, SeedScore], passages: Array) -> dict[str, SeedScore]:
+    """The stream head's probability for every seed of the row that has no head of its own."""
+    seeds = [seed_id for seed_id, score in scores.items() if score.head_probability is None]
+    if not seeds:
+        return dict(scores)
+    features = np.stack(
+        [
+            decision_features(scores[seed_id], scores, passages[scores[seed_id].evidence_idx], len(passages))
+            for seed_id in seeds
+        ]
+    )
+    said = dict(scores)
+    for seed_id, probability in zip(seeds, head.probabilities(features), strict=True):
+        said[seed_id] = replace(scores[seed_id], stream_probability=float(probability), stream_cut=head.cut)
+    return said
 
 
 # --- verdicts -----------------------------------------------------------------------------------
@@ -72,18 +97,36 @@ def load_verdict_passages(
         article = by_id.get(article_id)
         if article is None:
             continue
-        score = prepared.score(article.vectors, article.passage_texts, language=article.language)[seed_id]
+        scores = prepared.score(article.vectors, article.passage_texts, language=article.language)
+        key = language_key(article.language, text_script(" ".join(article.passage_texts)))
         passages.append(
-            LabelledPassage(
-                narrative_id=seed_id,
-                text=article.passage_texts[score.evidence_idx],
-                vector=article.vectors[score.evidence_idx],
-                score=score.score,
-                confirmed=verdict == "confirm",
-                stream_key=language_key(article.language, text_script(" ".join(article.passage_texts))),
+            labelled_passage(
+                seed_id, scores, article.vectors, article.passage_texts, verdict == "confirm", key
             )
         )
     return passages
+
+
+def labelled_passage(
+    seed_id: str,
+    row: Mapping[str, SeedScore],
+    vectors: Array,
+    texts: Sequence[str],
+    confirmed: bool,
+    stream_key: str | None,
+) -> LabelledPassage:
+    """A verdict on ``seed_id`` for an article scored ``row``: its evidence passage and features."""
+    score = row[seed_id]
+    vector = vectors[score.evidence_idx]
+    return LabelledPassage(
+        narrative_id=seed_id,
+        text=texts[score.evidence_idx],
+        vector=vector,
+        score=score.score,
+        confirmed=confirmed,
+        stream_key=stream_key,
+        features=decision_features(score, row, vector, len(vectors)),
+    )
 
 
 def apply_verdicts(
@@ -91,7 +134,8 @@ def apply_verdicts(
     verdicts: Sequence[LabelledPassage],
     streams: Mapping[str, Array] | None = None,
 ) -> dict[str, SeedHead]:
-    """Add verdict passages to the seeds' phrasings and train the heads that have enough verdicts.
+    """Add verdict passages to the seeds' phrasings and train the heads that have enough verdicts:
+    the per-seed heads (returned) and the collection's stream head (``prepared.stream_head``).
 
     ``streams``: stored passage vectors per language key. A verdict passage is written the way its
     outlets write everything, so it can sit close to the whole stream (a tweet to every tweet, a
@@ -100,6 +144,7 @@ def apply_verdicts(
     the higher of the bundled one and the same quantile read off its own language's stream.
     The calibration's background figures are dropped: new phrasings move the background scores too.
     """
+    prepared.stream_head = train_stream_head(verdicts)
     if not verdicts:
         return {}
     parents = prepared.parents

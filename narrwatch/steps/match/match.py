@@ -242,8 +242,14 @@ def _match_values(
         "raw_score": None if score.raw_score is None else round(score.raw_score, 6),
         "stance": score.stance,
         "stance_cues": ", ".join(score.stance_hits) or None,
-        "head_probability": None if score.head_probability is None else round(score.head_probability, 6),
+        "head_probability": _head_say(score),
     }
+
+
+def _head_say(score: SeedScore) -> float | None:
+    """The probability of the head that decided: the seed's own, else the collection's stream head."""
+    probability = score.head_probability if score.head_probability is not None else score.stream_probability
+    return None if probability is None else round(probability, 6)
 
 
 #: Fields whose change makes a stored match row out of date (matched_at then moves too).

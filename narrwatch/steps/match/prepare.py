@@ -32,7 +32,7 @@ from narrwatch.domain.scoring import (
     resolve_thresholds,
     score_article,
 )
-from narrwatch.steps.match.learning import with_stance
+from narrwatch.steps.match.learning import stream_say, with_stance
 from narrwatch.steps.match.seeds import NarrativeSet
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from narrwatch.config import Settings
     from narrwatch.domain.scoring import Array
-    from narrwatch.domain.verdicts import SeedHead
+    from narrwatch.domain.verdicts import SeedHead, StreamHead
     from narrwatch.ports import Encoder
     from narrwatch.steps.match.calibration import LanguageCalibrator
 
@@ -93,6 +93,8 @@ class PreparedSeeds:
     calibrator: LanguageCalibrator | None = None
     #: per-seed verdict heads (``learning.apply_verdicts``)
     heads: dict[str, SeedHead] = field(default_factory=dict)
+    #: the collection's head over every seed's verdicts, for seeds without their own
+    stream_head: StreamHead | None = None
     #: digest of the verdicts learned from: new verdicts make stored match states out of date
     learned: str = ""
 
@@ -126,6 +128,8 @@ class PreparedSeeds:
                 found = scores[seed_id]
                 probability = head.probability(passages[found.evidence_idx], found.score)
                 scores[seed_id] = replace(found, head_probability=probability)
+        if self.stream_head is not None and len(passages):
+            scores = stream_say(self.stream_head, scores, passages)
         return scores
 
     def raw_threshold(self, seed_id: str, language: str | None, calibrated: float) -> float:
