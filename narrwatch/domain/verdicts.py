@@ -132,12 +132,15 @@ class SeedHead:
         return float(self.model.predict_proba(features)[0, 1])
 
     def describe(self) -> str:
-        precision = "n/a" if self.cv_precision is None else f"{self.cv_precision:.2f}"
-        recall = "n/a" if self.cv_recall is None else f"{self.cv_recall:.2f}"
         return (
             f"verdict head on {self.n_confirmed} confirmed / {self.n_rejected} rejected: "
-            f"cross-validated precision {precision}, recall {recall}"
+            + _cross_validated(self.cv_precision, self.cv_recall)
         )
+
+
+def _cross_validated(precision: float | None, recall: float | None) -> str:
+    shown = ["n/a" if value is None else f"{value:.2f}" for value in (precision, recall)]
+    return f"cross-validated precision {shown[0]}, recall {shown[1]}"
 
 
 def _features(vectors: Array, scores: np.ndarray) -> np.ndarray:
@@ -204,11 +207,9 @@ class StreamHead:
         return np.asarray(self.model.predict_proba(features.astype(np.float64))[:, 1])
 
     def describe(self) -> str:
-        precision = "n/a" if self.cv_precision is None else f"{self.cv_precision:.2f}"
-        recall = "n/a" if self.cv_recall is None else f"{self.cv_recall:.2f}"
         return (
             f"stream head on {self.n_confirmed} confirmed / {self.n_rejected} rejected verdicts, all seeds: "
-            f"confirms at p >= {self.cut:.2f}, cross-validated precision {precision}, recall {recall}"
+            f"confirms at p >= {self.cut:.2f}, " + _cross_validated(self.cv_precision, self.cv_recall)
         )
 
 
