@@ -364,8 +364,8 @@ def shipped(
                 seed_id in gold[eval_id],
                 "en",
             )
-            for eval_id, found in levels.items()
-            for seed_id in found
+            for eval_id, found in sorted(levels.items())
+            for seed_id in sorted(found)  # a set: its order would change the heads' folds per process
         ]
         apply_verdicts(prepared, passages, stream_passages(lambda _key: background, ["en"]))
         print(

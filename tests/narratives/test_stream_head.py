@@ -141,3 +141,21 @@ def test_the_match_step_scores_with_the_stream_head_its_verdicts_trained() -> No
     assert scores["new"].stream_probability is not None and scores["new"].stream_probability >= 0.5
     reported = prepared.score(REPORT[np.newaxis, :].astype(np.float32), ["reported"])["new"]
     assert reported.stream_probability is not None and reported.stream_probability < 0.5
+
+
+def test_the_same_verdicts_in_another_order_train_the_same_head() -> None:
+    rng = np.random.default_rng(6)
+    verdicts = (
+        _verdicts(15, True, PUSH, rng) + _verdicts(15, False, REPORT, rng) + _verdicts(8, True, REPORT, rng)
+    )
+    shuffled = list(verdicts)
+    np.random.default_rng(0).shuffle(shuffled)  # type: ignore[arg-type]
+    first, second = train_stream_head(verdicts), train_stream_head(shuffled)
+    assert first is not None and second is not None
+    assert (first.cut, first.cv_precision, first.cv_recall) == (
+        second.cut,
+        second.cv_precision,
+        second.cv_recall,
+    )
+    probe = np.stack([v.features for v in verdicts if v.features is not None])
+    assert np.array_equal(first.probabilities(probe), second.probabilities(probe))
