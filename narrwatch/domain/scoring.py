@@ -284,12 +284,17 @@ class Thresholds:
     def as_dict(self) -> dict[str, float | str]:
         return {"suggest": self.suggest, "confirm": self.confirm, "source": self.source}
 
+    @property
+    def chosen_for_the_seed(self) -> bool:
+        """Set in the seed's file or by ``narratives calibrate``: a learned head does not override it."""
+        return self.source in SEED_SOURCES
+
 
 def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
     """Below suggest: no match. At or above confirm: confirmed, unless the evidence is a short text
     or the article reports or debunks the narrative rather than pushing it (then a suggestion).
     A seed's own verdict head replaces both thresholds; the collection's stream head replaces the
-    confirm threshold for the seeds without one."""
+    confirm threshold for the seeds without one, unless the seed's file or a calibration set it."""
     if score.head_probability is not None:
         # A seed with enough verdicts: its head decides instead of the thresholds.
         if score.head_probability < HEAD_SUGGEST_PROBABILITY:
@@ -298,7 +303,11 @@ def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
     else:
         if score.score < thresholds.suggest:
             return None
-        if score.stream_probability is not None and score.stream_cut is not None:
+        if (
+            score.stream_probability is not None
+            and score.stream_cut is not None
+            and not thresholds.chosen_for_the_seed
+        ):
             # The collection's verdicts have learned which suggestions analysts confirm.
             reaches_confirm = score.stream_probability >= score.stream_cut
         else:
@@ -425,6 +434,10 @@ def model_default_thresholds(model_name: str) -> Thresholds:
         return Thresholds(known.suggest, known.confirm, f"model:{key}")
     fallback = MODEL_DEFAULTS["all-minilm-l6-v2"]
     return Thresholds(fallback.suggest, fallback.confirm, "rule:unknown-model")
+
+
+#: Threshold layers an analyst sets for one seed (:func:`resolve_thresholds`).
+SEED_SOURCES = frozenset({"seed", "calibration"})
 
 
 def resolve_thresholds(

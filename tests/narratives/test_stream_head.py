@@ -8,7 +8,14 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from narrwatch.domain.scoring import ScoringParams, SeedScore, Thresholds, build_seed_vectors, decide
+from narrwatch.domain.scoring import (
+    ScoringParams,
+    SeedScore,
+    Thresholds,
+    build_seed_vectors,
+    decide,
+    resolve_thresholds,
+)
 from narrwatch.domain.verdicts import (
     _CUT_GRID,
     MIN_STREAM_CONFIRMED,
@@ -159,3 +166,15 @@ def test_the_same_verdicts_in_another_order_train_the_same_head() -> None:
     )
     probe = np.stack([v.features for v in verdicts if v.features is not None])
     assert np.array_equal(first.probabilities(probe), second.probabilities(probe))
+
+
+def test_thresholds_an_analyst_chose_for_the_seed_keep_the_say() -> None:
+    sure = {"stream_probability": 0.99, "stream_cut": 0.5}
+    calibrated = resolve_thresholds("multilingual-e5-small", calibration=(0.2, 0.5))
+    in_the_seed_file = resolve_thresholds("multilingual-e5-small", seed=(None, 0.5))
+    defaults = resolve_thresholds("multilingual-e5-small", settings=(0.2, 0.5))
+    assert calibrated.chosen_for_the_seed and in_the_seed_file.chosen_for_the_seed
+    assert not defaults.chosen_for_the_seed
+    assert decide(_score("s", 0.3, **sure), calibrated) == "suggest"
+    assert decide(_score("s", 0.3, **sure), in_the_seed_file) == "suggest"
+    assert decide(_score("s", 0.3, **sure), defaults) == "confirm"
