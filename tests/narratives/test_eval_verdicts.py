@@ -86,3 +86,39 @@ def test_predicting_nothing_scores_zero_micro_f1() -> None:
     articles = read_eval_articles(TINY, narratives)
     result = figures(articles, {}, narratives)
     assert result["fine"]["f1_micro"] == 0.0 and result["coarse"]["f1_micro"] == 0.0
+
+
+def test_enough_verdicts_over_all_seeds_train_the_stream_head_that_matching_uses(
+    tmp_path: Path, settings: Settings, encoder: Encoder
+) -> None:
+    from narrwatch.domain.verdicts import MIN_STREAM_CONFIRMED, MIN_STREAM_REJECTED
+    from narrwatch.embeddings.collections import collection_for
+    from narrwatch.steps.match.learning import learn_from_store
+    from narrwatch.steps.match.prepare import prepare_seeds, resolve_seed_thresholds, scoring_params
+
+    settings = settings.model_copy(update={"match_learn_from_verdicts": True})  # off for this folder
+    narratives = load_narratives(SEEDS)
+    agreeing = [_relabelled(tmp_path, f"c{i}", {}) for i in range(6)]
+    disagreeing = [_relabelled(tmp_path, f"r{i}", {f"a{j}": [] for j in range(10)}) for i in range(3)]
+    articles = [a for path in agreeing + disagreeing for a in read_eval_articles(path, narratives)]
+    end = max(a.published for a in articles) + dt.timedelta(seconds=1)
+    with temporary_context(settings, SEEDS, encoder) as ctx:
+        ids = store_eval_articles(ctx, articles, end)
+        vectorize.embed_pending(ctx, end)
+        matching.match_articles(ctx, min(a.published for a in articles), end, end)
+        counts = apply_labels_as_verdicts(ctx, articles, ids, narratives, end)
+        assert counts["confirm"] >= MIN_STREAM_CONFIRMED and counts["reject"] >= MIN_STREAM_REJECTED
+        active = [seed.id for seed in narratives.active()]
+        thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, {})
+        prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
+        learn_from_store(ctx, prepared, collection_for(encoder), end)
+        assert prepared.stream_head is not None and not prepared.heads
+
+        later = _relabelled(tmp_path, "later", {})
+        fresh = read_eval_articles(later, narratives)
+        fresh_ids = store_eval_articles(ctx, fresh, end)
+        vectorize.embed_pending(ctx, end)
+        matching.match_articles(ctx, min(a.published for a in fresh), end, end)
+        with ctx.transaction() as session:
+            rows = list(session.scalars(select(Match).where(Match.article_id.in_(fresh_ids.values()))))
+    assert rows and all(row.head_probability is not None for row in rows)  # the stream head had its say
