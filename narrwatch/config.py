@@ -208,8 +208,9 @@ class Settings(StorageSettings):
     )
     match_learn_from_verdicts: bool = Field(
         True,
-        description="Analysts' verdicts join the seeds' phrasings, and train a per-seed head once a seed "
-        "has 10 confirmed and 10 rejected verdicts.",
+        description="Analysts' verdicts join the seeds' phrasings, train a per-seed head once a seed "
+        "has 10 confirmed and 10 rejected verdicts, and a stream head over all seeds once the collection "
+        "has 10 confirmed and 5 rejected (it decides the confirmations of seeds without their own head).",
     )
 
     # --- clustering ----------------------------------------------------------------------------
