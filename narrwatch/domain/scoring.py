@@ -306,7 +306,7 @@ def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
         if (
             score.stream_probability is not None
             and score.stream_cut is not None
-            and not thresholds.chosen_for_the_seed
+            and stream_decides(score, thresholds)
         ):
             # The collection's verdicts have learned which suggestions analysts confirm.
             reaches_confirm = score.stream_probability >= score.stream_cut
@@ -315,6 +315,23 @@ def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
     if reaches_confirm and not score.short_evidence and score.stance == "promoting":
         return "confirm"
     return "suggest"
+
+
+def stream_decides(score: SeedScore, thresholds: Thresholds) -> bool:
+    """Whether the collection's stream head, not the confirm threshold, decides this seed's confirmation."""
+    return (
+        score.head_probability is None
+        and score.stream_probability is not None
+        and score.stream_cut is not None
+        and not thresholds.chosen_for_the_seed
+    )
+
+
+def deciding_head_probability(score: SeedScore, thresholds: Thresholds) -> float | None:
+    """The probability of the head that decided the match (the seed's own, else the stream head's)."""
+    if score.head_probability is not None:
+        return score.head_probability
+    return score.stream_probability if stream_decides(score, thresholds) else None
 
 
 def compete(

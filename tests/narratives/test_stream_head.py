@@ -14,6 +14,7 @@ from narrwatch.domain.scoring import (
     Thresholds,
     build_seed_vectors,
     decide,
+    deciding_head_probability,
     resolve_thresholds,
 )
 from narrwatch.domain.verdicts import (
@@ -178,3 +179,7 @@ def test_thresholds_an_analyst_chose_for_the_seed_keep_the_say() -> None:
     assert decide(_score("s", 0.3, **sure), calibrated) == "suggest"
     assert decide(_score("s", 0.3, **sure), in_the_seed_file) == "suggest"
     assert decide(_score("s", 0.3, **sure), defaults) == "confirm"
+    # what the match row records as the deciding head's probability follows the same rule
+    assert deciding_head_probability(_score("s", 0.3, **sure), calibrated) is None
+    assert deciding_head_probability(_score("s", 0.3, **sure), defaults) == 0.99
+    assert deciding_head_probability(_score("s", 0.3, head_probability=0.7, **sure), calibrated) == 0.7

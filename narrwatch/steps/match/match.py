@@ -29,6 +29,7 @@ from narrwatch.db.session import dialect_insert
 from narrwatch.domain.scoring import (
     Level,
     SeedScore,
+    deciding_head_probability,
 )
 from narrwatch.steps.match.seeds import NarrativeSet
 from narrwatch.steps.match.seedstore import load_seeds
@@ -221,6 +222,7 @@ def _match_values(
 ) -> dict[str, Any]:
     article, score = decision.article, decision.score
     thresholds = prepared.thresholds[decision.seed_id]
+    deciding = deciding_head_probability(score, thresholds)
     return {
         "article_id": article.id,
         "narrative_id": decision.seed_id,
@@ -242,14 +244,8 @@ def _match_values(
         "raw_score": None if score.raw_score is None else round(score.raw_score, 6),
         "stance": score.stance,
         "stance_cues": ", ".join(score.stance_hits) or None,
-        "head_probability": _head_say(score),
+        "head_probability": None if deciding is None else round(deciding, 6),
     }
-
-
-def _head_say(score: SeedScore) -> float | None:
-    """The probability of the head that decided: the seed's own, else the collection's stream head."""
-    probability = score.head_probability if score.head_probability is not None else score.stream_probability
-    return None if probability is None else round(probability, 6)
 
 
 #: Fields whose change makes a stored match row out of date (matched_at then moves too).
