@@ -268,8 +268,11 @@ class Match(Base):
     # promoting | reporting | debunking, and the cue words that decided it (comma-separated)
     stance: Mapped[str | None] = mapped_column(String(16), nullable=True)
     stance_cues: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # the seed's verdict head's probability, when a head decided
+    # the probability of the verdict head that decided, which head ("seed" or "stream") and the
+    # probability at which it confirms; all None when the thresholds decided
     head_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    head_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    head_cut: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (UniqueConstraint("article_id", "narrative_id", "collection"),)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from dataclasses import dataclass
 
 from sqlalchemy import exists, select
@@ -35,6 +36,8 @@ class ReviewItem:
     stance: str | None = None
     stance_cues: str | None = None
     head_probability: float | None = None
+    head_kind: str | None = None
+    head_cut: float | None = None
 
 
 def pending_reviews(
@@ -79,6 +82,25 @@ def pending_reviews(
             stance=match.stance,
             stance_cues=match.stance_cues,
             head_probability=match.head_probability,
+            head_kind=match.head_kind,
+            head_cut=match.head_cut,
         )
         for match, title, outlet, url in rows
     ]
+
+
+def match_reason(item: ReviewItem) -> str:
+    """Why a match matched, in one line: the closest phrasing or verdict, the calibrated and raw
+    scores, the stance with its cue words, and the verdict head that decided, if one did."""
+    raw = "n/a" if item.raw_score is None else f"{item.raw_score:.3f}"
+    cues = f" ({item.stance_cues})" if item.stance_cues else ""
+    head = ""
+    if item.head_probability is not None:
+        kind = {"seed": "the seed's verdict head", "stream": "the stream head"}.get(
+            item.head_kind or "", "verdict head"
+        )
+        cut = "" if item.head_cut is None else f" (confirms at {item.head_cut:.2f})"
+        head = f" · {kind} p={item.head_probability:.2f}{cut}"
+    closest = textwrap.shorten(" ".join((item.evidence_example or "").split()), width=90, placeholder=" ...")
+    stance = item.stance or "n/a"
+    return f"closest: {closest} · calibrated {item.score:.2f} · raw {raw} · stance {stance}{cues}{head}"

@@ -346,7 +346,7 @@ def review(
     as_json: JsonOption = False,
 ) -> None:
     """List matches waiting for an analyst's verdict, newest first."""
-    from narrwatch.analyst.review import pending_reviews
+    from narrwatch.analyst.review import match_reason, pending_reviews
 
     if level not in (None, "suggest", "confirm"):
         _fail("--level must be suggest or confirm")
@@ -370,16 +370,6 @@ def review(
         typer.echo(f"      why: {match_reason(item)}")
         typer.echo(f"      {item.url}")
     typer.echo("label with: narrwatch label MATCH_ID confirm|reject [--note TEXT]")
-
-
-def match_reason(item: Any) -> str:
-    """Closest phrasing or verdict, calibrated and raw scores, stance, the head's say."""
-    raw = "n/a" if item.raw_score is None else f"{item.raw_score:.3f}"
-    cues = f" ({item.stance_cues})" if item.stance_cues else ""
-    head = "" if item.head_probability is None else f" · verdict head p={item.head_probability:.2f}"
-    closest = _shorten(item.evidence_example or "", 90)
-    stance = item.stance or "n/a"
-    return f"closest: {closest} · calibrated {item.score:.2f} · raw {raw} · stance {stance}{cues}{head}"
 
 
 def label(

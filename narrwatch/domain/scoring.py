@@ -327,11 +327,26 @@ def stream_decides(score: SeedScore, thresholds: Thresholds) -> bool:
     )
 
 
-def deciding_head_probability(score: SeedScore, thresholds: Thresholds) -> float | None:
-    """The probability of the head that decided the match (the seed's own, else the stream head's)."""
+@dataclass(frozen=True)
+class DecidingHead:
+    """The verdict head that decided a match: ``seed`` (its own) or ``stream`` (all seeds')."""
+
+    kind: Literal["seed", "stream"]
+    probability: float
+    cut: float
+
+
+def deciding_head(score: SeedScore, thresholds: Thresholds) -> DecidingHead | None:
+    """Which head decided the match, by the rule :func:`decide` follows; None: the thresholds did."""
     if score.head_probability is not None:
-        return score.head_probability
-    return score.stream_probability if stream_decides(score, thresholds) else None
+        return DecidingHead("seed", score.head_probability, HEAD_CONFIRM_PROBABILITY)
+    if (
+        score.stream_probability is not None
+        and score.stream_cut is not None
+        and stream_decides(score, thresholds)
+    ):
+        return DecidingHead("stream", score.stream_probability, score.stream_cut)
+    return None
 
 
 def compete(

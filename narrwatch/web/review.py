@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from narrwatch.analyst.label import MatchNotFound, label_match
-from narrwatch.analyst.review import ReviewItem, pending_reviews
+from narrwatch.analyst.review import ReviewItem, match_reason, pending_reviews
 from narrwatch.analyst.withdraw import withdraw_verdict
 from narrwatch.db.models import AuditEvent, Match
 from narrwatch.web import queries
@@ -93,6 +93,7 @@ def queue(web: Web, request: Request, caller: Caller) -> Response:
             "segments": highlight(item.evidence_text, patterns.get(item.narrative_id)),
             "seed_title": (heads.get(item.narrative_id) or {}).get("title", item.narrative_id),
             "rising": item.narrative_id in rising,
+            "why": match_reason(item),
         }
         for item in shown
     ]

@@ -128,3 +128,4 @@ def test_enough_verdicts_over_all_seeds_train_the_stream_head_that_matching_uses
         with ctx.transaction() as session:
             rows = list(session.scalars(select(Match).where(Match.article_id.in_(fresh_ids.values()))))
     assert rows and all(row.head_probability is not None for row in rows)  # the stream head had its say
+    assert {row.head_kind for row in rows} == {"stream"} and all(0.0 < row.head_cut < 1.0 for row in rows)

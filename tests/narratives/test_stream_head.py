@@ -9,12 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from narrwatch.domain.scoring import (
+    HEAD_CONFIRM_PROBABILITY,
+    DecidingHead,
     ScoringParams,
     SeedScore,
     Thresholds,
     build_seed_vectors,
     decide,
-    deciding_head_probability,
+    deciding_head,
     resolve_thresholds,
 )
 from narrwatch.domain.verdicts import (
@@ -179,7 +181,8 @@ def test_thresholds_an_analyst_chose_for_the_seed_keep_the_say() -> None:
     assert decide(_score("s", 0.3, **sure), calibrated) == "suggest"
     assert decide(_score("s", 0.3, **sure), in_the_seed_file) == "suggest"
     assert decide(_score("s", 0.3, **sure), defaults) == "confirm"
-    # what the match row records as the deciding head's probability follows the same rule
-    assert deciding_head_probability(_score("s", 0.3, **sure), calibrated) is None
-    assert deciding_head_probability(_score("s", 0.3, **sure), defaults) == 0.99
-    assert deciding_head_probability(_score("s", 0.3, head_probability=0.7, **sure), calibrated) == 0.7
+    # which head the match row records as having decided follows the same rule
+    assert deciding_head(_score("s", 0.3, **sure), calibrated) is None
+    assert deciding_head(_score("s", 0.3, **sure), defaults) == DecidingHead("stream", 0.99, 0.5)
+    own = deciding_head(_score("s", 0.3, head_probability=0.7, **sure), calibrated)
+    assert own == DecidingHead("seed", 0.7, HEAD_CONFIRM_PROBABILITY)

@@ -94,6 +94,28 @@ def test_hostile_feed_text_is_escaped_on_every_page(client: Any) -> None:
             assert tag.lstrip().startswith('src="/static/'), path
 
 
+def test_the_review_queue_says_why_each_match_matched(client: Any, ctx: AppContext) -> None:
+    match_id = pending_match_ids(ctx)[0]
+    with ctx.transaction() as session:
+        session.execute(
+            update(Match)
+            .where(Match.id == match_id)
+            .values(
+                stance="reporting",
+                stance_cues="reportedly",
+                head_kind="stream",
+                head_probability=0.42,
+                head_cut=0.35,
+            )
+        )
+    assert login(client, "rita").status_code == 303
+    page = client.get("/review").text
+    item = page[page.index(f'data-match="{match_id}"') :]
+    why = item[item.index('<p class="why">') : item.index("</p>")]
+    assert "stance reporting (reportedly)" in why
+    assert "the stream head p=0.42 (confirms at 0.35)" in why
+
+
 def test_reader_reads_but_may_not_judge_or_edit(client: Any, ctx: AppContext) -> None:
     assert login(client, "rita").status_code == 303
     page = client.get("/review")

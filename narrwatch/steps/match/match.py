@@ -29,7 +29,7 @@ from narrwatch.db.session import dialect_insert
 from narrwatch.domain.scoring import (
     Level,
     SeedScore,
-    deciding_head_probability,
+    deciding_head,
 )
 from narrwatch.steps.match.seeds import NarrativeSet
 from narrwatch.steps.match.seedstore import load_seeds
@@ -222,7 +222,7 @@ def _match_values(
 ) -> dict[str, Any]:
     article, score = decision.article, decision.score
     thresholds = prepared.thresholds[decision.seed_id]
-    deciding = deciding_head_probability(score, thresholds)
+    head = deciding_head(score, thresholds)
     return {
         "article_id": article.id,
         "narrative_id": decision.seed_id,
@@ -244,7 +244,9 @@ def _match_values(
         "raw_score": None if score.raw_score is None else round(score.raw_score, 6),
         "stance": score.stance,
         "stance_cues": ", ".join(score.stance_hits) or None,
-        "head_probability": None if deciding is None else round(deciding, 6),
+        "head_probability": None if head is None else round(head.probability, 6),
+        "head_kind": None if head is None else head.kind,
+        "head_cut": None if head is None else head.cut,
     }
 
 
@@ -267,6 +269,8 @@ _COMPARED = (
     "stance",
     "stance_cues",
     "head_probability",
+    "head_kind",
+    "head_cut",
 )
 
 
