@@ -152,11 +152,14 @@ def _rescore(
 
 
 def _describe_head(ctx: AppContext, prepared: PreparedSeeds, collection: str, narrative_id: str) -> str:
-    """The seed's verdict head trained on its verdicts, or why it has none yet."""
+    """The seed's verdict head trained on its verdicts, or why it has none yet and what decides instead."""
     head = train_head(narrative_id, load_verdict_passages(ctx, prepared, collection, [narrative_id]))
     if head is not None:
         return head.describe()
-    return f"no verdict head yet: it needs {MIN_CONFIRMED} confirmed and {MIN_REJECTED} rejected verdicts"
+    return (
+        f"no verdict head yet: it needs {MIN_CONFIRMED} confirmed and {MIN_REJECTED} rejected verdicts; "
+        "until then these thresholds decide its matches, not the stream head learned from all seeds"
+    )
 
 
 def _newest_verdicts(session: Session, narrative_id: str) -> dict[int, Any]:

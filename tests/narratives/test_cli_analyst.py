@@ -122,6 +122,7 @@ def test_backtest_review_label_calibrate(cli: typer.Typer, nctx: AppContext) -> 
     assert calibrated.exit_code == 0, calibrated.output
     result = json.loads(calibrated.stdout)
     assert result["stored"] and result["confirm"] > result["previous"]["confirm"]
+    assert "these thresholds decide its matches, not the stream head" in result["head"]
     assert ids[0] not in {m.article_id for m in _report_rows(nctx)}
 
 
