@@ -365,7 +365,7 @@ def shipped(
                 "en",
             )
             for eval_id, found in sorted(levels.items())
-            for seed_id in sorted(found)  # a set: its order would change the heads' folds per process
+            for seed_id in sorted(found)  # a set: sorted, so a run hands verdicts over in one order
         ]
         apply_verdicts(prepared, passages, stream_passages(lambda _key: background, ["en"]))
         print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
 from dataclasses import dataclass
 
 from sqlalchemy import exists, select
@@ -17,6 +16,7 @@ from narrwatch.db.models import (
 from narrwatch.domain.scoring import (
     Level,
 )
+from narrwatch.domain.text import shorten
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,6 @@ def match_reason(item: ReviewItem) -> str:
         )
         cut = "" if item.head_cut is None else f" (confirms at {item.head_cut:.2f})"
         head = f" · {kind} p={item.head_probability:.2f}{cut}"
-    closest = textwrap.shorten(" ".join((item.evidence_example or "").split()), width=90, placeholder=" ...")
+    closest = shorten(item.evidence_example or "", 90)
     stance = item.stance or "n/a"
     return f"closest: {closest} · calibrated {item.score:.2f} · raw {raw} · stance {stance}{cues}{head}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import textwrap
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -18,6 +17,7 @@ import typer
 
 from narrwatch.cli.common import UsageError, parse_now
 from narrwatch.cli.eval import eval_app
+from narrwatch.domain.text import shorten
 
 if TYPE_CHECKING:
     from narrwatch.context import AppContext
@@ -68,10 +68,6 @@ def _narratives_dir(directory: Path | None) -> Path:
 
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _shorten(text: str, width: int = 160) -> str:
-    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" ...")
 
 
 def _run_use_case(call: Any) -> Any:
@@ -228,8 +224,8 @@ def test(
             f"[suggest {seed.thresholds['suggest']:.2f} / confirm {seed.thresholds['confirm']:.2f}, "
             f"{seed.thresholds['source']}]"
         )
-        typer.echo(f"        evidence [{seed.evidence_idx}]: {_shorten(seed.evidence_text)}")
-        typer.echo(f"        closest phrasing: {_shorten(seed.evidence_example, 120)}")
+        typer.echo(f"        evidence [{seed.evidence_idx}]: {shorten(seed.evidence_text)}")
+        typer.echo(f"        closest phrasing: {shorten(seed.evidence_example, 120)}")
         if seed.keyword_hits:
             typer.echo(f"        keywords: {', '.join(seed.keyword_hits)}")
 
@@ -273,9 +269,9 @@ def backtest(
         typer.echo("best matches:")
         for item in result.top:
             typer.echo(
-                f"  {item.score:6.3f} {item.level:<8} {item.day} {item.outlet}: {_shorten(item.title, 90)}"
+                f"  {item.score:6.3f} {item.level:<8} {item.day} {item.outlet}: {shorten(item.title, 90)}"
             )
-            typer.echo(f"         evidence [{item.evidence_idx}]: {_shorten(item.evidence_text, 140)}")
+            typer.echo(f"         evidence [{item.evidence_idx}]: {shorten(item.evidence_text, 140)}")
     for note in result.notes:
         typer.echo(f"note: {note}")
     versions = ", ".join(f"v{v}" for v in result.stored_versions) or "none"
@@ -364,9 +360,9 @@ def review(
     for item in items:
         typer.echo(
             f"#{item.match_id}  {item.score:6.3f} {item.level:<8} {item.narrative_id}  "
-            f"{item.published_at:%Y-%m-%d} {item.outlet}: {_shorten(item.title, 90)}"
+            f"{item.published_at:%Y-%m-%d} {item.outlet}: {shorten(item.title, 90)}"
         )
-        typer.echo(f"      evidence: {_shorten(item.evidence_text, 150)}")
+        typer.echo(f"      evidence: {shorten(item.evidence_text, 150)}")
         typer.echo(f"      why: {match_reason(item)}")
         typer.echo(f"      {item.url}")
     typer.echo("label with: narrwatch label MATCH_ID confirm|reject [--note TEXT]")

@@ -295,36 +295,20 @@ def decide(score: SeedScore, thresholds: Thresholds) -> Level | None:
     or the article reports or debunks the narrative rather than pushing it (then a suggestion).
     A seed's own verdict head replaces both thresholds; the collection's stream head replaces the
     confirm threshold for the seeds without one, unless the seed's file or a calibration set it."""
-    if score.head_probability is not None:
+    head = deciding_head(score, thresholds)
+    if head is not None and head.kind == "seed":
         # A seed with enough verdicts: its head decides instead of the thresholds.
-        if score.head_probability < HEAD_SUGGEST_PROBABILITY:
+        if head.probability < HEAD_SUGGEST_PROBABILITY:
             return None
-        reaches_confirm = score.head_probability >= HEAD_CONFIRM_PROBABILITY
+        reaches_confirm = head.probability >= head.cut
     else:
         if score.score < thresholds.suggest:
             return None
-        if (
-            score.stream_probability is not None
-            and score.stream_cut is not None
-            and stream_decides(score, thresholds)
-        ):
-            # The collection's verdicts have learned which suggestions analysts confirm.
-            reaches_confirm = score.stream_probability >= score.stream_cut
-        else:
-            reaches_confirm = score.score >= thresholds.confirm
+        # With a stream head, the collection's verdicts have learned which suggestions analysts confirm.
+        reaches_confirm = score.score >= thresholds.confirm if head is None else head.probability >= head.cut
     if reaches_confirm and not score.short_evidence and score.stance == "promoting":
         return "confirm"
     return "suggest"
-
-
-def stream_decides(score: SeedScore, thresholds: Thresholds) -> bool:
-    """Whether the collection's stream head, not the confirm threshold, decides this seed's confirmation."""
-    return (
-        score.head_probability is None
-        and score.stream_probability is not None
-        and score.stream_cut is not None
-        and not thresholds.chosen_for_the_seed
-    )
 
 
 @dataclass(frozen=True)
@@ -337,13 +321,14 @@ class DecidingHead:
 
 
 def deciding_head(score: SeedScore, thresholds: Thresholds) -> DecidingHead | None:
-    """Which head decided the match, by the rule :func:`decide` follows; None: the thresholds did."""
+    """Which head decides the seed's match (:func:`decide`); None: the thresholds do. The seed's own
+    head first; else the stream head, unless the seed's file or a calibration set its thresholds."""
     if score.head_probability is not None:
         return DecidingHead("seed", score.head_probability, HEAD_CONFIRM_PROBABILITY)
     if (
         score.stream_probability is not None
         and score.stream_cut is not None
-        and stream_decides(score, thresholds)
+        and not thresholds.chosen_for_the_seed
     ):
         return DecidingHead("stream", score.stream_probability, score.stream_cut)
     return None

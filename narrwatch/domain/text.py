@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import textwrap
 import unicodedata
 from html.parser import HTMLParser
 
@@ -209,3 +210,8 @@ def text_script(text: str) -> str | None:
         return None
     cyrillic = sum(1 for char in letters if "\u0400" <= char <= "\u04ff")
     return "Cyrl" if cyrillic * 2 > len(letters) else "Latn"
+
+
+def shorten(text: str, width: int = 160) -> str:
+    """``text`` on one line, cut at a word to at most ``width`` characters (" ..." marks the cut)."""
+    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" ...")
