@@ -35,6 +35,7 @@ real model (bundled MiniLM, ONNX int8). bench/embed.py measures the encoder itse
     .venv/bin/python bench/scale.py --sizes 10000,100000 --backend sqlite
     .venv/bin/python bench/scale.py --sizes 10000,100000,1000000 --backend postgresql
     .venv/bin/python bench/scale.py --sizes 10000,100000 --json   # last line: one JSON object
+    .venv/bin/python bench/scale.py --sizes 10000 --reuse --profile var/prof   # cProfile per step
 
 PostgreSQL: a database per size (``narrwatch_scale_<size>``, or ``<prefix>_<size>`` with a prefix) on
 ``--pg`` (default 127.0.0.1:5432, user postgres), dropped and made again unless ``--reuse`` finds it built.
@@ -216,8 +217,18 @@ def child(args: argparse.Namespace) -> None:
     ctx = open_context(args.url, Path(args.data_dir), Path(args.models_dir), Path(args.pool))
     ctx.bench_day_articles = args.day
     ctx.encoder.count_tokens("warm")  # load the tokenizer and model before the clock starts
-    ctx.vector_store  # noqa: B018 - open the store before the clock starts
-    result = run_step(args.step, ctx, dt.date.fromisoformat(args.on))
+    # The folder opens here; a collection's shard loads on first use, inside the step: that is its cost.
+    ctx.vector_store  # noqa: B018
+    on = dt.date.fromisoformat(args.on)
+    if args.profile is None:
+        result = run_step(args.step, ctx, on)
+    else:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(run_step, args.step, ctx, on)
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(args.profile / f"{args.step}-{args.size}.prof")
     ctx.close()
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result, default=str))
@@ -296,6 +307,9 @@ def main() -> None:
     )
     parser.add_argument("--reuse", action="store_true", help="reuse a built history (the new day is rebuilt)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--profile", type=Path, help="write each step's cProfile to PROFILE/<step>-<size>.prof (pstats)"
+    )
     # internal: one step in a child process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--step", help=argparse.SUPPRESS)
@@ -304,6 +318,7 @@ def main() -> None:
     parser.add_argument("--models-dir", help=argparse.SUPPRESS)
     parser.add_argument("--pool", help=argparse.SUPPRESS)
     parser.add_argument("--on", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -377,6 +392,9 @@ def run_size(
             str(work / "pool.npz"),
             "--on",
             day.isoformat(),
+            "--size",
+            str(size),
+            *(["--profile", str(args.profile)] if args.profile else []),
         ]
         out = subprocess.run(command, capture_output=True, text=True)
         if out.returncode != 0:
