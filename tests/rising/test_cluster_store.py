@@ -219,3 +219,36 @@ def test_a_model_without_a_tuned_threshold_needs_the_setting(hctx: AppContext) -
     now = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
     with pytest.raises(ClusteringError, match="NARRWATCH_CLUSTER_THRESHOLD"):
         cluster_unmatched(hctx, now - dt.timedelta(days=1), now, now)
+
+
+def test_a_large_cluster_is_labelled_from_its_newest_members(
+    hctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Describing reads a bounded number of member texts: the newest, which say what it is about now."""
+    from narrwatch.steps.cluster import cluster as cluster_step
+
+    monkeypatch.setattr(cluster_step, "LABEL_MEMBERS", 3)
+    t0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
+    common = "The Visegrad bridge over the Drina stays closed to traffic, the municipality said."
+    rows = [
+        {
+            "id": f"bridge-{i}",
+            "outlet": f"outlet-{i % 4}",
+            "published_at": t0 + dt.timedelta(hours=i),
+            "title": f"Visegrad bridge closed ({i})",
+            "text": f"{common} "
+            + ("Tourists stranded, tourists waiting." if i < 5 else "Engineers begin repairs."),
+        }
+        for i in range(8)
+    ]
+    ids = store(hctx, rows)
+    vectorize.embed_pending(hctx, rows[-1]["published_at"])
+    end = rows[-1]["published_at"] + dt.timedelta(seconds=1)
+    cluster_unmatched(hctx, t0, end, end)
+    clusters = {partition(hctx)[ids[row["id"]]] for row in rows}
+    assert len(clusters) == 1
+    with hctx.transaction() as session:
+        cluster = session.get(Cluster, clusters.pop())
+        assert cluster is not None and cluster.size == 8
+        terms = set(cluster.label.split(", "))
+    assert terms & {"engineers", "repairs"} and "tourists" not in terms
