@@ -195,6 +195,7 @@ def history_rows(
     encoder: Any,
 ) -> dict[str, Any]:
     from narrwatch.domain.urls import point_uuid
+    from narrwatch.embeddings.points import vector_bytes
     from narrwatch.ports import VectorPoint
 
     start = dt.datetime.combine(DAY0, dt.time(0), tzinfo=dt.UTC)
@@ -287,7 +288,8 @@ def history_rows(
         else:
             members.append((article_id, published))
     vectors = encoder.encode_passages(texts)
-    for row, vector in zip(articles, vectors, strict=True):
+    for row, passage, vector in zip(articles, passages, vectors, strict=True):
+        passage["vector"] = vector_bytes(vector)  # as the embed step keeps it beside the point
         points.append(
             VectorPoint(
                 id=str(point_uuid(row["canonical_url"], 0)),

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -176,6 +177,11 @@ class Passage(Base):
     idx: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     point_id: Mapped[str] = mapped_column(String(36))
+    #: The point's vector (unit length, float32 little-endian), written with the article's mark once
+    #: the store acknowledged it: matching and clustering read vectors here without opening the
+    #: store, and the store can be refilled from here. None: written before this column existed, or
+    #: the text changed since.
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
     __table_args__ = (
         UniqueConstraint("article_id", "collection", "idx"),

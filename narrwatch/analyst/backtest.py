@@ -17,6 +17,7 @@ from narrwatch.db.models import Article, ArticleEmbedding, Match, NarrativeVersi
 from narrwatch.db.rules import chunked
 from narrwatch.domain.backtest import compare_levels, levels_per_day, raw_cutoff, rescale
 from narrwatch.domain.scoring import Thresholds, score_upper_bound, search_floor
+from narrwatch.embeddings.points import canonical_id
 from narrwatch.steps.match.learning import learn_from_store
 from narrwatch.steps.match.prepare import (
     PreparedSeeds,
@@ -26,7 +27,7 @@ from narrwatch.steps.match.prepare import (
     scoring_params,
 )
 from narrwatch.steps.match.seedstore import load_seeds
-from narrwatch.steps.match.stored import StoredArticle, _canonical, load_stored_articles
+from narrwatch.steps.match.stored import StoredArticle, load_stored_articles
 
 if TYPE_CHECKING:
     from narrwatch.ports import VectorStore
@@ -247,7 +248,7 @@ def _candidates(
                 Passage.collection == collection, Passage.point_id.in_(chunk)
             )
         ):
-            bound_of[article_id] = max(bound_of.get(article_id, -1.0), best[_canonical(point_id)])
+            bound_of[article_id] = max(bound_of.get(article_id, -1.0), best[canonical_id(point_id)])
     suggest = thresholds[narrative_id].suggest
     params = prepared.params
     # Certain without the text: a bound that the rebuttal penalty cannot pull below suggest.

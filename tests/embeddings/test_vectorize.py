@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from embeddings_support import add_articles, add_feed
 from sqlalchemy import delete, func, select, update
@@ -19,6 +20,7 @@ from narrwatch.domain.urls import point_uuid
 from narrwatch.embeddings import collections as collections_mod
 from narrwatch.embeddings.model_source import resolve_model_dir
 from narrwatch.embeddings.newsgen import generate_articles
+from narrwatch.embeddings.points import canonical_id, vector_from_bytes
 from narrwatch.ports import VectorPoint
 from narrwatch.steps.embed import embed as vectorize
 from narrwatch.steps.embed import reconcile
@@ -47,6 +49,16 @@ def sql_points(ctx: AppContext, collection: str) -> dict[str, tuple[int, int]]:
     return {row.point_id: (row.article_id, row.idx) for row in rows}
 
 
+def sql_vectors(ctx: AppContext, collection: str) -> dict[str, np.ndarray]:
+    with ctx.transaction() as session:
+        rows = session.execute(
+            select(Passage.point_id, Passage.vector).where(
+                Passage.collection == collection, Passage.vector.is_not(None)
+            )
+        ).all()
+    return {canonical_id(row.point_id): vector_from_bytes(row.vector) for row in rows}
+
+
 def marks(ctx: AppContext, collection: str) -> dict[int, int]:
     with ctx.transaction() as session:
         return dict(
@@ -72,6 +84,10 @@ def assert_consistent(ctx: AppContext, collection: str, n_articles: int) -> None
         per_article.setdefault(article_id, []).append(idx)
     for article_id, n_passages in marked.items():
         assert sorted(per_article.get(article_id, [])) == list(range(n_passages))
+    kept = sql_vectors(ctx, collection)
+    assert set(kept) == set(points), "every passage row keeps its point's vector"
+    for point_id, vector in store.retrieve_vectors(collection, list(points)).items():
+        assert np.allclose(kept[canonical_id(point_id)], vector, atol=1e-6)
     report = reconcile.reconcile_vectors(ctx, NOW, mend=False)
     assert (report.orphan_points, report.missing_points) == (0, 0)
 
@@ -264,3 +280,80 @@ def test_changing_the_model_makes_a_new_collection_and_keeps_the_old(
         assert session.scalar(select(func.count()).select_from(Passage)) == 10
     report = reconcile.reconcile_vectors(ctx, NOW, mend=False)
     assert [c.collection for c in report.collections] == sorted([old.collection, new.collection])
+
+
+class _CountingStore:
+    """Forwards to the real store and records which points were asked for."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+        self.asked: list[str] = []
+
+    def retrieve_vectors(self, collection: str, ids: list[str]) -> dict[str, np.ndarray]:
+        self.asked.extend(ids)
+        return self.store.retrieve_vectors(collection, ids)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_matching_and_clustering_read_vectors_from_sql_and_the_store_only_for_rows_without(
+    ctx: AppContext,
+) -> None:
+    from narrwatch.steps.cluster.cluster import passage_vectors
+    from narrwatch.steps.match.stored import load_stored_articles
+
+    add_feed(ctx)
+    ids = add_articles(ctx, sample(5))
+    collection = vectorize.embed_pending(ctx, NOW).collection
+    counting = _CountingStore(ctx.vector_store)
+    with ctx.transaction() as session:
+        found, missing = load_stored_articles(session, counting, collection, ids)  # type: ignore[arg-type]
+        clustered = passage_vectors(session, counting, collection, ids)  # type: ignore[arg-type]
+    assert len(found) == 5 and not missing and set(clustered) == set(ids)
+    assert counting.asked == [], "with every vector in SQL the store is not asked"
+
+    # a row from before SQL kept vectors: that one point comes from the store, with the same result
+    with ctx.transaction() as session:
+        first = session.scalars(
+            select(Passage).where(Passage.article_id == ids[0]).order_by(Passage.idx)
+        ).first()
+        assert first is not None
+        session.execute(update(Passage).where(Passage.id == first.id).values(vector=None))
+        lost_point = first.point_id
+    with ctx.transaction() as session:
+        again, _ = load_stored_articles(session, counting, collection, ids)  # type: ignore[arg-type]
+    assert counting.asked == [lost_point]
+    for before, after in zip(found, again, strict=True):
+        assert np.allclose(before.vectors, after.vectors, atol=1e-6)
+
+
+def test_a_changed_text_drops_the_kept_vector_until_it_is_embedded_again(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_feed(ctx)
+    ids = add_articles(ctx, sample(2))
+    collection = vectorize.embed_pending(ctx, NOW).collection
+    before = sql_vectors(ctx, collection)
+    with ctx.transaction() as session:
+        session.execute(update(Article).where(Article.id == ids[0]).values(title="A new title entirely"))
+        session.execute(delete(ArticleEmbedding).where(ArticleEmbedding.article_id == ids[0]))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_the_rows(stage: str, batch: int) -> None:
+        if stage == "passages":
+            raise Stop
+
+    monkeypatch.setattr(vectorize, "checkpoint_hook", stop_after_the_rows)
+    with pytest.raises(Stop):
+        vectorize.embed_pending(ctx, NOW)
+    with ctx.transaction() as session:
+        refreshed = session.execute(
+            select(Passage.vector).where(Passage.article_id == ids[0], Passage.idx == 0)
+        ).scalar_one()
+    assert refreshed is None, "a passage whose text changed keeps no vector of the old text"
+    monkeypatch.setattr(vectorize, "checkpoint_hook", None)
+    assert vectorize.embed_pending(ctx, NOW).articles_embedded == 1
+    after = sql_vectors(ctx, collection)
+    changed = [p for p in before if not np.allclose(before[p], after[p], atol=1e-6)]
+    assert changed, "the new text's vector replaced the old one"
+    assert_consistent(ctx, collection, n_articles=2)

@@ -41,6 +41,7 @@ from narrwatch.domain.clustering import (
     thresholds_for,
     tokenize,
 )
+from narrwatch.embeddings.points import canonical_id, passage_vectors_of
 
 if TYPE_CHECKING:
     from narrwatch.ports import Encoder, VectorStore
@@ -122,14 +123,15 @@ def passage_vectors(
     are left out."""
     ids = sorted(set(article_ids))
     passages: dict[int, list[str]] = defaultdict(list)
+    rows_read = []
     for chunk in rules.chunked(ids):
         for passage in session.scalars(rules.current_passages(collection, chunk)):
-            passages[passage.article_id].append(passage.point_id)
-    found = store.retrieve_vectors(collection, [p for rows in passages.values() for p in rows])
-    canonical = {key.lower(): value for key, value in found.items()}
+            passages[passage.article_id].append(canonical_id(passage.point_id))
+            rows_read.append(passage)
+    found = passage_vectors_of(store, collection, rows_read)
     stacked: dict[int, npt.NDArray[np.float64]] = {}
     for article_id, rows in passages.items():
-        parts = [canonical.get(p.lower()) for p in rows]
+        parts = [found.get(p) for p in rows]
         if parts and all(part is not None for part in parts):
             stacked[article_id] = np.stack([np.asarray(p, dtype=np.float64) for p in parts if p is not None])
     return stacked
@@ -403,12 +405,12 @@ def central_passages(
     """The passages nearest the cluster's centre, at most one per article, nearest first."""
     members = members_of(session, cluster.id, collection)[-REPRESENTATIVE_SAMPLE:]
     rows = list(session.scalars(rules.current_passages(collection, members)))
-    found = {k.lower(): v for k, v in store.retrieve_vectors(collection, [r.point_id for r in rows]).items()}
+    found = passage_vectors_of(store, collection, rows)
     direction = np.asarray(cluster.centroid, dtype=np.float64)
     direction = direction / (np.linalg.norm(direction) or 1.0)
     best: dict[int, tuple[float, int, str]] = {}
     for row in rows:
-        vector = found.get(row.point_id.lower())
+        vector = found.get(canonical_id(row.point_id))
         if vector is None or not row.text.strip():
             continue
         unit = np.asarray(vector, dtype=np.float64)

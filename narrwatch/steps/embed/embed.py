@@ -6,7 +6,12 @@ order of writes (an outbox):
 1. the article's ``passages`` rows are committed, each with a point id fixed at first insert
    (``uuid5`` of the canonical URL and passage index) and never recomputed;
 2. the passages are encoded and upserted into Qdrant with ``wait=True``;
-3. only then is the article marked in ``article_embeddings``.
+3. only then is the article marked in ``article_embeddings``, and each passage row keeps its
+   point's vector (``passages.vector``) in the same transaction.
+
+Matching and clustering read the vectors from the passage rows, so they do not open the vector
+store (at 1M points opening Qdrant Edge takes seconds per process); rows written before SQL kept
+vectors, or whose text changed, are read from the store instead.
 
 A crash between 2 and 3 leaves points without a mark: the rerun encodes the article again and
 upserts the same ids, which overwrites them, so nothing is stored twice. Reconciliation removes
@@ -26,11 +31,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 
 from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
-from narrwatch.db.models import Article, ArticleEmbedding, Passage
+from narrwatch.db.models import Article, ArticleEmbedding, Base, Passage
 from narrwatch.db.session import dialect_insert
 from narrwatch.embeddings.collections import collection_for
 
@@ -308,6 +313,7 @@ def _write_batch(
     _checkpoint("upserted", batch.number)
 
     with ctx.transaction() as session:
+        _keep_vectors(session, collection, batch.points)
         insert = dialect_insert(session, ArticleEmbedding).values(
             [
                 {
@@ -344,6 +350,21 @@ def _write_batch(
     )
 
 
+def _keep_vectors(session: Session, collection: str, points: Sequence[VectorPoint]) -> None:
+    """The acknowledged points' vectors into their passage rows, in the transaction of the marks."""
+    from narrwatch.embeddings.points import vector_bytes
+
+    if not points:
+        return
+    table = Base.metadata.tables[Passage.__tablename__]  # a Core update: one statement, many rows
+    session.execute(
+        update(table)
+        .where(table.c.collection == collection, table.c.point_id == bindparam("point"))
+        .values(vector=bindparam("vector_bytes")),
+        [{"point": str(point.id), "vector_bytes": vector_bytes(point.vector)} for point in points],
+    )
+
+
 def _sync_passage_rows(
     session: Session,
     collection: str,
@@ -372,8 +393,8 @@ def _sync_passage_rows(
                         "point_id": str(point_uuid(article.canonical_url, idx)),
                     }
                 )
-            elif row.text != text:
-                session.execute(update(Passage).where(Passage.id == row.id).values(text=text))
+            elif row.text != text:  # the old vector no longer describes it
+                session.execute(update(Passage).where(Passage.id == row.id).values(text=text, vector=None))
     if new_rows:
         session.execute(
             dialect_insert(session, Passage)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from narrwatch.db import rules
 from narrwatch.db.models import (
     Article,
 )
+from narrwatch.embeddings.points import canonical_id, passage_vectors_of
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -50,10 +50,10 @@ def load_stored_articles(
         )
     }
     passages: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    for row in session.scalars(rules.current_passages(collection, article_ids)):
+    rows_read = list(session.scalars(rules.current_passages(collection, article_ids)))
+    for row in rows_read:
         passages[row.article_id].append((row.idx, row.text, row.point_id))
-    point_ids = [point_id for rows in passages.values() for _, _, point_id in rows]
-    vectors = store.retrieve_vectors(collection, point_ids)
+    vectors = passage_vectors_of(store, collection, rows_read)
     found: list[StoredArticle] = []
     missing: list[int] = []
     for article_id in article_ids:
@@ -62,7 +62,7 @@ def load_stored_articles(
         if article is None or not rows:
             continue
         try:
-            matrix = np.stack([vectors[_canonical(point_id)] for _, _, point_id in rows])
+            matrix = np.stack([vectors[canonical_id(point_id)] for _, _, point_id in rows])
         except KeyError:
             missing.append(article_id)  # Qdrant lost points: reconcile re-embeds, match retries then
             continue
@@ -78,7 +78,3 @@ def load_stored_articles(
             )
         )
     return found, missing
-
-
-def _canonical(point_id: str) -> str:
-    return str(uuid.UUID(point_id))
