@@ -97,10 +97,14 @@ def _print_reconcile(summary: dict[str, Any], repair: bool) -> None:
         )
     refused = any(check.get("refused") for check in summary["collections"])
     if not repair:
-        orphan_note, missing_note = "would be deleted by --repair", "their articles would be re-embedded"
+        orphan_note = "would be deleted by --repair"
+        missing_note = "--repair writes them again from the vectors SQL keeps, or re-embeds their articles"
     else:
         orphan_note = "NOT deleted, see below" if refused else "deleted"
-        missing_note = f"{summary['articles_unmarked']} articles queued to re-embed"
+        missing_note = (
+            f"{summary['points_restored']} written again from SQL, "
+            f"{summary['articles_unmarked']} articles queued to re-embed"
+        )
     typer.echo(f"orphan points: {summary['orphan_points']} ({orphan_note})")
     typer.echo(f"missing points: {summary['missing_points']} ({missing_note})")
 

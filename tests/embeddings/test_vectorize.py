@@ -161,10 +161,22 @@ def test_reconcile_finds_and_mends_orphans_and_missing_points(ctx: AppContext) -
     assert dry.as_dict()["collections"][0]["collection"] == collection
 
     mended = reconcile.reconcile_vectors(ctx, NOW)
-    assert (mended.orphan_points, mended.missing_points, mended.articles_unmarked) == (1, 1, 1)
+    assert (mended.orphan_points, mended.missing_points, mended.articles_unmarked) == (1, 1, 0)
+    assert mended.points_restored == 1, "the lost point is written again from the vector SQL keeps"
     assert stray.id not in set(store.iter_ids(collection))
-    assert ids[2] not in marks(ctx, collection)
+    assert lost in set(store.iter_ids(collection)) and ids[2] in marks(ctx, collection)
+    restored = store.retrieve_vectors(collection, [lost])[canonical_id(lost)]
+    assert np.allclose(restored, sql_vectors(ctx, collection)[canonical_id(lost)], atol=1e-6)
+    assert vectorize.embed_pending(ctx, NOW).articles_embedded == 0
+    assert_consistent(ctx, collection, n_articles=6)
 
+    # a passage row without a kept vector (written before SQL kept them): its article is unmarked
+    with ctx.transaction() as session:
+        session.execute(update(Passage).where(Passage.point_id == lost).values(vector=None))
+    store.delete(collection, [lost])
+    unkept = reconcile.reconcile_vectors(ctx, NOW)
+    assert (unkept.missing_points, unkept.articles_unmarked, unkept.points_restored) == (1, 1, 0)
+    assert ids[2] not in marks(ctx, collection)
     redo = vectorize.embed_pending(ctx, NOW)
     assert redo.articles_embedded == 1
     assert_consistent(ctx, collection, n_articles=6)

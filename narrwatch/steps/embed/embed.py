@@ -29,7 +29,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, delete, exists, func, select, update
 
@@ -406,6 +406,31 @@ def _sync_passage_rows(
 
 
 def _payload(article: _PendingArticle, idx: int, encoder: Encoder) -> dict[str, Any]:
+    return point_payload(article, idx, encoder.model_name, encoder.backend, encoder.fingerprint)
+
+
+class PointOwner(Protocol):
+    """What a point's payload says of its article (an ``Article`` row has it too)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def feed_id(self) -> str: ...
+    @property
+    def outlet(self) -> str: ...
+    @property
+    def country(self) -> str: ...
+    @property
+    def language(self) -> str | None: ...
+    @property
+    def published_at(self) -> dt.datetime: ...
+
+
+def point_payload(
+    article: PointOwner, idx: int, model_name: str, backend: str, fingerprint: str
+) -> dict[str, Any]:
+    """A passage point's payload: written by the embed step, and by reconcile restoring a point
+    from the vector SQL keeps."""
     return {
         "article_id": article.id,
         "passage_idx": idx,
@@ -415,9 +440,9 @@ def _payload(article: _PendingArticle, idx: int, encoder: Encoder) -> dict[str, 
         "language": article.language,
         "published_ts": article.published_at.timestamp(),
         # Which model made the vector, so a point is self-describing outside narrwatch too.
-        "model": encoder.model_name,
-        "backend": encoder.backend,
-        "fingerprint": encoder.fingerprint,
+        "model": model_name,
+        "backend": backend,
+        "fingerprint": fingerprint,
     }
 
 

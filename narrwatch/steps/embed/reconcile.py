@@ -1,4 +1,6 @@
-"""Reconciliation of SQL and Qdrant: orphan points deleted, articles with missing points unmarked."""
+"""Reconciliation of SQL and Qdrant: orphan points deleted; missing points restored from the vectors
+SQL keeps, or, where SQL has none (rows written before it kept them), their articles unmarked so the
+next embed run encodes them again."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 
 from narrwatch.context import AppContext
-from narrwatch.db.models import ArticleEmbedding, Passage
+from narrwatch.db.models import Article, ArticleEmbedding, Passage
 from narrwatch.embeddings.collections import COLLECTION_PREFIX
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ class CollectionCheck:
     orphan_points: int
     missing_points: int
     articles_unmarked: int
+    points_restored: int = 0
     refused: str | None = None  # why the orphans were not deleted (narrwatch.steps.embed.reconcile_guard)
 
     def as_dict(self) -> dict[str, Any]:
@@ -41,6 +44,7 @@ class ReconcileReport:
     orphan_points: int = 0  # points in Qdrant that no passages row claims
     missing_points: int = 0  # points of embedded articles that Qdrant does not have
     articles_unmarked: int = 0  # articles whose marks were removed so the next embed restores them
+    points_restored: int = 0  # missing points written again from the vectors SQL keeps
     collections: list[CollectionCheck] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,6 +54,7 @@ class ReconcileReport:
             "orphan_points": self.orphan_points,
             "missing_points": self.missing_points,
             "articles_unmarked": self.articles_unmarked,
+            "points_restored": self.points_restored,
             "collections": [check.as_dict() for check in self.collections],
         }
 
@@ -57,7 +62,8 @@ class ReconcileReport:
 def reconcile_vectors(
     ctx: AppContext, now: dt.datetime, *, mend: bool = True, force: bool = False
 ) -> ReconcileReport:
-    """Compare every narrwatch collection with SQL; with ``mend`` delete orphans and unmark the missing.
+    """Compare every narrwatch collection with SQL; with ``mend`` delete orphans, restore missing points
+    from SQL's vectors and unmark the articles whose points cannot be restored.
 
     Reads in the order that keeps a concurrent embed run from looking inconsistent: marks first,
     then Qdrant's ids, then the passages rows (rows are committed before their points are written,
@@ -71,6 +77,7 @@ def reconcile_vectors(
         report.orphan_points += check.orphan_points
         report.missing_points += check.missing_points
         report.articles_unmarked += check.articles_unmarked
+        report.points_restored += check.points_restored
     return report
 
 
@@ -119,9 +126,12 @@ def _reconcile_collection(
             to_unmark.append(article_id)
 
     refused = orphan_deletion_refusal(collection, len(orphans), len(in_qdrant), force) if mend else None
+    restored = 0
     if mend:
         if orphans and refused is None:
             store.delete(collection, orphans)
+        if to_unmark:
+            restored, to_unmark = _restore_from_sql(ctx, store, collection, to_unmark, marks)
         if to_unmark:
             with ctx.transaction() as session:
                 for start in range(0, len(to_unmark), 500):
@@ -131,11 +141,12 @@ def _reconcile_collection(
                             ArticleEmbedding.article_id.in_(to_unmark[start : start + 500]),
                         )
                     )
-        if orphans or to_unmark:
+        if orphans or to_unmark or restored:
             log.info(
-                "reconcile %s: deleted %d orphan points, unmarked %d articles",
+                "reconcile %s: deleted %d orphan points, restored %d points from SQL, unmarked %d articles",
                 collection,
                 len(orphans),
+                restored,
                 len(to_unmark),
             )
     return CollectionCheck(
@@ -146,5 +157,59 @@ def _reconcile_collection(
         orphan_points=len(orphans),
         missing_points=missing,
         articles_unmarked=len(to_unmark) if mend else 0,
+        points_restored=restored,
         refused=refused,
     )
+
+
+def _restore_from_sql(
+    ctx: AppContext, store: VectorStore, collection: str, article_ids: list[int], marks: dict[int, int]
+) -> tuple[int, list[int]]:
+    """Write again the points of ``article_ids`` whose passage rows all keep a vector; returns the
+    points written and the articles left (some passage without a vector), to be unmarked."""
+    from narrwatch.embeddings.points import vector_from_bytes
+    from narrwatch.ports import VectorPoint
+    from narrwatch.steps.embed.embed import point_payload
+
+    restored = 0
+    left: list[int] = []
+    for start in range(0, len(article_ids), 500):
+        chunk = article_ids[start : start + 500]
+        with ctx.transaction() as session:
+            articles = {row.id: row for row in session.scalars(select(Article).where(Article.id.in_(chunk)))}
+            models = {
+                row.article_id: row
+                for row in session.scalars(
+                    select(ArticleEmbedding).where(
+                        ArticleEmbedding.collection == collection, ArticleEmbedding.article_id.in_(chunk)
+                    )
+                )
+            }
+            rows: dict[int, dict[int, Passage]] = {}
+            for passage in session.scalars(
+                select(Passage).where(Passage.collection == collection, Passage.article_id.in_(chunk))
+            ):
+                rows.setdefault(passage.article_id, {})[passage.idx] = passage
+            points: list[VectorPoint] = []
+            for article_id in chunk:
+                owned = rows.get(article_id, {})
+                needed = [owned.get(idx) for idx in range(marks[article_id])]
+                article, model = articles.get(article_id), models.get(article_id)
+                if article is None or model is None or any(p is None or p.vector is None for p in needed):
+                    left.append(article_id)
+                    continue
+                points.extend(
+                    VectorPoint(
+                        id=p.point_id,
+                        vector=vector_from_bytes(p.vector),
+                        payload=point_payload(
+                            article, p.idx, model.model_name, model.backend, model.model_fingerprint
+                        ),
+                    )
+                    for p in needed
+                    if p is not None and p.vector is not None
+                )
+        if points:
+            store.upsert(collection, points)
+            restored += len(points)
+    return restored, left
