@@ -12,6 +12,7 @@ from starlette.responses import Response
 from narrwatch.db.models import Article, Cluster, Passage
 from narrwatch.db.search import search_articles
 from narrwatch.domain.clock import day_bounds
+from narrwatch.embeddings.points import passage_vectors_of
 from narrwatch.steps.cluster.cluster import members_of
 from narrwatch.steps.poll.operate import feed_health
 from narrwatch.steps.report.collect import collect_report_data
@@ -218,7 +219,7 @@ def _more_like(web: Web, passage: Passage, size: int) -> tuple[list[tuple[Articl
     with web.model_lock:
         store = web.ctx.vector_store
         try:
-            vectors = store.retrieve_vectors(passage.collection, [passage.point_id])
+            vectors = passage_vectors_of(store, passage.collection, [passage])
             vector = next(iter(vectors.values()), None)
             if vector is None:
                 return [], "this passage has no vector in the store (run `narrwatch vectors reconcile`)"

@@ -406,3 +406,30 @@ def test_today_marks_new_and_continuing_flags_new_first(client: Any, ctx: AppCon
     page = client.get(f"/day/{DAY}").text
     assert "continuing · day 3" in page and '<span class="badge new">new</span>' in page
     assert page.index('<span class="badge new">new</span>') < page.index("continuing · day 3")
+
+
+def test_more_like_this_uses_the_vector_sql_keeps(client: Any, ctx: AppContext) -> None:
+    """ "More like this" searches with the passage's vector as SQL keeps it: its own point may be gone
+    from the store (a reconcile away from coming back) and the page still lists neighbours."""
+    from narrwatch.db.models import Article, Passage
+    from narrwatch.embeddings.collections import collection_for
+    from narrwatch.steps.embed.embed import embed_pending
+
+    embed_pending(ctx, _now())
+    with ctx.transaction() as session:
+        passage, title = session.execute(
+            select(Passage, Article.title)
+            .join(Article, Article.id == Passage.article_id)
+            .where(Article.title == "Ministers warn NATO is encircling Serbia")
+        ).one()
+        assert passage.vector is not None
+        passage_id, point_id = passage.id, passage.point_id
+    ctx.vector_store.delete(collection_for(ctx.encoder), [point_id])
+    login(client, "rita")
+    page = client.get("/search", params={"like": passage_id})
+    assert page.status_code == 200 and "has no vector" not in page.text
+    listed = [part.split("</div>", 1)[0] for part in page.text.split('<div class="article-title">')[1:]]
+    assert len(listed) >= 3 and not any(title in item for item in listed)
+    assert "NATO" in listed[0] or "alliance" in listed[0].lower(), (
+        "the nearest neighbour is on the same story"
+    )
