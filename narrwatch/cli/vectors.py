@@ -27,7 +27,11 @@ def _fail(exc: Exception) -> None:
 @vectors_app.command("reconcile")
 def reconcile(
     repair: Annotated[
-        bool, typer.Option("--repair", help="Delete orphan points and queue missing ones for embedding.")
+        bool,
+        typer.Option(
+            "--repair",
+            help="Delete orphan points; write missing ones again from SQL (or queue them for embedding).",
+        ),
     ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="With --repair: delete orphans even when they are many.")
@@ -37,8 +41,9 @@ def reconcile(
 ) -> None:
     """Report orphan points and articles whose points are missing; mend them with --repair.
 
-    Orphans (points no SQL passage claims) are deleted; articles whose points are missing lose their
-    embedded mark so the next `narrwatch embed` restores them. A repair deletes at most 5 % of a
+    Orphans (points no SQL passage claims) are deleted; missing points are written again from the
+    vectors SQL keeps (a lost collection is rebuilt this way, without encoding), and articles
+    embedded before SQL kept vectors lose their embedded mark so the next `narrwatch embed` restores them. A repair deletes at most 5 % of a
     collection's points (more looks like the wrong database) unless --force; it then exits 1.
     """
     from narrwatch import pipeline

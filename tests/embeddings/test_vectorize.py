@@ -369,3 +369,28 @@ def test_a_changed_text_drops_the_kept_vector_until_it_is_embedded_again(
     changed = [p for p in before if not np.allclose(before[p], after[p], atol=1e-6)]
     assert changed, "the new text's vector replaced the old one"
     assert_consistent(ctx, collection, n_articles=2)
+
+
+def test_reconcile_rebuilds_a_lost_collection_from_sql_without_encoding(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_feed(ctx)
+    add_articles(ctx, sample(5))
+    collection = vectorize.embed_pending(ctx, NOW).collection
+    kept = sql_vectors(ctx, collection)
+    ctx.vector_store.drop_collection(collection)  # the Qdrant volume is gone
+
+    def no_encoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a rebuild from SQL encodes nothing")
+
+    monkeypatch.setattr(type(ctx.encoder), "encode_passages", no_encoding)
+    mended = reconcile.reconcile_vectors(ctx, NOW)
+    assert (mended.missing_points, mended.points_restored, mended.articles_unmarked) == (
+        len(kept),
+        len(kept),
+        0,
+    )
+    restored = ctx.vector_store.retrieve_vectors(collection, list(kept))
+    assert set(restored) == set(kept)
+    assert all(np.allclose(restored[p], kept[p], atol=1e-6) for p in kept)
+    assert_consistent(ctx, collection, n_articles=5)

@@ -210,6 +210,8 @@ def _restore_from_sql(
                     if p is not None and p.vector is not None
                 )
         if points:
+            # a store that lost the whole collection (a new Qdrant volume) gets it back here
+            store.ensure_collection(collection, len(points[0].vector))
             store.upsert(collection, points)
             restored += len(points)
     return restored, left
