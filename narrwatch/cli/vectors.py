@@ -43,8 +43,9 @@ def reconcile(
 
     Orphans (points no SQL passage claims) are deleted; missing points are written again from the
     vectors SQL keeps (a lost collection is rebuilt this way, without encoding), and articles
-    embedded before SQL kept vectors lose their embedded mark so the next `narrwatch embed` restores them. A repair deletes at most 5 % of a
-    collection's points (more looks like the wrong database) unless --force; it then exits 1.
+    embedded before SQL kept vectors lose their embedded mark so the next `narrwatch embed` restores
+    them. A repair deletes at most 5 % of a collection's points (more looks like the wrong database)
+    unless --force; it then exits 1.
     """
     from narrwatch import pipeline
     from narrwatch.cli.main import app_context, parse_now
