@@ -113,6 +113,9 @@ def _print_reconcile(summary: dict[str, Any], repair: bool) -> None:
         )
     typer.echo(f"orphan points: {summary['orphan_points']} ({orphan_note})")
     typer.echo(f"missing points: {summary['missing_points']} ({missing_note})")
+    if summary["vectors_unkept"]:
+        kept_note = f"{summary['vectors_copied']} copied" if repair else "--repair copies them from the store"
+        typer.echo(f"passage vectors SQL does not keep yet: {summary['vectors_unkept']} ({kept_note})")
 
 
 @vectors_app.command("status")

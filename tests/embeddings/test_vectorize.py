@@ -394,3 +394,28 @@ def test_reconcile_rebuilds_a_lost_collection_from_sql_without_encoding(
     assert set(restored) == set(kept)
     assert all(np.allclose(restored[p], kept[p], atol=1e-6) for p in kept)
     assert_consistent(ctx, collection, n_articles=5)
+
+
+def test_reconcile_keeps_in_sql_the_vectors_of_rows_written_before_sql_kept_them(ctx: AppContext) -> None:
+    from narrwatch.steps.match.stored import load_stored_articles
+
+    add_feed(ctx)
+    ids = add_articles(ctx, sample(4))
+    collection = vectorize.embed_pending(ctx, NOW).collection
+    kept = sql_vectors(ctx, collection)
+    with ctx.transaction() as session:  # as a store embedded before migration 0010 has them
+        session.execute(update(Passage).where(Passage.article_id.in_(ids[:3])).values(vector=None))
+    unkept = len(kept) - len(sql_vectors(ctx, collection))
+    assert unkept > 0
+
+    dry = reconcile.reconcile_vectors(ctx, NOW, mend=False)
+    assert (dry.vectors_unkept, dry.vectors_copied) == (unkept, 0)
+    mended = reconcile.reconcile_vectors(ctx, NOW)
+    assert (mended.vectors_unkept, mended.vectors_copied, mended.articles_unmarked) == (unkept, unkept, 0)
+    again = sql_vectors(ctx, collection)
+    assert set(again) == set(kept) and all(np.allclose(again[p], kept[p], atol=1e-6) for p in kept)
+    counting = _CountingStore(ctx.vector_store)
+    with ctx.transaction() as session:
+        found, _ = load_stored_articles(session, counting, collection, ids)  # type: ignore[arg-type]
+    assert len(found) == 4 and counting.asked == []
+    assert reconcile.reconcile_vectors(ctx, NOW, mend=False).vectors_unkept == 0

@@ -26,7 +26,7 @@ moves to the configured model's collection once every article is embedded there.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -313,7 +313,7 @@ def _write_batch(
     _checkpoint("upserted", batch.number)
 
     with ctx.transaction() as session:
-        _keep_vectors(session, collection, batch.points)
+        keep_vectors(session, collection, {point.id: point.vector for point in batch.points})
         insert = dialect_insert(session, ArticleEmbedding).values(
             [
                 {
@@ -350,18 +350,26 @@ def _write_batch(
     )
 
 
-def _keep_vectors(session: Session, collection: str, points: Sequence[VectorPoint]) -> None:
-    """The acknowledged points' vectors into their passage rows, in the transaction of the marks."""
+def keep_vectors(
+    session: Session, collection: str, vectors: Mapping[str, Any], *, only_unkept: bool = False
+) -> None:
+    """Point id -> vector into the passage rows of those points: the embed step's acknowledged points
+    (in the transaction of the marks), and reconcile copying the store's vectors of older rows
+    (``only_unkept``: a row an embed run has filled meanwhile keeps that run's vector)."""
     from narrwatch.embeddings.points import vector_bytes
 
-    if not points:
+    if not vectors:
         return
     table = Base.metadata.tables[Passage.__tablename__]  # a Core update: one statement, many rows
+    rows = [table.c.collection == collection, table.c.point_id == bindparam("point")]
+    if only_unkept:
+        rows.append(table.c.vector.is_(None))
     session.execute(
-        update(table)
-        .where(table.c.collection == collection, table.c.point_id == bindparam("point"))
-        .values(vector=bindparam("vector_bytes")),
-        [{"point": str(point.id), "vector_bytes": vector_bytes(point.vector)} for point in points],
+        update(table).where(*rows).values(vector=bindparam("vector_bytes")),
+        [
+            {"point": str(point_id), "vector_bytes": vector_bytes(vector)}
+            for point_id, vector in vectors.items()
+        ],
     )
 
 

@@ -31,6 +31,8 @@ class CollectionCheck:
     missing_points: int
     articles_unmarked: int
     points_restored: int = 0
+    vectors_unkept: int = 0  # current passage rows without a kept vector whose point the store has
+    vectors_copied: int = 0
     refused: str | None = None  # why the orphans were not deleted (narrwatch.steps.embed.reconcile_guard)
 
     def as_dict(self) -> dict[str, Any]:
@@ -45,6 +47,8 @@ class ReconcileReport:
     missing_points: int = 0  # points of embedded articles that Qdrant does not have
     articles_unmarked: int = 0  # articles whose marks were removed so the next embed restores them
     points_restored: int = 0  # missing points written again from the vectors SQL keeps
+    vectors_unkept: int = 0  # passage rows (written before SQL kept vectors) whose vector the store has
+    vectors_copied: int = 0  # ... copied into SQL
     collections: list[CollectionCheck] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,6 +59,8 @@ class ReconcileReport:
             "missing_points": self.missing_points,
             "articles_unmarked": self.articles_unmarked,
             "points_restored": self.points_restored,
+            "vectors_unkept": self.vectors_unkept,
+            "vectors_copied": self.vectors_copied,
             "collections": [check.as_dict() for check in self.collections],
         }
 
@@ -78,6 +84,8 @@ def reconcile_vectors(
         report.missing_points += check.missing_points
         report.articles_unmarked += check.articles_unmarked
         report.points_restored += check.points_restored
+        report.vectors_unkept += check.vectors_unkept
+        report.vectors_copied += check.vectors_copied
     return report
 
 
@@ -108,7 +116,9 @@ def _reconcile_collection(
     in_qdrant = set(store.iter_ids(collection))
     with ctx.transaction() as session:
         passages = session.execute(
-            select(Passage.article_id, Passage.idx, Passage.point_id).where(Passage.collection == collection)
+            select(
+                Passage.article_id, Passage.idx, Passage.point_id, Passage.vector.is_(None).label("unkept")
+            ).where(Passage.collection == collection)
         ).all()
     claimed = {row.point_id for row in passages}
     by_article: dict[int, dict[int, str]] = {}
@@ -125,9 +135,17 @@ def _reconcile_collection(
             missing += absent
             to_unmark.append(article_id)
 
+    # rows from before SQL kept vectors: the store's copy is the one to keep
+    unkept = [
+        row.point_id
+        for row in passages
+        if row.unkept and row.point_id in in_qdrant and row.idx < marks.get(row.article_id, 0)
+    ]
+
     refused = orphan_deletion_refusal(collection, len(orphans), len(in_qdrant), force) if mend else None
-    restored = 0
+    restored = copied = 0
     if mend:
+        copied = _copy_store_vectors(ctx, store, collection, unkept)
         if orphans and refused is None:
             store.delete(collection, orphans)
         if to_unmark:
@@ -141,13 +159,15 @@ def _reconcile_collection(
                             ArticleEmbedding.article_id.in_(to_unmark[start : start + 500]),
                         )
                     )
-        if orphans or to_unmark or restored:
+        if orphans or to_unmark or restored or copied:
             log.info(
-                "reconcile %s: deleted %d orphan points, restored %d points from SQL, unmarked %d articles",
+                "reconcile %s: deleted %d orphan points, restored %d points from SQL, unmarked %d articles, "
+                "kept %d vectors in SQL",
                 collection,
                 len(orphans),
                 restored,
                 len(to_unmark),
+                copied,
             )
     return CollectionCheck(
         collection=collection,
@@ -158,6 +178,8 @@ def _reconcile_collection(
         missing_points=missing,
         articles_unmarked=len(to_unmark) if mend else 0,
         points_restored=restored,
+        vectors_unkept=len(unkept),
+        vectors_copied=copied,
         refused=refused,
     )
 
@@ -215,3 +237,16 @@ def _restore_from_sql(
             store.upsert(collection, points)
             restored += len(points)
     return restored, left
+
+
+def _copy_store_vectors(ctx: AppContext, store: VectorStore, collection: str, point_ids: list[str]) -> int:
+    """Keep in SQL the store's vectors of ``point_ids`` (rows written before SQL kept vectors)."""
+    from narrwatch.steps.embed.embed import keep_vectors
+
+    copied = 0
+    for start in range(0, len(point_ids), 1000):
+        found = store.retrieve_vectors(collection, point_ids[start : start + 1000])
+        with ctx.transaction() as session:
+            keep_vectors(session, collection, found, only_unkept=True)
+        copied += len(found)
+    return copied
