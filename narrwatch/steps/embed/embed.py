@@ -361,11 +361,11 @@ def keep_vectors(
     if not vectors:
         return
     table = Base.metadata.tables[Passage.__tablename__]  # a Core update: one statement, many rows
-    rows = [table.c.collection == collection, table.c.point_id == bindparam("point")]
+    conditions = [table.c.collection == collection, table.c.point_id == bindparam("point")]
     if only_unkept:
-        rows.append(table.c.vector.is_(None))
+        conditions.append(table.c.vector.is_(None))
     session.execute(
-        update(table).where(*rows).values(vector=bindparam("vector_bytes")),
+        update(table).where(*conditions).values(vector=bindparam("vector_bytes")),
         [
             {"point": str(point_id), "vector_bytes": vector_bytes(vector)}
             for point_id, vector in vectors.items()
