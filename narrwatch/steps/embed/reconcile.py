@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import Article, ArticleEmbedding, Passage
 from narrwatch.embeddings.collections import COLLECTION_PREFIX
 
@@ -195,42 +196,59 @@ def _restore_from_sql(
 
     restored = 0
     left: list[int] = []
-    for start in range(0, len(article_ids), 500):
-        chunk = article_ids[start : start + 500]
+    for chunk in rules.chunked(article_ids):
         with ctx.transaction() as session:
-            articles = {row.id: row for row in session.scalars(select(Article).where(Article.id.in_(chunk)))}
-            models = {
-                row.article_id: row
-                for row in session.scalars(
-                    select(ArticleEmbedding).where(
-                        ArticleEmbedding.collection == collection, ArticleEmbedding.article_id.in_(chunk)
-                    )
+            # only what a point carries: the articles' payload fields, the rows' ids and vectors
+            articles = {
+                row.id: row
+                for row in session.execute(
+                    select(
+                        Article.id,
+                        Article.feed_id,
+                        Article.outlet,
+                        Article.country,
+                        Article.language,
+                        Article.published_at,
+                    ).where(Article.id.in_(chunk))
                 )
             }
-            rows: dict[int, dict[int, Passage]] = {}
-            for passage in session.scalars(
-                select(Passage).where(Passage.collection == collection, Passage.article_id.in_(chunk))
-            ):
-                rows.setdefault(passage.article_id, {})[passage.idx] = passage
-            points: list[VectorPoint] = []
-            for article_id in chunk:
-                owned = rows.get(article_id, {})
-                needed = [owned.get(idx) for idx in range(marks[article_id])]
-                article, model = articles.get(article_id), models.get(article_id)
-                if article is None or model is None or any(p is None or p.vector is None for p in needed):
-                    left.append(article_id)
-                    continue
-                points.extend(
-                    VectorPoint(
-                        id=p.point_id,
-                        vector=vector_from_bytes(p.vector),
-                        payload=point_payload(
-                            article, p.idx, model.model_name, model.backend, model.model_fingerprint
-                        ),
-                    )
-                    for p in needed
-                    if p is not None and p.vector is not None
+            models = {
+                row.article_id: row
+                for row in session.execute(
+                    select(
+                        ArticleEmbedding.article_id,
+                        ArticleEmbedding.model_name,
+                        ArticleEmbedding.backend,
+                        ArticleEmbedding.model_fingerprint,
+                    ).where(ArticleEmbedding.collection == collection, ArticleEmbedding.article_id.in_(chunk))
                 )
+            }
+            kept: dict[int, dict[int, tuple[str, bytes]]] = {}
+            for article_id, idx, point_id, vector in session.execute(
+                select(Passage.article_id, Passage.idx, Passage.point_id, Passage.vector).where(
+                    Passage.collection == collection,
+                    Passage.article_id.in_(chunk),
+                )
+            ).tuples():
+                if vector is not None:
+                    kept.setdefault(article_id, {})[idx] = (point_id, vector)
+        points: list[VectorPoint] = []
+        for article_id in chunk:
+            owned = kept.get(article_id, {})
+            article, model = articles.get(article_id), models.get(article_id)
+            if article is None or model is None or any(idx not in owned for idx in range(marks[article_id])):
+                left.append(article_id)
+                continue
+            points.extend(
+                VectorPoint(
+                    id=owned[idx][0],
+                    vector=vector_from_bytes(owned[idx][1]),
+                    payload=point_payload(
+                        article, idx, model.model_name, model.backend, model.model_fingerprint
+                    ),
+                )
+                for idx in range(marks[article_id])
+            )
         if points:
             # a store that lost the whole collection (a new Qdrant volume) gets it back here
             store.ensure_collection(collection, len(points[0].vector))
@@ -244,8 +262,8 @@ def _copy_store_vectors(ctx: AppContext, store: VectorStore, collection: str, po
     from narrwatch.steps.embed.embed import keep_vectors
 
     copied = 0
-    for start in range(0, len(point_ids), 1000):
-        found = store.retrieve_vectors(collection, point_ids[start : start + 1000])
+    for chunk in rules.chunked(point_ids):
+        found = store.retrieve_vectors(collection, chunk)
         with ctx.transaction() as session:
             keep_vectors(session, collection, found, only_unkept=True)
         copied += len(found)
