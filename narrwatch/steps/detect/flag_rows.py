@@ -24,7 +24,9 @@ def _top_articles(articles: list[CountedArticle], limit: int) -> list[dict[str, 
         if counted.outlet not in seen:
             seen.add(counted.outlet)
             first_per_outlet.append(counted)
-    rest = [a for a in ordered if a not in first_per_outlet]
+    # by id: comparing the frozen dataclasses field by field made a busy day's flags quadratic
+    chosen = {a.article_id for a in first_per_outlet}
+    rest = [a for a in ordered[:limit] if a.article_id not in chosen]  # the list is cut at limit
     return [
         {
             "article_id": a.article_id,
