@@ -388,6 +388,10 @@ class DailyCount(Base):
     n_articles: Mapped[int] = mapped_column(Integer)
     n_stories: Mapped[int] = mapped_column(Integer)
     n_outlets: Mapped[int] = mapped_column(Integer)
+    #: The outlets behind ``n_outlets``, sorted, one per line: a cluster's stored days are read back
+    #: as sets, so clusters merged later are counted by union instead of from their members again.
+    #: Empty on rows written before migration 0011 (detection counts such days again).
+    outlets: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     # Detection reads a few hundred subjects' counts over three months: the primary key leads with
     # the day, which made each read scan every subject's rows of the span (120 s at 1M articles).
@@ -404,6 +408,17 @@ class DailyVolume(Base):
     outlet: Mapped[str] = mapped_column(String(100), primary_key=True)
     n_articles: Mapped[int] = mapped_column(Integer)
     n_stories: Mapped[int] = mapped_column(Integer)
+
+
+class CountChange(Base):
+    """A day whose stored cluster counts a later write made stale: a match or verdict on one of its
+    articles, a member joining a cluster, an article removed. Detection counts the day again and
+    removes the marks it read."""
+
+    __tablename__ = "count_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
 
 
 class RisingFlag(Base):

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, insert, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, defer
 
 from narrwatch.db.models import (
@@ -29,6 +29,7 @@ from narrwatch.db.models import (
     ArticleEmbedding,
     Cluster,
     ClusterMember,
+    CountChange,
     Feed,
     Match,
     MatchState,
@@ -201,6 +202,28 @@ def seed_covers(
     return exists().where(*conditions)
 
 
+def mark_counts_stale(session: Session, days: Iterable[dt.date]) -> None:
+    """Note that what clusters count on ``days`` changed (a member joined, a seed match or verdict
+    came or went, an article was removed): detection counts those days again. Every writer of
+    members, matches, verdicts and articles calls this in its own transaction."""
+    marks = [{"day": day} for day in sorted(set(days))]
+    if marks:
+        session.execute(insert(CountChange), marks)
+
+
+def mark_articles_stale(session: Session, article_ids: Iterable[int]) -> None:
+    """``mark_counts_stale`` for the days the articles were published."""
+    ids = sorted(set(article_ids))
+    mark_counts_stale(
+        session,
+        (
+            published_at.date()
+            for chunk in chunked(ids)
+            for published_at in session.scalars(select(Article.published_at).where(Article.id.in_(chunk)))
+        ),
+    )
+
+
 # --- passages ----------------------------------------------------------------------------------
 
 
@@ -228,17 +251,25 @@ def current_passages(collection: str, article_ids: Sequence[int]) -> Select[Pass
 # --- clusters ------------------------------------------------------------------------------------
 
 
-def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
-    """Cluster id -> the cluster it merged into, for merges that had happened by ``before``: a later
-    merge does not rewrite an earlier day."""
+Merges = list[tuple[int, int, dt.datetime | None]]  # (cluster, merged into, when)
+
+
+def merges(session: Session) -> Merges:
+    """Every merge that happened, for ``merge_map_at``: read once when many days need their map."""
     rows = session.execute(
         select(Cluster.id, Cluster.merged_into, Cluster.merged_at).where(Cluster.merged_into.is_not(None))
     ).tuples()
-    return {
-        cid: into
-        for cid, into, merged_at in rows
-        if into is not None and (merged_at is None or merged_at < before)
-    }
+    return [(cid, into, merged_at) for cid, into, merged_at in rows if into is not None]
+
+
+def merge_map_at(all_merges: Merges, before: dt.datetime) -> dict[int, int]:
+    """Cluster id -> the cluster it merged into, for merges that had happened by ``before``: a later
+    merge does not rewrite an earlier day."""
+    return {cid: into for cid, into, merged_at in all_merges if merged_at is None or merged_at < before}
+
+
+def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
+    return merge_map_at(merges(session), before)
 
 
 def _counted_members_filter(start: dt.datetime, end: dt.datetime) -> list[ColumnElement[bool]]:

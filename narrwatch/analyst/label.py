@@ -9,6 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import (
     Match,
     Verdict,
@@ -72,4 +73,5 @@ def label_match(
                 },
             )
         )
+        rules.mark_counts_stale(session, [match.published_at.date()])
         return LabelResult(match.id, match.article_id, match.narrative_id, verdict, match.score, earlier)

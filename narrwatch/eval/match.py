@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import Article, Base, Feed, Match
 from narrwatch.domain.clock import iso_utc
 from narrwatch.domain.metrics import coarse_mapper, evaluate, map_labels
@@ -387,6 +388,7 @@ def apply_labels_as_verdicts(
                 )
             )
             counts[verdict] += 1
+        rules.mark_articles_stale(session, wanted)
     return counts
 
 

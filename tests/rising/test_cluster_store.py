@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from narrwatch.analyst.promote import promote_cluster
 from narrwatch.config import Settings
 from narrwatch.context import AppContext
-from narrwatch.db.models import Article, Cluster, ClusterMember
+from narrwatch.db.models import Article, Cluster, ClusterMember, CountChange
 from narrwatch.domain.clustering import pairwise, resolve
 from narrwatch.embeddings import collections as collections_mod
 from narrwatch.steps.cluster.cluster import ClusteringError, cluster_unmatched
@@ -116,6 +116,21 @@ def test_day_by_day_equals_all_at_once_and_ids_survive_reruns(hctx: AppContext) 
 
     run_daily(hctx, days)  # a full replay changes nothing
     assert partition(hctx) == at_once
+
+
+def test_clustering_marks_the_days_its_members_were_published(hctx: AppContext) -> None:
+    """Detection reads a past day's cluster counts as stored unless marked: a late article joining a
+    cluster must mark its own day, not the day it was clustered."""
+    rows = load_stories()[:12]
+    store(hctx, rows)
+    last = rows[-1]["published_at"]
+    vectorize.embed_pending(hctx, last)
+    end = last + dt.timedelta(seconds=1)
+    cluster_unmatched(hctx, rows[0]["published_at"], end, end)
+    with hctx.transaction() as session:
+        marked = set(session.scalars(select(CountChange.day)))
+        member_days = {at.date() for at in session.scalars(select(ClusterMember.published_at))}
+    assert member_days and marked == member_days
 
 
 def test_late_articles_keep_the_partition_close(hctx: AppContext) -> None:

@@ -9,9 +9,12 @@ import pytest
 from rising_support import add_article, add_match, add_seed_version, add_verdict
 from sqlalchemy import select
 
+from narrwatch.analyst.label import label_match
 from narrwatch.context import AppContext
-from narrwatch.db.models import Cluster, ClusterMember, DailyCount, MatchState, RisingFlag
+from narrwatch.db.models import Cluster, ClusterMember, CountChange, DailyCount, MatchState, RisingFlag
+from narrwatch.domain.rising import DayCount
 from narrwatch.steps.detect.detect import detect_rising
+from narrwatch.steps.detect.stored import stored_cluster_counts
 
 pytestmark = pytest.mark.db
 
@@ -322,3 +325,92 @@ def test_cluster_counts_follow_a_merge_only_from_the_day_it_happened(ctx: AppCon
         merged.merged_at = at(DAY, 20)
     detect_rising(ctx, DAY, NOW)
     assert cluster_outlets() == {"1": 6}
+
+
+def _cluster_with_members(
+    session: Any, cid: int, day: dt.date, outlets: list[str], *, first_seen: dt.date | None = None
+) -> list[Any]:
+    """Cluster ``cid`` (made if missing) with one member per outlet on ``day``."""
+    if session.get(Cluster, cid) is None:
+        add_cluster(session, cid, at(first_seen or day))
+    articles = []
+    for name in outlets:
+        article = add_article(
+            session,
+            key=f"c{cid}-{day}-{name}",
+            outlet=name,
+            published_at=at(day),
+            title=f"c{cid} {name} {day}",
+        )
+        session.add(
+            ClusterMember(
+                article_id=article.id,
+                collection=COLLECTION,
+                cluster_id=cid,
+                similarity=0.9,
+                published_at=at(day),
+            )
+        )
+        articles.append(article)
+    session.flush()
+    return articles
+
+
+def _stored_outlets(ctx: AppContext, cid: int, day: dt.date) -> tuple[int, str | None] | None:
+    with ctx.transaction() as session:
+        row = session.get(DailyCount, (day, "cluster", str(cid), "all", "all"))
+        return None if row is None else (row.n_outlets, row.outlets)
+
+
+def test_a_verdict_on_a_past_day_recounts_that_days_clusters(ctx: AppContext) -> None:
+    """An analyst rejecting the seed match of a cluster member gives the member back to the cluster:
+    the writer marks the day and the next detection counts it again (other days are read as stored)."""
+    past = DAY - dt.timedelta(days=4)
+    with ctx.transaction() as session:
+        version = add_seed_version(session, SEED, at(DAY - dt.timedelta(days=60), 0))
+        members = _cluster_with_members(session, 1, past, ["a", "b", "c"])
+        match = add_match(session, members[2], SEED, version, collection=COLLECTION)
+        _cluster_with_members(session, 1, DAY, ["a", "d"])
+    detect_rising(ctx, DAY, NOW)
+    assert _stored_outlets(ctx, 1, past) == (2, "a\nb")  # c belongs to the seed
+
+    label_match(ctx, match.id, "reject", NOW)
+    with ctx.transaction() as session:
+        assert session.scalars(select(CountChange.day)).all() == [past]
+    detect_rising(ctx, DAY, NOW)
+    assert _stored_outlets(ctx, 1, past) == (3, "a\nb\nc")
+    with ctx.transaction() as session:
+        assert session.scalars(select(CountChange)).all() == []  # the marks read were consumed
+
+
+def test_a_group_counts_the_union_of_its_clusters_stored_days(ctx: AppContext) -> None:
+    """Two clusters counted apart on a past day and merged later: the survivor's baseline day is the
+    union of their outlets (an outlet in both counts once), with no member read again."""
+    past = DAY - dt.timedelta(days=3)
+    with ctx.transaction() as session:
+        _cluster_with_members(session, 1, past, ["a", "b"])
+        _cluster_with_members(session, 2, past, ["b", "c"])
+    detect_rising(ctx, past, NOW)
+    assert _stored_outlets(ctx, 1, past) == (2, "a\nb")
+    assert _stored_outlets(ctx, 2, past) == (2, "b\nc")
+    with ctx.transaction() as session:
+        merged = session.get(Cluster, 2)
+        assert merged is not None
+        merged.status, merged.merged_into, merged.merged_at = "merged", 1, at(past + dt.timedelta(days=1))
+        counts, outlets = stored_cluster_counts(session, {"1": {1, 2}}, [past, DAY])
+    assert counts[("cluster", "1", "all", "all")][past] == DayCount(n_articles=4, n_stories=4, n_outlets=3)
+    assert outlets[("cluster", "1", "all", "all")][past] == {"a", "b", "c"}
+
+
+def test_days_counted_before_counts_kept_their_outlets_are_counted_again(ctx: AppContext) -> None:
+    past = DAY - dt.timedelta(days=2)
+    with ctx.transaction() as session:
+        _cluster_with_members(session, 1, past, ["a", "b"])
+        _cluster_with_members(session, 1, DAY, ["a"])
+    detect_rising(ctx, DAY, NOW)
+    with ctx.transaction() as session:
+        row = session.get(DailyCount, (past, "cluster", "1", "all", "all"))
+        assert row is not None
+        row.outlets = None  # as migration 0011 leaves the rows written before it
+    detect_rising(ctx, DAY, NOW)
+    assert _stored_outlets(ctx, 1, past) == (2, "a\nb")

@@ -375,6 +375,7 @@ def cluster_unmatched(
             )
             report.n_new_clusters += assignment.founded
             report.n_joined += not assignment.founded
+        rules.mark_counts_stale(session, (published_at.date() for _, published_at in assignments))
         report.n_clustered = len(assignments)
         report.n_merges = len(clusterer.merges)
         session.flush()

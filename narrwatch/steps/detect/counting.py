@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import ClusterMember, Match, NarrativeVersion
+from narrwatch.db.models import Cluster, Match, NarrativeVersion
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
@@ -106,14 +107,10 @@ def day_clusters(
     return _by_survivor(rules.counted_cluster_rows(session, start, end, merged_into))
 
 
-def todays_clusters(
-    session: Session, start: dt.datetime, end: dt.datetime, merged_into: dict[int, int]
-) -> dict[str, set[int]]:
-    """The clusters with counted members in [start, end): survivor id -> the ids of every cluster
-    merged into it (``merged_into``), its own included."""
-    groups = {
-        survivor: {int(survivor)} for survivor in rules.counted_cluster_rows(session, start, end, merged_into)
-    }
+def todays_groups(survivors: Iterable[str], merged_into: dict[int, int]) -> dict[str, set[int]]:
+    """The groups of ``survivors`` (clusters with counted members on the day): survivor id -> the
+    ids of every cluster merged into it by then (``merged_into``), its own included."""
+    groups = {survivor: {int(survivor)} for survivor in survivors}
     for cid in merged_into:
         survivor = str(resolve(cid, merged_into))
         if survivor in groups:
@@ -121,30 +118,19 @@ def todays_clusters(
     return groups
 
 
-def cluster_articles(
-    session: Session,
-    start: dt.datetime,
-    end: dt.datetime,
-    merged_into: dict[int, int],
-    groups: dict[str, set[int]],
-) -> tuple[dict[str, dict[int, CountedArticle]], dict[str, dt.date]]:
-    """The counted members in [start, end) of the clusters in ``groups`` (see ``todays_clusters``),
-    and the day each survivor became observable: its group's first member, wherever it lies in time."""
-    ids = sorted({cid for group in groups.values() for cid in group})
-    clusters = _by_survivor(rules.counted_cluster_rows(session, start, end, merged_into, ids))
-    survivor_of = {cid: survivor for survivor, group in groups.items() for cid in group}
+def groups_observed_from(session: Session, groups: dict[str, set[int]]) -> dict[str, dt.date]:
+    """The day each group became observable: the first member of any of its clusters, wherever it
+    lies in time (each cluster row keeps its members' earliest publication)."""
+    survivor_of = {cid: survivor for survivor, ids in groups.items() for cid in ids}
     observed: dict[str, dt.date] = {}
-    for chunk in rules.chunked(ids):
+    for chunk in rules.chunked(sorted(survivor_of)):
         rows = session.execute(
-            select(ClusterMember.cluster_id, func.min(ClusterMember.published_at))
-            .where(ClusterMember.cluster_id.in_(chunk))
-            .group_by(ClusterMember.cluster_id)
+            select(Cluster.id, Cluster.first_seen_at).where(Cluster.id.in_(chunk))
         ).tuples()
         for cid, first in rows:
             survivor = survivor_of[cid]
-            if survivor in clusters:
-                observed[survivor] = min(observed.get(survivor, first.date()), first.date())
-    return clusters, observed
+            observed[survivor] = min(observed.get(survivor, first.date()), first.date())
+    return observed
 
 
 def seed_observed_from(session: Session) -> dict[str, dt.date]:

@@ -1,12 +1,13 @@
 """Detect what rose on a day: daily counts per seed and cluster, the test, and the day's flags.
 
 ``detect_rising(ctx, day, now)`` is a function of the stored articles, matches, verdicts, clusters and
-the day. It counts the day, and any baseline day never counted, for every cluster and outlet
-(``stored.py``: other days are read back as stored, so a day costs its own articles); it recounts
-every seed and every cluster with articles on the day over the whole span (so a seed activated
-later, a recalibrated threshold, an analyst's label or a merge changes the counts it is tested on:
-those counts are never stale); it tests every seed and cluster, overall and per country and per
-language, and replaces that day's ``rising_flags``; re-running a past day gives the same flags.
+the day. It counts the day, and any baseline day never counted or marked stale, for every cluster and
+outlet (``stored.py``: other days are read back as stored, so a day costs its own articles; every
+writer of members, matches and verdicts marks the days it changed, so a seed activated later or an
+analyst's label recounts those days); a cluster with members on the day is tested on the union of
+its group's stored days, so a merge needs no recount; every seed is recounted over the whole span (a
+recalibrated threshold moves its past days). It tests every seed and cluster, overall and per country
+and per language, and replaces that day's ``rising_flags``; re-running a past day gives the same flags.
 
 What counts (see ``narrwatch/domain/rising.py`` for the statistics):
 - a seed counts an article by the report's rule (``narrwatch.db.rules.counted_matches_query``: a confirm-level
@@ -57,20 +58,24 @@ from narrwatch.domain.rising_baseline import (
 from narrwatch.steps.detect.counting import (
     CountedArticle,
     SubjectKey,
-    cluster_articles,
     daily_counts,
+    groups_observed_from,
     seed_articles,
     seed_observed_from,
-    todays_clusters,
+    todays_groups,
 )
 from narrwatch.steps.detect.flag_rows import earlier_flags, flag_extra, flag_row
 from narrwatch.steps.detect.stored import (
+    Outlets,
     Volumes,
+    clear_marks,
     cluster_outlets,
     count_days,
+    day_outlets,
     days_to_count,
     read_volumes,
     replace_counts,
+    stored_cluster_counts,
 )
 
 
@@ -132,7 +137,7 @@ def _day_volume(
 def _exposure(
     day: dt.date,
     params: RisingParams,
-    by_day: dict[dt.date, list[CountedArticle]],
+    by_day: dict[dt.date, set[str]],
     active: dict[dt.date, set[str]],
     regular: set[str],
     volume: dict[dt.date, float],
@@ -142,9 +147,9 @@ def _exposure(
     the day's volume; a subject with no history is covered wherever anything was published."""
     before = day - dt.timedelta(days=max(params.windows))
     weights: dict[str, float] = defaultdict(float)
-    for d, articles in by_day.items():
+    for d, outlets in by_day.items():
         if d < before:
-            for outlet in {a.outlet for a in articles}:
+            for outlet in outlets:
                 weights[outlet] += 1.0
     coverage = subject_coverage(weights, active, days, regular)
     return {d: coverage[d] * volume.get(d, 1.0) for d in days}
@@ -187,16 +192,16 @@ def _catalogue(
 
 @dataclass(frozen=True)
 class _Counted:
-    """Every subject's daily counts and articles over the span, and since when each was observable."""
+    """Every subject's daily counts and outlets over the span, its articles on the day, and since
+    when each was observable."""
 
     seed_counts: dict[SubjectKey, dict[dt.date, DayCount]]
     cluster_counts: dict[SubjectKey, dict[dt.date, DayCount]]
-    groups: dict[SubjectKey, dict[dt.date, list[CountedArticle]]]
+    outlets: Outlets
+    today: dict[SubjectKey, list[CountedArticle]]
     seed_observed: dict[str, dt.date]
     cluster_observed: dict[str, dt.date]
     global_start: dt.date  # the day narrwatch stored its first article
-    merged_into: dict[int, int]  # merges that had happened by the end of the day
-    cluster_ids: list[str]  # the clusters counted here: those with members on the day, merges included
 
     @property
     def counts(self) -> dict[SubjectKey, dict[dt.date, DayCount]]:
@@ -216,28 +221,36 @@ class _Baselines:
     earlier_flags: dict[SubjectKey, set[dt.date]]
 
 
-def _load_counted(session: Session, day: dt.date, start: dt.datetime, end: dt.datetime) -> _Counted:
-    """Count every seed, and every cluster with members on ``day``, per day and dimension over
-    ``[start, end)``."""
+def _count(
+    session: Session, day: dt.date, days: list[dt.date], start: dt.datetime, end: dt.datetime
+) -> tuple[_Counted, tuple[int, int]]:
+    """Count the day and every stale or never-counted day of the span (clusters and volumes), and every
+    seed over the span; read back the stored counts of the clusters with members on ``day``. Also
+    returns the count rows written for ``day`` and for the days before it."""
     first_article = session.execute(select(func.min(Article.published_at))).scalar()
     global_start = first_article.date() if first_article is not None else day
-    seeds = seed_articles(session, start, end)
-    merged_into = rules.merge_map(session, end)
-    cluster_groups = todays_clusters(session, day_start(day), end, merged_into)
-    clusters, cluster_observed = cluster_articles(session, start, end, merged_into, cluster_groups)
-    seed_observed = seed_observed_from(session)
-    seed_counts, seed_groups = daily_counts("narrative", seeds)
-    cluster_counts, groups = daily_counts("cluster", clusters)
-    return _Counted(
+    merges = rules.merges(session)
+    fill, marks = days_to_count(session, day, [d for d in days if d >= global_start])
+    today_rows, before_rows, cluster_today = count_days(session, fill, merges)
+    clear_marks(session, marks)
+
+    seed_counts, seed_groups = daily_counts("narrative", seed_articles(session, start, end))
+    seed_outlets = day_outlets(seed_groups)
+    seed_rows = replace_counts(session, "narrative", None, days, seed_counts, seed_outlets)
+
+    groups = todays_groups({key[1] for key in cluster_today}, rules.merge_map_at(merges, end))
+    cluster_counts, cluster_outlets_ = stored_cluster_counts(session, groups, days)
+    today = {key: by_day[day] for key, by_day in seed_groups.items() if day in by_day}
+    counted = _Counted(
         seed_counts=seed_counts,
         cluster_counts=cluster_counts,
-        groups={**seed_groups, **groups},
-        seed_observed=seed_observed,
-        cluster_observed=cluster_observed,
+        outlets={**seed_outlets, **cluster_outlets_},
+        today={**today, **cluster_today},
+        seed_observed=seed_observed_from(session),
+        cluster_observed=groups_observed_from(session, groups),
         global_start=global_start,
-        merged_into=merged_into,
-        cluster_ids=sorted({str(cid) for group in cluster_groups.values() for cid in group}),
     )
+    return counted, (today_rows + seed_rows[0], before_rows + seed_rows[1])
 
 
 def _baselines(
@@ -287,7 +300,7 @@ def _test_subject(
     else:
         observed_from = max(counted.cluster_observed.get(subject_id, day), counted.global_start)
         subject_reference = shared.reference
-    groups = counted.groups[key]
+    outlets = counted.outlets[key]
     test = assess_rising(
         day,
         {d: c.n_outlets for d, c in counts.items()},
@@ -295,8 +308,8 @@ def _test_subject(
         weekday_prior=shared.weekday_prior,
         observed_from=observed_from,
         reference=subject_reference,
-        exposure=_exposure(day, params, groups, shared.active, shared.regular, shared.day_volume, days),
-        outlets={d: {a.outlet for a in arts} for d, arts in groups.items()},
+        exposure=_exposure(day, params, outlets, shared.active, shared.regular, shared.day_volume, days),
+        outlets=outlets,
     )
     return test, observed_from, subject_reference
 
@@ -338,7 +351,8 @@ def _write_flags(
                 key,
                 test,
                 flag_run(day, earlier, params.new_after_days),
-                counted.groups[key],
+                counted.today[key],
+                counted.outlets[key].get(day - dt.timedelta(days=1), set()),
                 earlier,
                 flag_extra(observed_from, subject_reference),
                 now,
@@ -346,16 +360,6 @@ def _write_flags(
             )
         )
         report.flags.append(":".join(key))
-
-
-def _store_counts(session: Session, day: dt.date, days: list[dt.date], counted: _Counted) -> tuple[int, int]:
-    """Count the days never counted (and ``day``) for every cluster and outlet, and replace the seeds'
-    and the day's clusters' counts over the span. Returns the rows written for ``day`` and before."""
-    fill = days_to_count(session, day, [d for d in days if d >= counted.global_start])
-    today, before = count_days(session, fill, counted.merged_into)
-    seeds = replace_counts(session, "narrative", None, days, counted.seed_counts)
-    clusters = replace_counts(session, "cluster", counted.cluster_ids, days, counted.cluster_counts)
-    return today + seeds[0] + clusters[0], before + seeds[1] + clusters[1]
 
 
 def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingReport:
@@ -369,8 +373,9 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
     with ctx.transaction() as session:
         # Counts of the baseline days are filled too, so any two detect runs take turns.
         hold_transaction_lock(session, "detect")
-        counted = _load_counted(session, day, start, end)
-        report.n_counts_written, report.n_baseline_days_filled = _store_counts(session, day, days, counted)
+        counted, (report.n_counts_written, report.n_baseline_days_filled) = _count(
+            session, day, days, start, end
+        )
         shared = _baselines(session, params, day, days, counted)
         _write_flags(
             session, params, day, days, now, ctx.settings.report_top_articles, counted, shared, report

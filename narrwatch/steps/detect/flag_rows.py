@@ -81,7 +81,8 @@ def flag_row(
     key: SubjectKey,
     test: RisingTest,
     run: FlagRun,
-    by_day: dict[dt.date, list[CountedArticle]],
+    articles: list[CountedArticle],
+    outlets_yesterday: set[str],
     earlier: set[dt.date],
     extra: dict[str, Any],
     now: dt.datetime,
@@ -89,10 +90,8 @@ def flag_row(
 ) -> RisingFlag:
     kind, subject_id, dimension, value = key
     assert test.decisive is not None
-    articles = by_day[day]
     today = count_day((a.outlet, a.story_key) for a in articles)
     yesterday = day - dt.timedelta(days=1)
-    outlets_yesterday = {a.outlet for a in by_day.get(yesterday, [])}
     return RisingFlag(
         day=day,
         subject_kind=kind,

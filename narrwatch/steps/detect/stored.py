@@ -1,27 +1,31 @@
 """The stored daily counts and volumes that detection reads its baselines from.
 
-A day is counted from its articles once: when it is the day being detected, or when a baseline needs
-it and nothing is stored for it yet (no outlet volume row). Every other day's volumes and cluster
-counts are read back as stored, so a day's detection costs the day's articles, not the baseline's.
-What a later change can alter is recounted where it is tested: every seed's counts over the whole
-span (seeds are few, and a verdict, a late match or an activated seed changes their past days), and
-the counts of every cluster tested on the day (its group after merges, over the span).
+A day is counted from its articles once: when it is the day being detected, when a baseline needs it
+and nothing is stored for it yet (no outlet volume row), or when a later write marked it stale
+(``rules.mark_counts_stale``: a member joined, a seed match or a verdict came or went). Every other
+day is read back as stored, so a day's detection costs the day's articles, not the baseline's.
+
+A day's cluster rows are counted under the merges that had happened by the end of that day and keep
+the outlets behind each count. A cluster tested later is the union of the rows of every cluster in
+its group by then: a merge needs no recount, and re-running a past day sees the groups it saw.
+Seeds are few and their counts move with thresholds and verdicts: they are counted over the whole
+span on every run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import Article, Base, DailyCount, DailyVolume
+from narrwatch.db.models import Article, Base, CountChange, DailyCount, DailyVolume
 from narrwatch.domain.clock import day_start
 from narrwatch.domain.rising import DayCount
-from narrwatch.steps.detect.counting import SubjectKey, daily_counts, day_clusters
+from narrwatch.steps.detect.counting import CountedArticle, SubjectKey, daily_counts, day_clusters
 
 #: Per day and outlet: (articles, distinct stories).
 Volumes = dict[dt.date, dict[str, tuple[int, int]]]
@@ -29,33 +33,73 @@ Volumes = dict[dt.date, dict[str, tuple[int, int]]]
 ONE_DAY = dt.timedelta(days=1)
 
 
-def days_to_count(session: Session, day: dt.date, days: list[dt.date]) -> list[dt.date]:
-    """``day`` and the days of ``days`` that were never counted."""
+#: Per subject and day, the outlets behind its count.
+Outlets = dict[SubjectKey, dict[dt.date, set[str]]]
+
+
+def outlets_text(outlets: Iterable[str]) -> str:
+    return "\n".join(sorted(set(outlets)))
+
+
+def outlets_of(text: str | None) -> set[str]:
+    return set(text.split("\n")) if text else set()
+
+
+def day_outlets(grouped: Mapping[SubjectKey, Mapping[dt.date, list[CountedArticle]]]) -> Outlets:
+    return {
+        key: {d: {a.outlet for a in arts} for d, arts in by_day.items()} for key, by_day in grouped.items()
+    }
+
+
+def days_to_count(session: Session, day: dt.date, days: list[dt.date]) -> tuple[list[dt.date], list[int]]:
+    """``day`` and the days of ``days`` that were never counted, were counted before counts kept their
+    outlets, or were marked stale; and the ids of the marks read (removed once those days are counted:
+    a mark written meanwhile stays for the next run)."""
     if not days:
-        return [day]
-    stored = set(
+        return [day], []
+    in_span = (days[0], days[-1])
+    stored = set(session.scalars(select(DailyVolume.day).where(DailyVolume.day.between(*in_span)).distinct()))
+    without_outlets = set(
         session.scalars(
-            select(DailyVolume.day).where(DailyVolume.day >= days[0], DailyVolume.day <= days[-1]).distinct()
+            select(DailyCount.day)
+            .where(
+                DailyCount.day.between(*in_span),
+                DailyCount.subject_kind == "cluster",
+                DailyCount.outlets.is_(None),
+            )
+            .distinct()
         )
     )
-    return [d for d in days if d == day or d not in stored]
+    marks = session.execute(select(CountChange.id, CountChange.day).where(CountChange.day.between(*in_span)))
+    mark_ids, stale = [], set()
+    for mark_id, marked in marks.tuples():
+        mark_ids.append(mark_id)
+        stale.add(marked)
+    recount = [d for d in days if d == day or d not in stored or d in without_outlets or d in stale]
+    return recount, mark_ids
+
+
+def clear_marks(session: Session, mark_ids: list[int]) -> None:
+    for chunk in rules.chunked(sorted(mark_ids)):
+        session.execute(delete(CountChange).where(CountChange.id.in_(chunk)))
 
 
 def _count_rows(
-    counts: dict[SubjectKey, dict[dt.date, DayCount]], days: set[dt.date]
+    counts: dict[SubjectKey, dict[dt.date, DayCount]], outlets: Outlets, days: set[dt.date]
 ) -> list[dict[str, object]]:
     return [
         {
             "day": count_day_,
-            "subject_kind": kind,
-            "subject_id": subject_id,
-            "dimension": dimension,
-            "dimension_value": value,
+            "subject_kind": key[0],
+            "subject_id": key[1],
+            "dimension": key[2],
+            "dimension_value": key[3],
             "n_articles": count.n_articles,
             "n_stories": count.n_stories,
             "n_outlets": count.n_outlets,
+            "outlets": outlets_text(outlets[key][count_day_]),
         }
-        for (kind, subject_id, dimension, value), by_day in sorted(counts.items())
+        for key, by_day in sorted(counts.items())
         for count_day_, count in sorted(by_day.items())
         if count_day_ in days
     ]
@@ -75,18 +119,23 @@ def _day_volumes(session: Session, day: dt.date) -> dict[str, tuple[int, int]]:
     return {outlet: (n, len(stories[outlet])) for outlet, n in articles.items()}
 
 
-def count_days(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> tuple[int, int]:
+def count_days(
+    session: Session, days: list[dt.date], merges: rules.Merges
+) -> tuple[int, int, dict[SubjectKey, list[CountedArticle]]]:
     """Count every cluster and every outlet's volume on each of ``days`` from its articles, replacing
-    what was stored; one day at a time, so memory follows a day. Returns the rows written for the
-    last of ``days`` and for the others."""
+    what was stored; one day at a time, so memory follows a day, and each under the merges that had
+    happened by its end. Returns the rows written for the last of ``days`` and for the others, and
+    the last day's counted articles per cluster subject."""
     last = before = 0
+    articles: dict[SubjectKey, list[CountedArticle]] = {}
     for day in days:
         session.execute(delete(DailyCount).where(DailyCount.day == day, DailyCount.subject_kind == "cluster"))
         session.execute(delete(DailyVolume).where(DailyVolume.day == day))
-        counts, _ = daily_counts(
-            "cluster", day_clusters(session, day_start(day), day_start(day + ONE_DAY), merged_into)
+        end = day_start(day + ONE_DAY)
+        counts, grouped = daily_counts(
+            "cluster", day_clusters(session, day_start(day), end, rules.merge_map_at(merges, end))
         )
-        rows = _count_rows(counts, {day})
+        rows = _count_rows(counts, day_outlets(grouped), {day})
         if rows:
             session.execute(insert(DailyCount), rows)
         volumes = [
@@ -97,9 +146,47 @@ def count_days(session: Session, days: list[dt.date], merged_into: dict[int, int
             session.execute(insert(DailyVolume), volumes)
         if day == days[-1]:
             last += len(rows)
+            articles = {key: by_day[day] for key, by_day in grouped.items()}
         else:
             before += len(rows)
-    return last, before
+    return last, before, articles
+
+
+def stored_cluster_counts(
+    session: Session, groups: Mapping[str, set[int]], days: list[dt.date]
+) -> tuple[dict[SubjectKey, dict[dt.date, DayCount]], Outlets]:
+    """Every group's counts over ``days`` from the stored rows of its clusters (survivor id -> the
+    ids merged into it, its own included): outlets by union, articles and stories summed (a day's
+    rows hold disjoint members)."""
+    survivor_of = {str(cid): survivor for survivor, ids in groups.items() for cid in ids}
+    query = select(
+        DailyCount.subject_id,
+        DailyCount.day,
+        DailyCount.dimension,
+        DailyCount.dimension_value,
+        DailyCount.n_articles,
+        DailyCount.n_stories,
+        DailyCount.outlets,
+    ).where(DailyCount.subject_kind == "cluster", DailyCount.day.between(days[0], days[-1]))
+    sums: dict[SubjectKey, dict[dt.date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    outlets: Outlets = defaultdict(lambda: defaultdict(set))
+    for chunk in rules.chunked(sorted(survivor_of)):
+        rows = session.execute(query.where(DailyCount.subject_id.in_(chunk))).tuples()
+        for subject_id, day, dimension, value, n_articles, n_stories, text in rows:
+            survivor = survivor_of[subject_id]
+            key = ("cluster", survivor, dimension, value)
+            numbers = sums[key][day]
+            numbers[0] += n_articles
+            numbers[1] += n_stories
+            outlets[key][day] |= outlets_of(text)
+    counts = {
+        key: {
+            d: DayCount(n_articles=a, n_stories=s, n_outlets=len(outlets[key][d]))
+            for d, (a, s) in by_day.items()
+        }
+        for key, by_day in sums.items()
+    }
+    return counts, {key: dict(by_day) for key, by_day in outlets.items()}
 
 
 def replace_counts(
@@ -108,6 +195,7 @@ def replace_counts(
     subject_ids: Iterable[str] | None,
     days: list[dt.date],
     counts: dict[SubjectKey, dict[dt.date, DayCount]],
+    outlets: Outlets,
 ) -> tuple[int, int]:
     """Make the stored counts of ``subject_ids`` of ``kind`` (all of that kind when None) on ``days``
     equal ``counts``, writing only the rows that differ: a span's counts mostly stand as stored.
@@ -121,14 +209,15 @@ def replace_counts(
         DailyCount.n_articles,
         DailyCount.n_stories,
         DailyCount.n_outlets,
+        DailyCount.outlets,
     ).where(*in_span)
     chunks = [None] if subject_ids is None else list(rules.chunked(sorted(set(subject_ids))))
-    stored: dict[tuple[object, ...], tuple[int, int, int]] = {}
+    stored: dict[tuple[object, ...], tuple[object, ...]] = {}
     for chunk in chunks:
         chunk_query = query if chunk is None else query.where(DailyCount.subject_id.in_(chunk))
         for day, subject_id, dimension, value, *numbers in session.execute(chunk_query).tuples():
-            stored[(day, subject_id, dimension, value)] = (numbers[0], numbers[1], numbers[2])
-    wanted = {_row_key(row): row for row in _count_rows(counts, set(days))}
+            stored[(day, subject_id, dimension, value)] = tuple(numbers)
+    wanted = {_row_key(row): row for row in _count_rows(counts, outlets, set(days))}
     fresh = [row for key, row in wanted.items() if stored.get(key) != _row_numbers(row)]
     stale = [key for key in stored if key not in wanted or stored[key] != _row_numbers(wanted[key])]
     table = Base.metadata.tables[DailyCount.__tablename__]
@@ -157,7 +246,7 @@ def _row_key(row: dict[str, object]) -> tuple[object, ...]:
 
 
 def _row_numbers(row: dict[str, object]) -> tuple[object, ...]:
-    return (row["n_articles"], row["n_stories"], row["n_outlets"])
+    return (row["n_articles"], row["n_stories"], row["n_outlets"], row["outlets"])
 
 
 def read_volumes(session: Session, days: list[dt.date]) -> Volumes:

@@ -18,6 +18,7 @@ from sqlalchemy import and_, delete, exists, func, select, update
 
 from narrwatch.claims import Claimer
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import (
     Article,
     ArticleEmbedding,
@@ -196,7 +197,7 @@ def _scored_with(key: str, collection: str) -> Any:
 
 def _remove_unembedded(session: Session, collection: str, start: dt.datetime, end: dt.datetime) -> int:
     """Delete the window's rows whose article is no longer embedded here (re-split, unmarked)."""
-    result = session.execute(
+    gone = (
         delete(Match)
         .where(
             Match.collection == collection,
@@ -209,8 +210,11 @@ def _remove_unembedded(session: Session, collection: str, start: dt.datetime, en
             ),
         )
         .execution_options(synchronize_session=False)
+        .returning(Match.published_at)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    days = [published_at.date() for published_at in session.scalars(gone)]
+    rules.mark_counts_stale(session, days)
+    return len(days)
 
 
 def _match_values(
@@ -294,6 +298,7 @@ def _write_matches(
         )
     }
     wanted = set()
+    covered_changed: list[dt.date] = []  # days where a match came or went: what clusters count moved
     for decision in decisions:
         values = _match_values(decision, collection, prepared, versions, now)
         key = (decision.article.id, decision.seed_id)
@@ -312,6 +317,7 @@ def _write_matches(
                 )
             )
             report.rows_created += 1
+            covered_changed.append(decision.article.published_at.date())
         elif any(getattr(row, name) != values[name] for name in _COMPARED):
             session.execute(
                 update(Match)
@@ -319,10 +325,16 @@ def _write_matches(
                 .values({name: values[name] for name in (*_COMPARED, "matched_at")})
             )
             report.rows_updated += 1
-    stale = [row.id for key, row in existing.items() if key not in wanted]
+    stale = [row for key, row in existing.items() if key not in wanted]
     if stale:
-        session.execute(delete(Match).where(Match.id.in_(stale)).execution_options(synchronize_session=False))
+        session.execute(
+            delete(Match)
+            .where(Match.id.in_([row.id for row in stale]))
+            .execution_options(synchronize_session=False)
+        )
         report.rows_removed += len(stale)
+        covered_changed.extend(row.published_at.date() for row in stale)
+    rules.mark_counts_stale(session, covered_changed)
 
 
 def _write_states(

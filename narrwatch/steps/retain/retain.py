@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import Article, Passage, Tombstone
 from narrwatch.db.session import dialect_insert
 
@@ -69,7 +70,7 @@ def apply_retention(
     while True:
         with ctx.transaction() as session:
             rows = session.execute(
-                select(Article.id, Article.canonical_url)
+                select(Article.id, Article.canonical_url, Article.published_at)
                 .where(Article.published_at < report.cutoff)
                 .order_by(Article.id)
                 .limit(batch)
@@ -100,6 +101,7 @@ def apply_retention(
                 )
                 .on_conflict_do_nothing()
             )
+            rules.mark_counts_stale(session, (row.published_at.date() for row in rows))
             session.execute(delete(Article).where(Article.id.in_(ids)))
         report.articles_deleted += len(ids)
         report.batches += 1
