@@ -241,6 +241,9 @@ def prepare(
     url = database_url(backend, size, work, pg)
     stamp = data_dir / "built.json"
     if reuse and stamp.exists():
+        from narrwatch.db.migrate import upgrade
+
+        upgrade(url)  # a history built by an older version gets the current schema, as an operator's would
         return data_dir
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)

@@ -17,6 +17,7 @@ across collections.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,6 +31,8 @@ from narrwatch.db.models import (
     Cluster,
     ClusterMember,
     CountChange,
+    DailyCount,
+    DailyVolume,
     Feed,
     Match,
     MatchState,
@@ -38,6 +41,7 @@ from narrwatch.db.models import (
 )
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.polling import BoundsSettings, HealthState, PollBounds, PollState, feed_health_state
+from narrwatch.domain.rising import DayCount
 
 #: The article's columns in the plain rows detection counts (seed matches and cluster members alike).
 ARTICLE_ROW_COLUMNS = (
@@ -337,6 +341,90 @@ def counted_cluster_rows(
         survivor = str(resolve(row.cluster_id, merged_into))
         clusters.setdefault(survivor, {}).setdefault(row.id, row)
     return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
+
+
+# --- stored daily cluster counts -----------------------------------------------------------------
+
+
+def outlets_text(outlets: Iterable[str]) -> str:
+    """How a stored count keeps the outlets behind it: sorted, one per line."""
+    return "\n".join(sorted(set(outlets)))
+
+
+def outlets_of(text: str | None) -> set[str]:
+    return set(text.split("\n")) if text else set()
+
+
+def count_state(session: Session, days: Sequence[dt.date]) -> tuple[set[dt.date], list[int]]:
+    """Which of ``days`` have current stored cluster counts (counted, with their outlets, and not
+    marked stale since), and the ids of the stale marks on ``days``."""
+    if not days:
+        return set(), []
+    span = (min(days), max(days))
+    counted = set(session.scalars(select(DailyVolume.day).where(DailyVolume.day.between(*span)).distinct()))
+    without_outlets = session.scalars(
+        select(DailyCount.day)
+        .where(
+            DailyCount.day.between(*span),
+            DailyCount.subject_kind == "cluster",
+            DailyCount.outlets.is_(None),
+        )
+        .distinct()
+    )
+    marks = session.execute(select(CountChange.id, CountChange.day).where(CountChange.day.between(*span)))
+    mark_ids, stale = [], set(without_outlets)
+    for mark_id, marked in marks.tuples():
+        mark_ids.append(mark_id)
+        stale.add(marked)
+    return {d for d in days if d in counted and d not in stale}, mark_ids
+
+
+UNKNOWN = "und"  # the dimension value of articles whose language or country is not known
+ClusterDayKey = tuple[str, str, str]  # (surviving cluster id, dimension, dimension value)
+
+
+def stored_cluster_days(
+    session: Session,
+    days: Sequence[dt.date],
+    merged_into: dict[int, int],
+    cluster_ids: Iterable[int] | None = None,
+) -> tuple[dict[ClusterDayKey, dict[dt.date, DayCount]], dict[ClusterDayKey, dict[dt.date, set[str]]]]:
+    """Every surviving cluster's counts on ``days`` from the stored rows of the clusters merged into
+    it (of ``cluster_ids`` only, when given): outlets by union, articles and stories summed (a day's
+    rows hold disjoint members: each day is counted under the merges of its own end)."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return {}, {}
+    query = select(
+        DailyCount.subject_id,
+        DailyCount.day,
+        DailyCount.dimension,
+        DailyCount.dimension_value,
+        DailyCount.n_articles,
+        DailyCount.n_stories,
+        DailyCount.outlets,
+    ).where(DailyCount.subject_kind == "cluster", DailyCount.day.in_(wanted))
+    chunks: list[list[str] | None] = (
+        [None] if cluster_ids is None else list(chunked(sorted(str(cid) for cid in set(cluster_ids))))
+    )
+    sums: dict[ClusterDayKey, dict[dt.date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    outlets: dict[ClusterDayKey, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for chunk in chunks:
+        rows = session.execute(query if chunk is None else query.where(DailyCount.subject_id.in_(chunk)))
+        for subject_id, day, dimension, value, n_articles, n_stories, text in rows.tuples():
+            key = (str(resolve(int(subject_id), merged_into)), dimension, value)
+            numbers = sums[key][day]
+            numbers[0] += n_articles
+            numbers[1] += n_stories
+            outlets[key][day] |= outlets_of(text)
+    counts = {
+        key: {
+            d: DayCount(n_articles=a, n_stories=s, n_outlets=len(outlets[key][d]))
+            for d, (a, s) in by_day.items()
+        }
+        for key, by_day in sums.items()
+    }
+    return counts, {key: dict(by_day) for key, by_day in outlets.items()}
 
 
 # --- feeds ---------------------------------------------------------------------------------------

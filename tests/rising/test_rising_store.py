@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from narrwatch.analyst.label import label_match
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import Cluster, ClusterMember, CountChange, DailyCount, MatchState, RisingFlag
 from narrwatch.domain.rising import DayCount
 from narrwatch.steps.detect.detect import detect_rising
-from narrwatch.steps.detect.stored import stored_cluster_counts
 
 pytestmark = pytest.mark.db
 
@@ -397,9 +397,9 @@ def test_a_group_counts_the_union_of_its_clusters_stored_days(ctx: AppContext) -
         merged = session.get(Cluster, 2)
         assert merged is not None
         merged.status, merged.merged_into, merged.merged_at = "merged", 1, at(past + dt.timedelta(days=1))
-        counts, outlets = stored_cluster_counts(session, {"1": {1, 2}}, [past, DAY])
-    assert counts[("cluster", "1", "all", "all")][past] == DayCount(n_articles=4, n_stories=4, n_outlets=3)
-    assert outlets[("cluster", "1", "all", "all")][past] == {"a", "b", "c"}
+        counts, outlets = rules.stored_cluster_days(session, [past, DAY], {2: 1})
+    assert counts[("1", "all", "all")][past] == DayCount(n_articles=4, n_stories=4, n_outlets=3)
+    assert outlets[("1", "all", "all")][past] == {"a", "b", "c"}
 
 
 def test_days_counted_before_counts_kept_their_outlets_are_counted_again(ctx: AppContext) -> None:

@@ -16,8 +16,6 @@ from narrwatch.db.models import Cluster, Match, NarrativeVersion
 from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
-UNKNOWN = "und"  # articles whose language or country is not known
-
 SubjectKey = tuple[str, str, str, str]  # (subject_kind, subject_id, dimension, dimension_value)
 
 
@@ -41,8 +39,8 @@ class CountedArticle:
 def _dimensions(counted: CountedArticle) -> list[tuple[str, str]]:
     return [
         ("all", "all"),
-        ("country", (counted.country or UNKNOWN).lower()[:16]),
-        ("language", (counted.language or UNKNOWN).lower()[:16]),
+        ("country", (counted.country or rules.UNKNOWN).lower()[:16]),
+        ("language", (counted.language or rules.UNKNOWN).lower()[:16]),
     ]
 
 
@@ -52,7 +50,7 @@ def _counted(article: Row[Any], score: float, evidence: dict[str, Any]) -> Count
         day=article.published_at.date(),
         outlet=article.outlet,
         country=article.country,
-        language=article.language or UNKNOWN,
+        language=article.language or rules.UNKNOWN,
         story_key=article.story_key,
         title=article.title,
         url=article.url,

@@ -75,7 +75,6 @@ from narrwatch.steps.detect.stored import (
     days_to_count,
     read_volumes,
     replace_counts,
-    stored_cluster_counts,
 )
 
 
@@ -238,8 +237,13 @@ def _count(
     seed_outlets = day_outlets(seed_groups)
     seed_rows = replace_counts(session, "narrative", None, days, seed_counts, seed_outlets)
 
-    groups = todays_groups({key[1] for key in cluster_today}, rules.merge_map_at(merges, end))
-    cluster_counts, cluster_outlets_ = stored_cluster_counts(session, groups, days)
+    merged_into = rules.merge_map_at(merges, end)
+    groups = todays_groups({key[1] for key in cluster_today}, merged_into)
+    counts, outlets = rules.stored_cluster_days(
+        session, days, merged_into, {cid for ids in groups.values() for cid in ids}
+    )
+    cluster_counts = {("cluster", *key): by_day for key, by_day in counts.items()}
+    cluster_outlets_ = {("cluster", *key): by_day for key, by_day in outlets.items()}
     today = {key: by_day[day] for key, by_day in seed_groups.items() if day in by_day}
     counted = _Counted(
         seed_counts=seed_counts,

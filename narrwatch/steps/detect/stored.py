@@ -37,14 +37,6 @@ ONE_DAY = dt.timedelta(days=1)
 Outlets = dict[SubjectKey, dict[dt.date, set[str]]]
 
 
-def outlets_text(outlets: Iterable[str]) -> str:
-    return "\n".join(sorted(set(outlets)))
-
-
-def outlets_of(text: str | None) -> set[str]:
-    return set(text.split("\n")) if text else set()
-
-
 def day_outlets(grouped: Mapping[SubjectKey, Mapping[dt.date, list[CountedArticle]]]) -> Outlets:
     return {
         key: {d: {a.outlet for a in arts} for d, arts in by_day.items()} for key, by_day in grouped.items()
@@ -52,31 +44,13 @@ def day_outlets(grouped: Mapping[SubjectKey, Mapping[dt.date, list[CountedArticl
 
 
 def days_to_count(session: Session, day: dt.date, days: list[dt.date]) -> tuple[list[dt.date], list[int]]:
-    """``day`` and the days of ``days`` that were never counted, were counted before counts kept their
-    outlets, or were marked stale; and the ids of the marks read (removed once those days are counted:
-    a mark written meanwhile stays for the next run)."""
+    """``day`` and the days of ``days`` whose stored counts are not current (``rules.count_state``), and
+    the ids of the stale marks read: removed once those days are counted, so a mark written meanwhile
+    stays for the next run."""
     if not days:
         return [day], []
-    in_span = (days[0], days[-1])
-    stored = set(session.scalars(select(DailyVolume.day).where(DailyVolume.day.between(*in_span)).distinct()))
-    without_outlets = set(
-        session.scalars(
-            select(DailyCount.day)
-            .where(
-                DailyCount.day.between(*in_span),
-                DailyCount.subject_kind == "cluster",
-                DailyCount.outlets.is_(None),
-            )
-            .distinct()
-        )
-    )
-    marks = session.execute(select(CountChange.id, CountChange.day).where(CountChange.day.between(*in_span)))
-    mark_ids, stale = [], set()
-    for mark_id, marked in marks.tuples():
-        mark_ids.append(mark_id)
-        stale.add(marked)
-    recount = [d for d in days if d == day or d not in stored or d in without_outlets or d in stale]
-    return recount, mark_ids
+    current, mark_ids = rules.count_state(session, days)
+    return [d for d in days if d == day or d not in current], mark_ids
 
 
 def clear_marks(session: Session, mark_ids: list[int]) -> None:
@@ -97,7 +71,7 @@ def _count_rows(
             "n_articles": count.n_articles,
             "n_stories": count.n_stories,
             "n_outlets": count.n_outlets,
-            "outlets": outlets_text(outlets[key][count_day_]),
+            "outlets": rules.outlets_text(outlets[key][count_day_]),
         }
         for key, by_day in sorted(counts.items())
         for count_day_, count in sorted(by_day.items())
@@ -150,43 +124,6 @@ def count_days(
         else:
             before += len(rows)
     return last, before, articles
-
-
-def stored_cluster_counts(
-    session: Session, groups: Mapping[str, set[int]], days: list[dt.date]
-) -> tuple[dict[SubjectKey, dict[dt.date, DayCount]], Outlets]:
-    """Every group's counts over ``days`` from the stored rows of its clusters (survivor id -> the
-    ids merged into it, its own included): outlets by union, articles and stories summed (a day's
-    rows hold disjoint members)."""
-    survivor_of = {str(cid): survivor for survivor, ids in groups.items() for cid in ids}
-    query = select(
-        DailyCount.subject_id,
-        DailyCount.day,
-        DailyCount.dimension,
-        DailyCount.dimension_value,
-        DailyCount.n_articles,
-        DailyCount.n_stories,
-        DailyCount.outlets,
-    ).where(DailyCount.subject_kind == "cluster", DailyCount.day.between(days[0], days[-1]))
-    sums: dict[SubjectKey, dict[dt.date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    outlets: Outlets = defaultdict(lambda: defaultdict(set))
-    for chunk in rules.chunked(sorted(survivor_of)):
-        rows = session.execute(query.where(DailyCount.subject_id.in_(chunk))).tuples()
-        for subject_id, day, dimension, value, n_articles, n_stories, text in rows:
-            survivor = survivor_of[subject_id]
-            key = ("cluster", survivor, dimension, value)
-            numbers = sums[key][day]
-            numbers[0] += n_articles
-            numbers[1] += n_stories
-            outlets[key][day] |= outlets_of(text)
-    counts = {
-        key: {
-            d: DayCount(n_articles=a, n_stories=s, n_outlets=len(outlets[key][d]))
-            for d, (a, s) in by_day.items()
-        }
-        for key, by_day in sums.items()
-    }
-    return counts, {key: dict(by_day) for key, by_day in outlets.items()}
 
 
 def replace_counts(
