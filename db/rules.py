@@ -379,6 +379,11 @@ def count_state(session: Session, days: Sequence[dt.date]) -> tuple[set[dt.date]
     return {d for d in days if d in counted and d not in stale}, mark_ids
 
 
+def cluster_group(merged_into: dict[int, int], survivor: int) -> list[int]:
+    """The surviving cluster and every cluster merged into it under ``merged_into``."""
+    return [survivor, *sorted(cid for cid in merged_into if resolve(cid, merged_into) == survivor)]
+
+
 UNKNOWN = "und"  # the dimension value of articles whose language or country is not known
 ClusterDayKey = tuple[str, str, str]  # (surviving cluster id, dimension, dimension value)
 

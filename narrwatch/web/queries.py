@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from narrwatch.db import rules
 from narrwatch.db.models import (
     Article,
     Cluster,
@@ -28,6 +29,8 @@ from narrwatch.db.models import (
     Verdict,
 )
 from narrwatch.db.rules import counted_matches_query, latest_verdict_subquery
+from narrwatch.domain.clock import day_start
+from narrwatch.domain.rising import DayCount
 
 # --- days ---------------------------------------------------------------------------------------
 
@@ -152,22 +155,34 @@ class TimelinePoint:
     flagged: bool
 
 
+def _stored_counts(
+    session: Session, kind: str, subject_id: str, first: dt.date, end: dt.date
+) -> dict[dt.date, DayCount]:
+    """A subject's stored overall counts on [first, end]; a cluster's as detection tests it on ``end``:
+    the union of the clusters merged into it by then."""
+    if kind == "cluster" and subject_id.isdigit():
+        merged_into = rules.merge_map(session, day_start(end + dt.timedelta(days=1)))
+        days = [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
+        group = rules.cluster_group(merged_into, int(subject_id))
+        counts, _ = rules.stored_cluster_days(session, days, merged_into, group)
+        return counts.get((subject_id, "all", "all"), {})
+    rows = session.scalars(
+        select(DailyCount).where(
+            DailyCount.subject_kind == kind,
+            DailyCount.subject_id == subject_id,
+            DailyCount.dimension == "all",
+            DailyCount.day >= first,
+            DailyCount.day <= end,
+        )
+    )
+    return {row.day: DayCount(row.n_articles, row.n_stories, row.n_outlets) for row in rows}
+
+
 def timeline(
     session: Session, kind: str, subject_id: str, end: dt.date, days: int, baseline_days: int
 ) -> list[TimelinePoint]:
     first = end - dt.timedelta(days=days - 1)
-    counts = {
-        row.day: row
-        for row in session.scalars(
-            select(DailyCount).where(
-                DailyCount.subject_kind == kind,
-                DailyCount.subject_id == subject_id,
-                DailyCount.dimension == "all",
-                DailyCount.day >= first - dt.timedelta(days=baseline_days),
-                DailyCount.day <= end,
-            )
-        )
-    }
+    counts = _stored_counts(session, kind, subject_id, first - dt.timedelta(days=baseline_days), end)
     flagged = set(
         session.scalars(
             select(RisingFlag.day).where(

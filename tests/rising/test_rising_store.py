@@ -15,6 +15,7 @@ from narrwatch.db import rules
 from narrwatch.db.models import Cluster, ClusterMember, CountChange, DailyCount, MatchState, RisingFlag
 from narrwatch.domain.rising import DayCount
 from narrwatch.steps.detect.detect import detect_rising
+from narrwatch.web.queries import timeline
 
 pytestmark = pytest.mark.db
 
@@ -400,6 +401,25 @@ def test_a_group_counts_the_union_of_its_clusters_stored_days(ctx: AppContext) -
         counts, outlets = rules.stored_cluster_days(session, [past, DAY], {2: 1})
     assert counts[("1", "all", "all")][past] == DayCount(n_articles=4, n_stories=4, n_outlets=3)
     assert outlets[("1", "all", "all")][past] == {"a", "b", "c"}
+
+
+def test_a_merged_clusters_timeline_shows_the_union_of_its_days(ctx: AppContext) -> None:
+    """The web page's timeline of a cluster reads its counts by detection's rule: the days before a
+    merge show every cluster merged into it by the timeline's last day."""
+    past = DAY - dt.timedelta(days=3)
+    with ctx.transaction() as session:
+        _cluster_with_members(session, 1, past, ["a", "b"])
+        _cluster_with_members(session, 2, past, ["b", "c"])
+    detect_rising(ctx, past, NOW)
+    with ctx.transaction() as session:
+        merged = session.get(Cluster, 2)
+        assert merged is not None
+        merged.status, merged.merged_into, merged.merged_at = "merged", 1, at(past + dt.timedelta(days=1))
+    with ctx.transaction() as session:
+        before = {p.day: p.n_outlets for p in timeline(session, "cluster", "1", past, 1, 7)}
+        after = {p.day: (p.n_outlets, p.n_articles) for p in timeline(session, "cluster", "1", DAY, 4, 7)}
+    assert before == {past: 2}  # the merge had not happened by then
+    assert after[past] == (3, 4)
 
 
 def test_days_counted_before_counts_kept_their_outlets_are_counted_again(ctx: AppContext) -> None:

@@ -26,7 +26,6 @@ from narrwatch.db.models import (
     RisingFlag,
 )
 from narrwatch.domain.clock import day_bounds
-from narrwatch.domain.clustering import resolve
 from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed, article_evidence
 from narrwatch.steps.report.model import (
     ClusterItem,
@@ -243,7 +242,7 @@ def _week_members(
     session: Session, start: dt.datetime, end: dt.datetime, merged_into: dict[int, int], survivor: int
 ) -> list[Row[Any]]:
     """The listed cluster's counted members in the window, most central first (its sample's source)."""
-    group = [survivor, *(cid for cid in merged_into if resolve(cid, merged_into) == survivor)]
+    group = rules.cluster_group(merged_into, survivor)
     return rules.counted_cluster_rows(session, start, end, merged_into, group).get(str(survivor), [])
 
 
