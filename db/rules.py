@@ -393,10 +393,12 @@ def stored_cluster_days(
     days: Sequence[dt.date],
     merged_into: dict[int, int],
     cluster_ids: Iterable[int] | None = None,
+    dimensions: Sequence[str] = ("all", "country", "language"),
 ) -> tuple[dict[ClusterDayKey, dict[dt.date, DayCount]], dict[ClusterDayKey, dict[dt.date, set[str]]]]:
     """Every surviving cluster's counts on ``days`` from the stored rows of the clusters merged into
-    it (of ``cluster_ids`` only, when given): outlets by union, articles and stories summed (a day's
-    rows hold disjoint members: each day is counted under the merges of its own end)."""
+    it (of ``cluster_ids`` only, when given; of ``dimensions`` only): outlets by union, articles and
+    stories summed (a day's rows hold disjoint members: each day is counted under the merges of its
+    own end)."""
     wanted = sorted(set(days))
     if not wanted:
         return {}, {}
@@ -408,7 +410,11 @@ def stored_cluster_days(
         DailyCount.n_articles,
         DailyCount.n_stories,
         DailyCount.outlets,
-    ).where(DailyCount.subject_kind == "cluster", DailyCount.day.in_(wanted))
+    ).where(
+        DailyCount.subject_kind == "cluster",
+        DailyCount.day.in_(wanted),
+        DailyCount.dimension.in_(list(dimensions)),
+    )
     chunks: list[list[str] | None] = (
         [None] if cluster_ids is None else list(chunked(sorted(str(cid) for cid in set(cluster_ids))))
     )

@@ -174,7 +174,9 @@ def _week_spread(session: Session, days: list[dt.date], merged_into: dict[int, i
     members of any day detection has not counted (a report made before its day's detection)."""
     current, _ = rules.count_state(session, days)
     spread: dict[str, _Spread] = defaultdict(_Spread)
-    counts, outlets = rules.stored_cluster_days(session, sorted(current), merged_into)
+    counts, outlets = rules.stored_cluster_days(
+        session, sorted(current), merged_into, dimensions=("all", "country")
+    )
     for (survivor, dimension, value), by_day in counts.items():
         item = spread[survivor]
         if dimension == "all":
