@@ -284,21 +284,36 @@ def _counted_members_filter(start: dt.datetime, end: dt.datetime) -> list[Column
     ]
 
 
+def cluster_group(merged_into: dict[int, int], survivor: int) -> list[int]:
+    """The surviving cluster and every cluster merged into it under ``merged_into``."""
+    return [survivor, *sorted(cid for cid in merged_into if resolve(cid, merged_into) == survivor)]
+
+
 def counted_cluster_members(
-    session: Session, start: dt.datetime, end: dt.datetime, merge_before: dt.datetime
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merge_before: dt.datetime,
+    survivors: Iterable[str],
 ) -> dict[str, list[tuple[ClusterMember, Article]]]:
-    """Per surviving cluster id, the members published in [start, end) that count for it, most
-    central first: members of clusters merged before ``merge_before`` belong to the survivor, and an
-    article a seed covers belongs to the seed, not to a cluster."""
-    rows = session.execute(
+    """Per surviving cluster id of ``survivors``, the members published in [start, end) that count for
+    it, most central first: members of clusters merged before ``merge_before`` belong to the
+    survivor, and an article a seed covers belongs to the seed, not to a cluster."""
+    merged_into = merge_map(session, merge_before)
+    ids = sorted({cid for survivor in set(survivors) for cid in cluster_group(merged_into, int(survivor))})
+    query = (
         select(ClusterMember, Article)
         .join(Article, Article.id == ClusterMember.article_id)
         # a week's clusters hold thousands of members: their bodies are not shown (summaries are)
         .options(defer(Article.text))
         .where(*_counted_members_filter(start, end))
-        .order_by(ClusterMember.similarity.desc(), Article.id)
-    ).tuples()
-    merged_into = merge_map(session, merge_before)
+    )
+    rows = [
+        row
+        for chunk in chunked(ids)
+        for row in session.execute(query.where(ClusterMember.cluster_id.in_(chunk))).tuples()
+    ]
+    rows.sort(key=lambda row: (-row[0].similarity, row[1].id))
     clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
     for member, article in rows:
         survivor = str(resolve(member.cluster_id, merged_into))
@@ -377,11 +392,6 @@ def count_state(session: Session, days: Sequence[dt.date]) -> tuple[set[dt.date]
         mark_ids.append(mark_id)
         stale.add(marked)
     return {d for d in days if d in counted and d not in stale}, mark_ids
-
-
-def cluster_group(merged_into: dict[int, int], survivor: int) -> list[int]:
-    """The surviving cluster and every cluster merged into it under ``merged_into``."""
-    return [survivor, *sorted(cid for cid in merged_into if resolve(cid, merged_into) == survivor)]
 
 
 UNKNOWN = "und"  # the dimension value of articles whose language or country is not known

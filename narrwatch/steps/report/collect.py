@@ -51,8 +51,9 @@ def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> Repo
     with ctx.transaction() as session:
         seeds = _latest_seeds(session, now)
         seed_articles = _counted_seed_articles(session, start, end)
-        day_clusters = _cluster_articles(session, start, end)
         flags = session.scalars(select(RisingFlag).where(RisingFlag.day == day)).all()
+        flagged = {flag.subject_id for flag in flags if flag.subject_kind == "cluster"}
+        day_clusters = _cluster_articles(session, start, end, flagged)
         rising = _rising_items(session, settings, day, flags, seeds, seed_articles, day_clusters)
         rising_ids = {(item.kind, item.subject_id) for item in rising}
         fell_back = _fell_back(session, day, seeds, rising_ids)

@@ -401,14 +401,16 @@ def _member_evidence(member: ClusterMember, article: Article) -> ArticleEvidence
 
 
 def _cluster_articles(
-    session: Session, start: dt.datetime, end: dt.datetime
+    session: Session, start: dt.datetime, end: dt.datetime, flagged: Iterable[str]
 ) -> dict[str, list[ArticleEvidence]]:
-    """Per surviving cluster id, its members published in [start, end), most central first.
+    """Per flagged surviving cluster id, its members published in [start, end), most central first
+    (evidence is made for the flagged only: a day's clusters hold thousands of members).
 
     As the rising detector counts them: members of clusters merged before ``end`` belong to the
     survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
+    wanted = [cid for cid in set(flagged) if cid.isdigit()]
     return {
         survivor: [_member_evidence(member, article) for member, article in members]
-        for survivor, members in rules.counted_cluster_members(session, start, end, end).items()
+        for survivor, members in rules.counted_cluster_members(session, start, end, end, wanted).items()
     }
