@@ -173,6 +173,25 @@ def counted_seed_rows(session: Session, start: dt.datetime, end: dt.datetime) ->
     return {seed: list(articles.values()) for seed, articles in by_seed.items()}
 
 
+def counted_seed_articles(
+    session: Session, start: dt.datetime, end: dt.datetime
+) -> dict[str, list[Row[Any]]]:
+    """Per seed, the articles published in [start, end) that count for it (the rule of
+    ``counted_seed_matches``), with only what a count reads: ``id``, ``published_at``, ``outlet``,
+    ``country``, ``language`` and ``story_key``. A baseline's months of matches, without evidence."""
+    counted = counted_matches_query(start=start, end=end).subquery()
+    rows = session.execute(
+        select(counted.c.narrative_id, *ARTICLE_ROW_COLUMNS[:6])
+        .join(Article, Article.id == counted.c.article_id)
+        .where(Article.published_at >= start, Article.published_at < end)
+        .distinct()
+    )
+    by_seed: dict[str, list[Row[Any]]] = {}
+    for row in rows:
+        by_seed.setdefault(row.narrative_id, []).append(row)
+    return by_seed
+
+
 def latest_verdicts(session: Session, article_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     """The newest analyst verdict per (article, seed), whatever collection it was given in."""
     newest: dict[tuple[int, str], tuple[dt.datetime, int, str]] = {}

@@ -60,13 +60,33 @@ def _counted(article: Row[Any], score: float, evidence: dict[str, Any]) -> Count
     )
 
 
+def _baseline_counted(article: Row[Any]) -> CountedArticle:
+    """An article of a baseline day: counted and never shown, so without title, link or evidence."""
+    return CountedArticle(
+        article_id=article.id,
+        day=article.published_at.date(),
+        outlet=article.outlet,
+        country=article.country,
+        language=article.language or rules.UNKNOWN,
+        story_key=article.story_key,
+        title="",
+        url="",
+        published_at=article.published_at,
+        score=0.0,
+        evidence={},
+    )
+
+
 def seed_articles(
-    session: Session, start: dt.datetime, end: dt.datetime
+    session: Session, start: dt.datetime, end: dt.datetime, shown_from: dt.datetime
 ) -> dict[str, dict[int, CountedArticle]]:
-    """Articles per seed by the one counting rule, each with its strongest counted match."""
-    seeds: dict[str, dict[int, CountedArticle]] = {}
-    for seed, rows in rules.counted_seed_rows(session, start, end).items():
-        seeds[seed] = {
+    """Articles per seed by the one counting rule: those from ``shown_from`` on (the day a flag
+    shows) with their strongest counted match, the earlier ones with only what counting reads."""
+    seeds: dict[str, dict[int, CountedArticle]] = defaultdict(dict)
+    for seed, rows in rules.counted_seed_articles(session, start, shown_from).items():
+        seeds[seed].update((row.id, _baseline_counted(row)) for row in rows)
+    for seed, rows in rules.counted_seed_rows(session, shown_from, end).items():
+        seeds[seed] |= {
             row.id: _counted(
                 row,
                 round(row.score, 6),
@@ -81,7 +101,7 @@ def seed_articles(
             )
             for row in rows
         }
-    return seeds
+    return dict(seeds)
 
 
 def _by_survivor(rows: dict[str, list[Row[Any]]]) -> dict[str, dict[int, CountedArticle]]:

@@ -233,7 +233,7 @@ def _count(
     today_rows, before_rows, cluster_today = count_days(session, fill, merges)
     clear_marks(session, marks)
 
-    seed_counts, seed_groups = daily_counts("narrative", seed_articles(session, start, end))
+    seed_counts, seed_groups = daily_counts("narrative", seed_articles(session, start, end, day_start(day)))
     seed_outlets = day_outlets(seed_groups)
     seed_rows = replace_counts(session, "narrative", None, days, seed_counts, seed_outlets)
 
