@@ -280,54 +280,6 @@ def add_cluster(session, cid: int, first: dt.datetime, **fields) -> None:
     session.flush()
 
 
-def test_cluster_counts_follow_a_merge_only_from_the_day_it_happened(ctx: AppContext) -> None:
-    with ctx.transaction() as session:
-        add_cluster(session, 1, at(DAY - dt.timedelta(days=1)))
-        add_cluster(session, 2, at(DAY))
-        for cid, n in ((1, 2), (2, 4)):
-            for i in range(n):
-                article = add_article(
-                    session,
-                    key=f"c{cid}-{i}",
-                    outlet=f"c-outlet-{cid}-{i}",
-                    published_at=at(DAY),
-                    title=f"c{cid} {i}",
-                )
-                session.add(
-                    ClusterMember(
-                        article_id=article.id,
-                        collection=COLLECTION,
-                        cluster_id=cid,
-                        similarity=0.9,
-                        published_at=at(DAY),
-                    )
-                )
-    detect_rising(ctx, DAY, NOW)
-
-    def cluster_outlets() -> dict[str, int]:
-        with ctx.transaction() as session:
-            rows = session.execute(
-                select(DailyCount).where(
-                    DailyCount.day == DAY, DailyCount.subject_kind == "cluster", DailyCount.dimension == "all"
-                )
-            ).scalars()
-            return {r.subject_id: r.n_outlets for r in rows}
-
-    assert cluster_outlets() == {"1": 2, "2": 4}
-    with ctx.transaction() as session:
-        merged = session.get(Cluster, 2)
-        assert merged is not None
-        merged.status, merged.merged_into, merged.merged_at = "merged", 1, at(DAY + dt.timedelta(days=2))
-    detect_rising(ctx, DAY, NOW)
-    assert cluster_outlets() == {"1": 2, "2": 4}  # a later merge does not rewrite DAY
-    with ctx.transaction() as session:
-        merged = session.get(Cluster, 2)
-        assert merged is not None
-        merged.merged_at = at(DAY, 20)
-    detect_rising(ctx, DAY, NOW)
-    assert cluster_outlets() == {"1": 6}
-
-
 def _cluster_with_members(
     session: Any, cid: int, day: dt.date, outlets: list[str], *, first_seen: dt.date | None = None
 ) -> list[Any]:
@@ -355,6 +307,36 @@ def _cluster_with_members(
         articles.append(article)
     session.flush()
     return articles
+
+
+def test_cluster_counts_follow_a_merge_only_from_the_day_it_happened(ctx: AppContext) -> None:
+    with ctx.transaction() as session:
+        _cluster_with_members(session, 1, DAY, ["1a", "1b"], first_seen=DAY - dt.timedelta(days=1))
+        _cluster_with_members(session, 2, DAY, ["2a", "2b", "2c", "2d"])
+    detect_rising(ctx, DAY, NOW)
+
+    def cluster_outlets() -> dict[str, int]:
+        with ctx.transaction() as session:
+            rows = session.execute(
+                select(DailyCount).where(
+                    DailyCount.day == DAY, DailyCount.subject_kind == "cluster", DailyCount.dimension == "all"
+                )
+            ).scalars()
+            return {r.subject_id: r.n_outlets for r in rows}
+
+    assert cluster_outlets() == {"1": 2, "2": 4}
+    with ctx.transaction() as session:
+        merged = session.get(Cluster, 2)
+        assert merged is not None
+        merged.status, merged.merged_into, merged.merged_at = "merged", 1, at(DAY + dt.timedelta(days=2))
+    detect_rising(ctx, DAY, NOW)
+    assert cluster_outlets() == {"1": 2, "2": 4}  # a later merge does not rewrite DAY
+    with ctx.transaction() as session:
+        merged = session.get(Cluster, 2)
+        assert merged is not None
+        merged.merged_at = at(DAY, 20)
+    detect_rising(ctx, DAY, NOW)
+    assert cluster_outlets() == {"1": 6}
 
 
 def _stored_outlets(ctx: AppContext, cid: int, day: dt.date) -> tuple[int, str | None] | None:

@@ -44,7 +44,10 @@ def _dimensions(counted: CountedArticle) -> list[tuple[str, str]]:
     ]
 
 
-def _counted(article: Row[Any], score: float, evidence: dict[str, Any]) -> CountedArticle:
+def _counted(article: Row[Any], score: float = 0.0, evidence: dict[str, Any] | None = None) -> CountedArticle:
+    """The article as counted; without ``evidence`` it is an article of a baseline day, counted and
+    never shown, so the row need not carry a title or link."""
+    shown = evidence is not None
     return CountedArticle(
         article_id=article.id,
         day=article.published_at.date(),
@@ -52,28 +55,11 @@ def _counted(article: Row[Any], score: float, evidence: dict[str, Any]) -> Count
         country=article.country,
         language=article.language or rules.UNKNOWN,
         story_key=article.story_key,
-        title=article.title,
-        url=article.url,
+        title=article.title if shown else "",
+        url=article.url if shown else "",
         published_at=article.published_at,
         score=score,
-        evidence=evidence,
-    )
-
-
-def _baseline_counted(article: Row[Any]) -> CountedArticle:
-    """An article of a baseline day: counted and never shown, so without title, link or evidence."""
-    return CountedArticle(
-        article_id=article.id,
-        day=article.published_at.date(),
-        outlet=article.outlet,
-        country=article.country,
-        language=article.language or rules.UNKNOWN,
-        story_key=article.story_key,
-        title="",
-        url="",
-        published_at=article.published_at,
-        score=0.0,
-        evidence={},
+        evidence=evidence or {},
     )
 
 
@@ -84,7 +70,7 @@ def seed_articles(
     shows) with their strongest counted match, the earlier ones with only what counting reads."""
     seeds: dict[str, dict[int, CountedArticle]] = defaultdict(dict)
     for seed, rows in rules.counted_seed_articles(session, start, shown_from).items():
-        seeds[seed].update((row.id, _baseline_counted(row)) for row in rows)
+        seeds[seed].update((row.id, _counted(row)) for row in rows)
     for seed, rows in rules.counted_seed_rows(session, shown_from, end).items():
         seeds[seed] |= {
             row.id: _counted(
