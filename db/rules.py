@@ -318,25 +318,21 @@ def counted_cluster_members(
     """Per surviving cluster id of ``survivors``, the members published in [start, end) that count for
     it, most central first: members of clusters merged before ``merge_before`` belong to the
     survivor, and an article a seed covers belongs to the seed, not to a cluster."""
-    merged_into = merge_map(session, merge_before)
-    ids = sorted({cid for survivor in set(survivors) for cid in cluster_group(merged_into, int(survivor))})
-    query = (
+    wanted = set(survivors)
+    rows = session.execute(
         select(ClusterMember, Article)
         .join(Article, Article.id == ClusterMember.article_id)
         # a week's clusters hold thousands of members: their bodies are not shown (summaries are)
         .options(defer(Article.text))
         .where(*_counted_members_filter(start, end))
-    )
-    rows = [
-        row
-        for chunk in chunked(ids)
-        for row in session.execute(query.where(ClusterMember.cluster_id.in_(chunk))).tuples()
-    ]
-    rows.sort(key=lambda row: (-row[0].similarity, row[1].id))
+        .order_by(ClusterMember.similarity.desc(), Article.id)
+    ).tuples()
+    merged_into = merge_map(session, merge_before)
     clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
     for member, article in rows:
         survivor = str(resolve(member.cluster_id, merged_into))
-        clusters.setdefault(survivor, {}).setdefault(article.id, (member, article))
+        if survivor in wanted:
+            clusters.setdefault(survivor, {}).setdefault(article.id, (member, article))
     return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
 
 

@@ -9,9 +9,7 @@ from report_fixtures import CLUSTER_ID, COLLECTION, DAY, NOW, build_report_fixtu
 from sqlalchemy import select
 
 from narrwatch.context import AppContext
-from narrwatch.db import rules
 from narrwatch.db.models import Article, Cluster, ClusterMember, Feed
-from narrwatch.steps.detect.detect import detect_rising
 from narrwatch.steps.report.collect import collect_report_data
 
 pytestmark = pytest.mark.db
@@ -84,32 +82,3 @@ def test_only_clusters_spread_over_outlets_and_days_are_emerging(ctx: AppContext
     assert 103 in listed and CLUSTER_ID in listed
     assert 101 not in listed  # five outlets, but one day: a story
     assert 102 not in listed  # two days, but two outlets
-
-
-def test_the_stored_counts_and_the_members_give_the_same_emerging_clusters(ctx: AppContext) -> None:
-    """After detection the week is read from its stored counts (a row per cluster and day), before it
-    from the members: both give the same list, outlets, members and countries."""
-    build_report_fixture(ctx)
-    morning = DAY_START + dt.timedelta(hours=8)
-    add_cluster(
-        ctx, 103, [("spread-a", morning - dt.timedelta(days=3)), ("spread-b", morning), ("spread-c", morning)]
-    )
-    add_cluster(ctx, 104, [(f"wide-{i}", morning - dt.timedelta(days=i % 3)) for i in range(6)])
-
-    def listed() -> list[tuple[int, int, list[str], list[str]]]:
-        return [
-            (item.cluster_id, item.n_recent, item.outlets, item.countries)
-            for item in collect_report_data(ctx, DAY, NOW).clusters
-        ]
-
-    from_members = listed()
-    for offset in range(7):
-        detect_rising(ctx, DAY - dt.timedelta(days=offset), NOW)
-    week = [DAY - dt.timedelta(days=i) for i in range(7)]
-    with ctx.transaction() as session:
-        member_days = {at.date() for at in session.scalars(select(ClusterMember.published_at))} & set(week)
-        # every day with members is read as stored (a day with no article is never stored: its
-        # empty recount costs nothing)
-        assert member_days <= rules.count_state(session, week)[0]
-    assert listed() == from_members
-    assert {103, 104} <= {cluster_id for cluster_id, *_ in from_members}

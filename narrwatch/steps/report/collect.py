@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -159,45 +158,6 @@ def _seed_activity(
     return activity
 
 
-@dataclass
-class _Spread:
-    """What the report shows of a cluster's week: distinct outlets, days, members, countries."""
-
-    outlets: set[str] = field(default_factory=set)
-    days: set[dt.date] = field(default_factory=set)
-    n_recent: int = 0
-    countries: set[str] = field(default_factory=set)
-
-
-def _week_spread(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> dict[str, _Spread]:
-    """Every surviving cluster's spread over ``days``: from the counts detection stored where they are
-    current (so the report reads a row per cluster and day, not the week's members), and from the
-    members of any day detection has not counted (a report made before its day's detection)."""
-    current, _ = rules.count_state(session, days)
-    spread: dict[str, _Spread] = defaultdict(_Spread)
-    counts, outlets = rules.stored_cluster_days(
-        session, sorted(current), merged_into, dimensions=("all", "country")
-    )
-    for (survivor, dimension, value), by_day in counts.items():
-        item = spread[survivor]
-        if dimension == "all":
-            item.days.update(by_day)
-            item.n_recent += sum(count.n_articles for count in by_day.values())
-            for day_outlets in outlets[(survivor, dimension, value)].values():
-                item.outlets |= day_outlets
-        elif dimension == "country" and value != rules.UNKNOWN:
-            item.countries.add(value)
-    for day in sorted(set(days) - current):
-        start, end = day_bounds(day)
-        for survivor, rows in rules.counted_cluster_rows(session, start, end, merged_into).items():
-            item = spread[survivor]
-            item.days.add(day)
-            item.n_recent += len(rows)
-            item.outlets.update(row.outlet for row in rows)
-            item.countries.update((row.country or "").lower() for row in rows if row.country)
-    return spread
-
-
 def _emerging_clusters(
     session: Session, settings: Settings, day: dt.date, rising_ids: set[tuple[str, str]]
 ) -> list[ClusterItem]:
@@ -208,45 +168,34 @@ def _emerging_clusters(
     least ``cluster_emerging_min_days`` distinct days."""
     _, end = day_bounds(day)
     start = end - dt.timedelta(days=settings.cluster_window_days)
-    days = [start.date() + dt.timedelta(days=i) for i in range((end - start).days)]
-    merged_into = rules.merge_map(session, end)
-    spread = _week_spread(session, days, merged_into)
+    # a week of members as plain rows: the spread is read from them, evidence made for the listed only
+    recent = rules.counted_cluster_rows(session, start, end, rules.merge_map(session, end))
     live = {
         str(cluster.id): cluster
-        for chunk in rules.chunked(sorted(int(cid) for cid in spread))
+        for chunk in rules.chunked(sorted(int(cid) for cid in recent))
         for cluster in session.scalars(
             select(Cluster)
             .options(defer(Cluster.centroid))
             .where(Cluster.id.in_(chunk), Cluster.status == "live")
         )
     }
-    shown = {cluster_id: _shown(item.outlets) for cluster_id, item in spread.items() if cluster_id in live}
+    spread = {
+        cluster_id: (_shown(row.outlet for row in rows), len({row.published_at.date() for row in rows}))
+        for cluster_id, rows in recent.items()
+        if cluster_id in live
+    }
     chosen = [
-        cluster_id
-        for cluster_id, outlets in shown.items()
-        if len(outlets) >= settings.cluster_emerging_min_outlets
-        and len(spread[cluster_id].days) >= settings.cluster_emerging_min_days
+        (cluster_id, rows)
+        for cluster_id, rows in recent.items()
+        if cluster_id in live
+        and len(spread[cluster_id][0]) >= settings.cluster_emerging_min_outlets
+        and spread[cluster_id][1] >= settings.cluster_emerging_min_days
     ]
-    chosen.sort(key=lambda cid: (-len(shown[cid]), -spread[cid].n_recent, int(cid)))
+    chosen.sort(key=lambda c: (-len(spread[c[0]][0]), -len(c[1]), int(c[0])))
     return [
-        _cluster_item(
-            session,
-            live[cluster_id],
-            _week_members(session, start, end, merged_into, int(cluster_id)),
-            shown[cluster_id],
-            spread[cluster_id],
-            rising_ids,
-        )
-        for cluster_id in chosen[: settings.report_max_clusters]
+        _cluster_item(session, live[cluster_id], rows, spread[cluster_id][0], rising_ids)
+        for cluster_id, rows in chosen[: settings.report_max_clusters]
     ]
-
-
-def _week_members(
-    session: Session, start: dt.datetime, end: dt.datetime, merged_into: dict[int, int], survivor: int
-) -> list[Row[Any]]:
-    """The listed cluster's counted members in the window, most central first (its sample's source)."""
-    group = rules.cluster_group(merged_into, survivor)
-    return rules.counted_cluster_rows(session, start, end, merged_into, group).get(str(survivor), [])
 
 
 def _cluster_item(
@@ -254,7 +203,6 @@ def _cluster_item(
     cluster: Cluster,
     rows: list[Row[Any]],
     outlets: set[str],
-    spread: _Spread,
     rising_ids: set[tuple[str, str]],
 ) -> ClusterItem:
     """A listed cluster; evidence is made for its sampled members only (its week can hold thousands)."""
@@ -268,9 +216,9 @@ def _cluster_item(
         label=plain_text(cluster.label, 200) or f"cluster {cluster.id}",
         representative_title=plain_text(cluster.representative_title, TITLE_CHARS),
         size=cluster.size,
-        n_recent=spread.n_recent,
+        n_recent=len(rows),
         outlets=_distinct(outlets),
-        countries=_distinct(plain_text(country, 8).upper() for country in spread.countries),
+        countries=_distinct(plain_text(country, 8).upper() for country in {row.country for row in rows}),
         sample_titles=[article_evidence(articles[row.id], score=row.similarity) for row in sample],
         first_seen_at=cluster.first_seen_at,
         last_seen_at=cluster.last_seen_at,
