@@ -380,7 +380,7 @@ def test_a_group_counts_the_union_of_its_clusters_stored_days(ctx: AppContext) -
         merged = session.get(Cluster, 2)
         assert merged is not None
         merged.status, merged.merged_into, merged.merged_at = "merged", 1, at(past + dt.timedelta(days=1))
-        counts, outlets = rules.stored_cluster_days(session, [past, DAY], {2: 1})
+        counts, outlets = rules.stored_cluster_days(session, [past, DAY], {2: 1}, [1, 2])
     assert counts[("1", "all", "all")][past] == DayCount(n_articles=4, n_stories=4, n_outlets=3)
     assert outlets[("1", "all", "all")][past] == {"a", "b", "c"}
 
