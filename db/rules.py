@@ -303,9 +303,15 @@ def _counted_members_filter(start: dt.datetime, end: dt.datetime) -> list[Column
     ]
 
 
-def cluster_group(merged_into: dict[int, int], survivor: int) -> list[int]:
-    """The surviving cluster and every cluster merged into it under ``merged_into``."""
-    return [survivor, *sorted(cid for cid in merged_into if resolve(cid, merged_into) == survivor)]
+def cluster_groups(survivors: Iterable[str], merged_into: dict[int, int]) -> dict[str, set[int]]:
+    """Each surviving cluster id of ``survivors`` -> its own id and every cluster merged into it
+    under ``merged_into``."""
+    groups = {survivor: {int(survivor)} for survivor in survivors}
+    for cid in merged_into:
+        survivor = str(resolve(cid, merged_into))
+        if survivor in groups:
+            groups[survivor].add(cid)
+    return groups
 
 
 def counted_cluster_members(

@@ -163,7 +163,7 @@ def _stored_counts(
     if kind == "cluster" and subject_id.isdigit():
         merged_into = rules.merge_map(session, day_start(end + dt.timedelta(days=1)))
         days = [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
-        group = rules.cluster_group(merged_into, int(subject_id))
+        group = rules.cluster_groups([subject_id], merged_into)[subject_id]
         counts, _ = rules.stored_cluster_days(session, days, merged_into, group, dimensions=("all",))
         return counts.get((subject_id, "all", "all"), {})
     rows = session.scalars(

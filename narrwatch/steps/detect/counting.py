@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
 from narrwatch.db.models import Cluster, Match, NarrativeVersion
-from narrwatch.domain.clustering import resolve
 from narrwatch.domain.rising import DayCount, count_day
 
 SubjectKey = tuple[str, str, str, str]  # (subject_kind, subject_id, dimension, dimension_value)
@@ -109,17 +107,6 @@ def day_clusters(
 ) -> dict[str, dict[int, CountedArticle]]:
     """Every cluster's counted members published in [start, end) (one day's worth)."""
     return _by_survivor(rules.counted_cluster_rows(session, start, end, merged_into))
-
-
-def todays_groups(survivors: Iterable[str], merged_into: dict[int, int]) -> dict[str, set[int]]:
-    """The groups of ``survivors`` (clusters with counted members on the day): survivor id -> the
-    ids of every cluster merged into it by then (``merged_into``), its own included."""
-    groups = {survivor: {int(survivor)} for survivor in survivors}
-    for cid in merged_into:
-        survivor = str(resolve(cid, merged_into))
-        if survivor in groups:
-            groups[survivor].add(cid)
-    return groups
 
 
 def groups_observed_from(session: Session, groups: dict[str, set[int]]) -> dict[str, dt.date]:

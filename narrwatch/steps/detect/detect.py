@@ -62,7 +62,6 @@ from narrwatch.steps.detect.counting import (
     groups_observed_from,
     seed_articles,
     seed_observed_from,
-    todays_groups,
 )
 from narrwatch.steps.detect.flag_rows import earlier_flags, flag_extra, flag_row
 from narrwatch.steps.detect.stored import (
@@ -238,7 +237,7 @@ def _count(
     seed_rows = replace_counts(session, "narrative", None, days, seed_counts, seed_outlets)
 
     merged_into = rules.merge_map_at(merges, end)
-    groups = todays_groups({key[1] for key in cluster_today}, merged_into)
+    groups = rules.cluster_groups({key[1] for key in cluster_today}, merged_into)
     counts, outlets = rules.stored_cluster_days(
         session, days, merged_into, {cid for ids in groups.values() for cid in ids}
     )
