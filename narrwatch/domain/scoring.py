@@ -241,11 +241,79 @@ def lexical_signals(
 ) -> tuple[list[str], float, list[str], float]:
     """(keyword hits, keyword signal in [0, 1], rebuttal cues found, rebuttal signal in [0, 1])."""
     folded = fold_text_cached(text)
-    hits = keyword_hits(keywords, folded, folded=True)
-    lexical = min(1.0, len(hits) / params.lexical_saturation) if keywords else 0.0
-    cues = list(rebuttal_hits(folded)) if params.rebuttal_weight else []
-    rebuttal = min(1.0, len(cues) / params.rebuttal_saturation)
+    hits, lexical = _keyword_signal(keywords, folded, params)
+    cues, rebuttal = _rebuttal_signal(folded, params)
     return hits, lexical, cues, rebuttal
+
+
+def _keyword_signal(keywords: Sequence[str], folded: str, params: ScoringParams) -> tuple[list[str], float]:
+    hits = keyword_hits(keywords, folded, folded=True)
+    return hits, min(1.0, len(hits) / params.lexical_saturation) if keywords else 0.0
+
+
+def _rebuttal_signal(folded: str, params: ScoringParams) -> tuple[list[str], float]:
+    cues = list(rebuttal_hits(folded)) if params.rebuttal_weight else []
+    return cues, min(1.0, len(cues) / params.rebuttal_saturation)
+
+
+@dataclass(frozen=True)
+class ArticleBatch:
+    """Many articles' passages stacked, with what scoring them needs that no seed changes.
+
+    :func:`batch_calibration_inputs` scores the whole batch against a seed in one matrix product:
+    calibration backgrounds hold hundreds of articles per language, scored against every seed.
+    """
+
+    passages: Array  # every article's passage vectors, article after article
+    lengths: Array  # passages per article
+    eligible: Array  # per passage: may be the evidence (the short-text guard of score_article)
+    folded: tuple[str, ...]  # per article: its text, folded for keyword tests
+    rebuttal: Array  # per article: rebuttal signal
+
+    @classmethod
+    def of(
+        cls, articles: Sequence[tuple[Array, Sequence[str]]], params: ScoringParams, dimension: int
+    ) -> ArticleBatch:
+        """``articles``: (passage vectors, passage texts) each, as :func:`score_article` takes them."""
+        for vectors, texts in articles:
+            if len(vectors) != len(texts):
+                raise ValueError("each passage needs exactly one vector")
+        lengths = np.array([len(texts) for _, texts in articles], dtype=np.int64)
+        blocks = [np.asarray(vectors, dtype=np.float32).reshape(-1, dimension) for vectors, _ in articles]
+        passages = np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
+        short = np.array(
+            [len(t.strip()) < params.min_passage_chars for _, texts in articles for t in texts], bool
+        )
+        owner = np.repeat(np.arange(len(articles)), lengths)
+        all_short = np.ones(len(articles), dtype=bool)
+        np.logical_and.at(all_short, owner, short)
+        folded = tuple(fold_text_cached(" ".join(texts)) for _, texts in articles)
+        return cls(
+            passages=passages,
+            lengths=lengths,
+            eligible=~short | all_short[owner],
+            folded=folded,
+            rebuttal=np.array([_rebuttal_signal(text, params)[1] for text in folded], dtype=np.float64),
+        )
+
+
+def batch_calibration_inputs(batch: ArticleBatch, seed: SeedVectors, params: ScoringParams) -> Array:
+    """Per article of ``batch``: ``score_article(...).calibration_input`` for ``seed``."""
+    inputs = np.full(len(batch.lengths), -1.0)  # an article without passages scores -1
+    present = batch.lengths > 0
+    if not present.any():
+        return inputs
+    net, _, _ = passage_scores(batch.passages, seed, params)
+    candidate = np.where(batch.eligible, net, -np.inf)
+    starts = np.concatenate(([0], np.cumsum(batch.lengths)[:-1]))[present]
+    best = np.maximum.reduceat(candidate, starts).astype(np.float64)
+    lexical = np.array(
+        [_keyword_signal(seed.keywords, batch.folded[i], params)[1] for i in np.flatnonzero(present)]
+    )
+    inputs[present] = (
+        best + params.lexical_weight * lexical - params.rebuttal_weight * batch.rebuttal[present]
+    )
+    return inputs
 
 
 def score_upper_bound(

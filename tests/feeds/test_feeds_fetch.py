@@ -378,6 +378,9 @@ def test_one_host_is_polled_politely_and_hosts_in_parallel(
     for host_starts in starts.values():
         host_starts.sort()
         gaps = [later - earlier for earlier, later in zip(host_starts, host_starts[1:], strict=False)]
-        assert min(gaps) >= 0.49  # never two requests to one host closer than the delay
+        # The gate spaces request starts by 0.5 s on the client; the server sees them after a
+        # connect and a thread switch, which can shift one arrival by a few ms on a busy machine.
+        # A gate that only serialised requests would show gaps of 0.3 s (the response time).
+        assert min(gaps) >= 0.45
     # Two hosts in parallel: about 3 x 0.5 s, not 6 x 0.5 s.
     assert elapsed < 2.6

@@ -10,9 +10,11 @@ from hypothesis.extra.numpy import arrays
 
 from narrwatch.domain.lexical import REBUTTAL_CUES, fold_text, keyword_hits, keyword_probe
 from narrwatch.domain.scoring import (
+    ArticleBatch,
     ScoringParams,
     SeedScore,
     Thresholds,
+    batch_calibration_inputs,
     build_seed_vectors,
     compete,
     decide,
@@ -305,3 +307,34 @@ def test_the_unclipped_score_keeps_what_the_clip_loses() -> None:
     assert found.score == -1.0
     assert found.unclipped is not None and found.unclipped < -1.0
     assert found.calibration_input == found.unclipped
+
+
+#: Passage texts mixing what changes a score: length (the short-text guard), keywords, rebuttal cues.
+passage_texts = st.sampled_from(["short", LONG, f"{LONG} sovereignty", f"{LONG} {REBUTTAL_CUES[0]}", "nato"])
+
+
+@given(
+    st.lists(
+        st.integers(0, 4).flatmap(
+            lambda n: st.tuples(
+                arrays(np.float32, (n, DIM), elements=st.floats(-1, 1, width=32)),
+                st.lists(passage_texts, min_size=n, max_size=n),
+            )
+        ),
+        max_size=6,
+    ),
+    vectors,
+    vectors,
+)
+@settings(max_examples=80, deadline=None)
+def test_a_batch_scores_each_article_as_score_article_does(
+    articles: list[tuple[np.ndarray, list[str]]], pos: np.ndarray, neg: np.ndarray
+) -> None:
+    seed = seed_from(pos, neg, keywords=("sovereign", "nato"))
+    params = ScoringParams()
+    articles = [(unit(passages) if len(passages) else passages, texts) for passages, texts in articles]
+    batch = ArticleBatch.of(articles, params, DIM)
+    expected = [
+        score_article(passages, texts, seed, params).calibration_input for passages, texts in articles
+    ]  # type: ignore[arg-type]
+    assert batch_calibration_inputs(batch, seed, params).tolist() == pytest.approx(expected, abs=1e-6)  # type: ignore[arg-type]

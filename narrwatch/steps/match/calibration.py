@@ -35,7 +35,7 @@ from narrwatch.domain.background import (
     language_key,
     script_variants,
 )
-from narrwatch.domain.scoring import SeedScore
+from narrwatch.domain.scoring import ArticleBatch, SeedScore, batch_calibration_inputs
 from narrwatch.domain.text import text_script
 
 if TYPE_CHECKING:
@@ -83,11 +83,11 @@ def _raw_by_seed(
     prepared: PreparedSeeds, items: Iterable[tuple[Array, Sequence[str]]]
 ) -> dict[str, list[float]]:
     """Every seed's raw scores (before their clip) for ``items``: (passage vectors, passage texts)."""
-    raw: dict[str, list[float]] = {seed_id: [] for seed_id in prepared.vectors}
-    for vectors, texts in items:
-        for seed_id, score in prepared.raw_scores(vectors, texts).items():
-            raw[seed_id].append(score.calibration_input)
-    return raw
+    batch = ArticleBatch.of(list(items), prepared.params, prepared.background.shape[1])
+    return {
+        seed_id: batch_calibration_inputs(batch, seed, prepared.params).tolist()
+        for seed_id, seed in prepared.vectors.items()
+    }
 
 
 @dataclass
