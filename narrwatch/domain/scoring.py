@@ -265,22 +265,20 @@ class ArticleBatch:
     """
 
     passages: Array  # every article's passage vectors, article after article
-    lengths: Array  # passages per article
-    eligible: Array  # per passage: may be the evidence (the short-text guard of score_article)
+    lengths: npt.NDArray[np.int64]  # passages per article
+    eligible: npt.NDArray[np.bool_]  # per passage: may be the evidence (score_article's short-text guard)
     folded: tuple[str, ...]  # per article: its text, folded for keyword tests
-    rebuttal: Array  # per article: rebuttal signal
+    rebuttal: npt.NDArray[np.float64]  # per article: rebuttal signal
 
     @classmethod
-    def of(
-        cls, articles: Sequence[tuple[Array, Sequence[str]]], params: ScoringParams, dimension: int
-    ) -> ArticleBatch:
+    def of(cls, articles: Sequence[tuple[Array, Sequence[str]]], params: ScoringParams) -> ArticleBatch:
         """``articles``: (passage vectors, passage texts) each, as :func:`score_article` takes them."""
         for vectors, texts in articles:
             if len(vectors) != len(texts):
                 raise ValueError("each passage needs exactly one vector")
         lengths = np.array([len(texts) for _, texts in articles], dtype=np.int64)
-        blocks = [np.asarray(vectors, dtype=np.float32).reshape(-1, dimension) for vectors, _ in articles]
-        passages = np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
+        blocks = [np.asarray(vectors, dtype=np.float32) for vectors, _ in articles if len(vectors)]
+        passages = np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
         short = np.array(
             [len(t.strip()) < params.min_passage_chars for _, texts in articles for t in texts], bool
         )
@@ -297,7 +295,9 @@ class ArticleBatch:
         )
 
 
-def batch_calibration_inputs(batch: ArticleBatch, seed: SeedVectors, params: ScoringParams) -> Array:
+def batch_calibration_inputs(
+    batch: ArticleBatch, seed: SeedVectors, params: ScoringParams
+) -> npt.NDArray[np.float64]:
     """Per article of ``batch``: ``score_article(...).calibration_input`` for ``seed``."""
     inputs = np.full(len(batch.lengths), -1.0)  # an article without passages scores -1
     present = batch.lengths > 0

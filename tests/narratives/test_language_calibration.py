@@ -196,6 +196,9 @@ class _StubSeeds:
             )
         }
 
+    def calibration_inputs(self, articles: list[tuple[np.ndarray, list[str]]]) -> dict[str, list[float]]:
+        return {"s": [self.raw_scores(vectors, texts)["s"].calibration_input for vectors, texts in articles]}
+
 
 def _calibrator(rng: np.random.Generator) -> tuple[LanguageCalibrator, _StubSeeds]:
     # English cosines spread widely, Russian ones are compressed to a fifth around a higher centre.

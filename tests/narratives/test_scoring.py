@@ -333,7 +333,7 @@ def test_a_batch_scores_each_article_as_score_article_does(
     seed = seed_from(pos, neg, keywords=("sovereign", "nato"))
     params = ScoringParams()
     articles = [(unit(passages) if len(passages) else passages, texts) for passages, texts in articles]
-    batch = ArticleBatch.of(articles, params, DIM)
+    batch = ArticleBatch.of(articles, params)
     expected = [
         score_article(passages, texts, seed, params).calibration_input for passages, texts in articles
     ]  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -35,7 +35,7 @@ from narrwatch.domain.background import (
     language_key,
     script_variants,
 )
-from narrwatch.domain.scoring import ArticleBatch, SeedScore, batch_calibration_inputs
+from narrwatch.domain.scoring import SeedScore
 from narrwatch.domain.text import text_script
 
 if TYPE_CHECKING:
@@ -79,17 +79,6 @@ def bundled_background_vectors(encoder: Encoder, cache_dir: Path | None) -> dict
     return vectors
 
 
-def _raw_by_seed(
-    prepared: PreparedSeeds, items: Iterable[tuple[Array, Sequence[str]]]
-) -> dict[str, list[float]]:
-    """Every seed's raw scores (before their clip) for ``items``: (passage vectors, passage texts)."""
-    batch = ArticleBatch.of(list(items), prepared.params, prepared.background.shape[1])
-    return {
-        seed_id: batch_calibration_inputs(batch, seed, prepared.params).tolist()
-        for seed_id, seed in prepared.vectors.items()
-    }
-
-
 @dataclass
 class LanguageCalibrator:
     """Per-language, per-seed background figures, worked out on first use of a language."""
@@ -108,7 +97,7 @@ class LanguageCalibrator:
         source = bundled_key(key, list(self.bundled))
         if source not in self.priors:
             sentences = zip(self.bundled[source], bundled_background_texts()[source], strict=True)
-            raw = _raw_by_seed(prepared, ((vector[np.newaxis, :], [text]) for vector, text in sentences))
+            raw = prepared.calibration_inputs([(vector[np.newaxis, :], [text]) for vector, text in sentences])
             self.priors[source] = {seed_id: background_figures(values) for seed_id, values in raw.items()}
         return self.priors[source]
 
@@ -119,7 +108,9 @@ class LanguageCalibrator:
         if key not in self.figures:
             prior = self._prior(prepared, key)
             articles = self.load_background(key)
-            raw = _raw_by_seed(prepared, ((article.vectors, article.passage_texts) for article in articles))
+            raw = prepared.calibration_inputs(
+                [(article.vectors, article.passage_texts) for article in articles]
+            )
             reference = self.reference(prepared)
             self.figures[key] = {
                 seed_id: language_figures(values, prior[seed_id], reference[seed_id])

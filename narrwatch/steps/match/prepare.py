@@ -20,11 +20,13 @@ from narrwatch.db.models import (
 )
 from narrwatch.domain.scoring import (
     BACKGROUND_TEXTS,
+    ArticleBatch,
     Level,
     ScoringParams,
     SeedScore,
     SeedVectors,
     Thresholds,
+    batch_calibration_inputs,
     build_seed_vectors,
     compete,
     decide,
@@ -107,6 +109,15 @@ class PreparedSeeds:
     ) -> dict[str, SeedScore]:
         return {
             seed_id: score_article(passages, texts, seed_vectors, self.params, lexical_text)
+            for seed_id, seed_vectors in self.vectors.items()
+        }
+
+    def calibration_inputs(self, articles: Sequence[tuple[Array, Sequence[str]]]) -> dict[str, list[float]]:
+        """Every seed's calibration inputs (raw scores before their clip) for ``articles``:
+        (passage vectors, passage texts) each, scored in one batch per seed."""
+        batch = ArticleBatch.of(articles, self.params)
+        return {
+            seed_id: batch_calibration_inputs(batch, seed_vectors, self.params).tolist()
             for seed_id, seed_vectors in self.vectors.items()
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,18 @@ def parse_seed_file(path: Path, display: str | None = None) -> tuple[Seed | None
         return None, [SeedProblem(shown, "(file)", f"not UTF-8 text: {exc}")]
     except OSError as exc:
         return None, [SeedProblem(shown, "(file)", f"cannot read: {exc.strerror or exc}")]
+    seed, problems = _parse_seed_text(raw_text, shown, path.stem)
+    return seed, list(problems)
+
+
+@lru_cache(maxsize=1024)
+def _parse_seed_text(raw_text: str, shown: str, stem: str) -> tuple[Seed | None, tuple[SeedProblem, ...]]:
+    """One seed file's text read (kept: every match run reads every seed file, mostly unchanged)."""
+    seed, problems = _parse_seed_text_uncached(raw_text, shown, stem)
+    return seed, tuple(problems)
+
+
+def _parse_seed_text_uncached(raw_text: str, shown: str, stem: str) -> tuple[Seed | None, list[SeedProblem]]:
     try:
         data = yaml.load(raw_text, Loader=_UniqueKeySafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -125,12 +138,10 @@ def parse_seed_file(path: Path, display: str | None = None) -> tuple[Seed | None
         seed = Seed.model_validate(data)
     except ValidationError as exc:
         return None, _validation_problems(shown, exc)
-    if seed.id != path.stem:
+    if seed.id != stem:
         # Returned with the seed so that the set checks (duplicate ids) still see it.
         return seed, [
-            SeedProblem(
-                shown, "id", f"id {seed.id!r} must equal the file name without extension ({path.stem!r})"
-            )
+            SeedProblem(shown, "id", f"id {seed.id!r} must equal the file name without extension ({stem!r})")
         ]
     return seed, []
 
