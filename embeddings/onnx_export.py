@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from narrwatch.embeddings.backends import int8_variant
+from narrwatch.embeddings.build_lock import exclusive_build
 from narrwatch.embeddings.encoder_errors import EncoderError
 from narrwatch.embeddings.int8_rows import quantise_rows, unsigned_weights_for
 from narrwatch.embeddings.model_source import DERIVED_DIRS
@@ -39,14 +40,22 @@ def ensure_onnx_export(
     """
     stem = f"{slug}-{fingerprint}-onnx-"  # then the layout
     export_dir = models_dir / f"{stem}{_EXPORT_LAYOUT}"
-    if not (export_dir / "onnx" / "model.onnx").is_file():
-        _export_fp32(source, export_dir)
-        _remove_older_layouts(export_dir, stem)
     variant = int8_variant()
     file_name = onnx_file_name(backend, variant)
-    if backend == "onnx-int8" and not (export_dir / file_name).is_file():
-        _quantise(export_dir, variant, export_dir / file_name)
+    if _exported(export_dir, backend, file_name):
+        return export_dir, file_name
+    with exclusive_build(export_dir):  # other processes wait here rather than export it too
+        if not (export_dir / "onnx" / "model.onnx").is_file():
+            _export_fp32(source, export_dir)
+            _remove_older_layouts(export_dir, stem)
+        if backend == "onnx-int8" and not (export_dir / file_name).is_file():
+            _quantise(export_dir, variant, export_dir / file_name)
     return export_dir, file_name
+
+
+def _exported(export_dir: Path, backend: str, file_name: str) -> bool:
+    fp32 = (export_dir / "onnx" / "model.onnx").is_file()
+    return fp32 and (backend != "onnx-int8" or (export_dir / file_name).is_file())
 
 
 def _export_fp32(source: Path, export_dir: Path) -> None:

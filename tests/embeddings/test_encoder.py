@@ -239,20 +239,30 @@ RACER = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from narrwatch.embeddings.model_source import model_fingerprint, resolve_model_dir
+    from narrwatch.embeddings import onnx_export
     from narrwatch.embeddings.onnx_export import ensure_onnx_export
     from narrwatch.config import BUNDLED_MODEL
     source = resolve_model_dir(BUNDLED_MODEL)
     models = Path(sys.argv[1])
+    export = onnx_export._export_fp32
+    def counted_export(*args):
+        with open(sys.argv[2], "a") as log:
+            print("export", file=log)
+        export(*args)
+    onnx_export._export_fp32 = counted_export
     folder, name = ensure_onnx_export(source, "race", model_fingerprint(source), models, "onnx-int8")
     print(json.dumps([str(folder), name]))
     """
 )
 
 
-def test_two_processes_exporting_at_once_both_get_a_complete_export(tmp_path: Path) -> None:
+def test_two_processes_exporting_at_once_both_get_a_complete_export_made_once(tmp_path: Path) -> None:
     models = tmp_path / "models"
+    exports = tmp_path / "exports.log"
     racers = [
-        subprocess.Popen([sys.executable, "-c", RACER, str(models)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(models), str(exports)], stdout=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     results = []
@@ -266,6 +276,7 @@ def test_two_processes_exporting_at_once_both_get_a_complete_export(tmp_path: Pa
     assert side_weights_file(folder / name).stat().st_size > 10_000_000
     leftovers = [p.name for p in models.iterdir() if p.name.startswith(".") and p.name != ".fingerprints"]
     assert leftovers == [], "temporary export folders are cleaned up"
+    assert exports.read_text().splitlines() == ["export"], "the second process waited for the first's export"
 
 
 def test_a_new_export_layout_removes_the_old_ones_of_the_same_model(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -37,6 +37,7 @@ from narrwatch.domain.background import (
 )
 from narrwatch.domain.scoring import SeedScore
 from narrwatch.domain.text import text_script
+from narrwatch.embeddings.build_lock import exclusive_build
 
 if TYPE_CHECKING:
     from narrwatch.context import AppContext
@@ -60,23 +61,30 @@ def bundled_background_texts() -> dict[str, tuple[str, ...]]:
 
 def bundled_background_vectors(encoder: Encoder, cache_dir: Path | None) -> dict[str, Array]:
     """The bundled background encoded by ``encoder``; kept in ``cache_dir`` (per model and backend)."""
-    from narrwatch.steps.match.prepare import encode_cached, encoder_key
+    from narrwatch.steps.match.prepare import encoder_key
 
     texts = bundled_background_texts()
     digest = hashlib.sha256(repr((encoder_key(encoder), sorted(texts.items()))).encode()).hexdigest()[:16]
     path = cache_dir / f"background-{digest}.npz" if cache_dir is not None else None
-    if path is not None and path.exists():
-        with np.load(path) as stored:
-            return {language: stored[language] for language in texts}
-    vectors = {
+    if path is None:
+        return _encode_background(encoder, texts)
+    if not path.exists():
+        with exclusive_build(path):  # a concurrent first run waits for these vectors, not encodes them too
+            if not path.exists():
+                vectors = _encode_background(encoder, texts)
+                partial = path.with_suffix(f".{dt.datetime.now().timestamp():.0f}.tmp.npz")
+                np.savez(partial, **vectors)  # type: ignore[arg-type]
+                partial.replace(path)  # atomic: a reader sees either nothing or the whole file
+    with np.load(path) as stored:
+        return {language: stored[language] for language in texts}
+
+
+def _encode_background(encoder: Encoder, texts: Mapping[str, Sequence[str]]) -> dict[str, Array]:
+    from narrwatch.steps.match.prepare import encode_cached
+
+    return {
         language: encode_cached(encoder, list(sentences), "passage") for language, sentences in texts.items()
     }
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{dt.datetime.now().timestamp():.0f}.tmp.npz")
-        np.savez(partial, **vectors)  # type: ignore[arg-type]
-        partial.replace(path)  # atomic: a concurrent run reads either nothing or the whole file
-    return vectors
 
 
 @dataclass
