@@ -112,7 +112,14 @@ def backtest(
         window = _window_facts(session, collection, start, now)
     thresholds = resolve_seed_thresholds(ctx.settings, ctx.encoder.model_name, narratives, calibrations)
     chain = [narrative_id, *narratives.ancestors(narrative_id)]
-    prepared = prepare_seeds(ctx.encoder, narratives, chain, scoring_params(ctx.settings), thresholds)
+    prepared = prepare_seeds(
+        ctx.encoder,
+        narratives,
+        chain,
+        scoring_params(ctx.settings),
+        thresholds,
+        ctx.settings.resolved_models_dir,
+    )
     learn_from_store(ctx, prepared, collection, now)
     # Thresholds are on the calibrated scale; the vector search works on raw scores: search down to
     # the lowest raw score that reaches suggest in any language of the window.

@@ -101,7 +101,14 @@ def calibrate(
             f"{min_verdicts} (label more matches with `narrwatch label`); thresholds unchanged"
         )
         return result
-    prepared = prepare_seeds(encoder, narratives, [narrative_id], scoring_params(ctx.settings), base)
+    prepared = prepare_seeds(
+        encoder,
+        narratives,
+        [narrative_id],
+        scoring_params(ctx.settings),
+        base,
+        ctx.settings.resolved_models_dir,
+    )
     if ctx.settings.match_calibration:
         attach_calibration(ctx, prepared, collection, now)
     rescored = _rescore(prepared, articles, narrative_id)

@@ -89,7 +89,14 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     vectors = encoder.encode_passages(passages)
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
-    prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
+    prepared = prepare_seeds(
+        encoder,
+        narratives,
+        active,
+        scoring_params(ctx.settings),
+        thresholds,
+        ctx.settings.resolved_models_dir,
+    )
     try:
         learn_from_store(ctx, prepared, collection_for(encoder), dt.datetime.now(dt.UTC))
     except Exception as exc:  # no schema yet, no server: the bundled background still calibrates

@@ -456,7 +456,9 @@ def tune_match(
         for values in itertools.product(*(grid[name] for name in names)):
             params = replace(base, **dict(zip(names, values, strict=True)))
             unset = {seed_id: Thresholds(-1.0, -1.0) for seed_id in active}
-            prepared = prepare_seeds(ctx.encoder, narratives, active, params, unset)
+            prepared = prepare_seeds(
+                ctx.encoder, narratives, active, params, unset, cache_dir=ctx.settings.resolved_models_dir
+            )
             scored = {
                 eval_id: prepared.score(by_stored[stored_id].vectors, by_stored[stored_id].passage_texts)
                 for eval_id, stored_id in data.ids.items()

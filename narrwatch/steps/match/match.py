@@ -123,7 +123,14 @@ def match_articles(
         calibrations = load_calibrations(session, collection)
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
-    prepared = prepare_seeds(encoder, narratives, active, scoring_params(ctx.settings), thresholds)
+    prepared = prepare_seeds(
+        encoder,
+        narratives,
+        active,
+        scoring_params(ctx.settings),
+        thresholds,
+        ctx.settings.resolved_models_dir,
+    )
     learn_from_store(ctx, prepared, collection, end)
     key = seeds_key(prepared, versions)
     report.seeds = len(active)

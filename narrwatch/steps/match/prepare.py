@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -57,21 +60,66 @@ _TEXT_VECTORS: dict[tuple[str, str, str], Array] = {}
 
 
 def encoder_key(encoder: Encoder) -> str:
-    return f"{encoder.model_name}|{encoder.backend}|{encoder.fingerprint}"
+    """What a text's vector depends on: model files, backend and the prompts put before the text
+    (settings can change them; test encoders have none)."""
+    prompts = (getattr(encoder, "query_prompt", ""), getattr(encoder, "passage_prompt", ""))
+    return f"{encoder.model_name}|{encoder.backend}|{encoder.fingerprint}|{prompts!r}"
 
 
-def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Literal["query", "passage"]) -> Array:
+def encode_cached(
+    encoder: Encoder,
+    texts: Sequence[str],
+    kind: Literal["query", "passage"],
+    cache_dir: Path | None = None,
+) -> Array:
+    """``texts`` encoded one at a time, each once per process and, with ``cache_dir``, once per
+    models folder: every match run, backtest or tried text is a new process that needs every seed
+    phrasing (about 20 a seed, 50 ms each here)."""
     key = encoder_key(encoder)
     missing = list(dict.fromkeys(t for t in texts if (key, kind, t) not in _TEXT_VECTORS))
+    folder = _text_vector_folder(cache_dir, key) if cache_dir is not None else None
     encode = encoder.encode_queries if kind == "query" else encoder.encode_passages
     for text in missing:
-        # One text per call: with dynamically quantised (int8) models a vector depends on the other
-        # texts and the padding of its batch (cosine ~0.99 between batchings), so a seed's vectors
-        # would depend on what the process happened to encode before.
-        _TEXT_VECTORS[(key, kind, text)] = np.asarray(encode([text])[0], dtype=np.float32)
+        path = folder / _text_file_name(kind, text) if folder is not None else None
+        vector = _read_vector(path, encoder.dimension) if path is not None else None
+        if vector is None:
+            # One text per call: with dynamically quantised (int8) models a vector depends on the
+            # other texts and the padding of its batch (cosine ~0.99 between batchings), so a seed's
+            # vectors would depend on what the process happened to encode before.
+            vector = np.asarray(encode([text])[0], dtype=np.float32)
+            if path is not None:
+                _write_vector(path, vector)
+        _TEXT_VECTORS[(key, kind, text)] = vector
     if not texts:
         return np.zeros((0, encoder.dimension), dtype=np.float32)
     return np.stack([_TEXT_VECTORS[(key, kind, t)] for t in texts])
+
+
+def _text_vector_folder(cache_dir: Path, key: str) -> Path:
+    return cache_dir / f"text-vectors-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _text_file_name(kind: str, text: str) -> str:
+    return hashlib.sha256(f"{kind}\0{text}".encode()).hexdigest()[:40] + ".npy"
+
+
+def _read_vector(path: Path, dimension: int) -> Array | None:
+    """The stored vector, or None when there is none or it cannot be read (it is then made again)."""
+    try:
+        vector = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if vector.shape != (dimension,) or vector.dtype != np.float32:
+        return None
+    return vector
+
+
+def _write_vector(path: Path, vector: Array) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    with partial.open("wb") as handle:
+        np.save(handle, vector, allow_pickle=False)
+    partial.replace(path)  # atomic: a concurrent reader sees the whole vector or none
 
 
 def scoring_params(settings: Settings) -> ScoringParams:
@@ -168,8 +216,10 @@ def prepare_seeds(
     seed_ids: Iterable[str],
     params: ScoringParams,
     thresholds: Mapping[str, Thresholds],
+    cache_dir: Path | None = None,
 ) -> PreparedSeeds:
-    background = encode_cached(encoder, BACKGROUND_TEXTS, "passage")
+    """``cache_dir``: where encoded seed texts are kept between processes (the models folder)."""
+    background = encode_cached(encoder, BACKGROUND_TEXTS, "passage", cache_dir)
     vectors = {}
     for seed_id in seed_ids:
         seed = narratives.get(seed_id)
@@ -177,9 +227,9 @@ def prepare_seeds(
         vectors[seed_id] = build_seed_vectors(
             seed_id,
             positives,
-            encode_cached(encoder, positives, "query"),
+            encode_cached(encoder, positives, "query", cache_dir),
             seed.negatives,
-            encode_cached(encoder, seed.negatives, "query"),
+            encode_cached(encoder, seed.negatives, "query", cache_dir),
             background,
             seed.keywords,
             params,
