@@ -97,3 +97,13 @@ def test_another_prompt_is_another_vector(tmp_path: Path, new_process: Callable[
     prompted.query_prompt = "query: "  # type: ignore[attr-defined]
     encode_cached(prompted, ["west ignores"], "query", tmp_path)
     assert prompted.encoded == ["west ignores"], "a vector made under another prompt is not reused"
+
+
+def test_a_folder_that_cannot_be_written_only_costs_time(
+    tmp_path: Path, new_process: Callable[[], None]
+) -> None:
+    blocked = tmp_path / "models"
+    blocked.write_text("a file where the folder should be")
+    encoder = CountingEncoder()
+    vectors = encode_cached(encoder, ["west ignores"], "query", blocked)
+    assert np.array_equal(vectors, CountingEncoder().encode_queries(["west ignores"]))

@@ -5,8 +5,10 @@ The match step and the analyst's tools (backtest, calibrate, try a text) prepare
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from narrwatch.ports import Encoder
     from narrwatch.steps.match.calibration import LanguageCalibrator
 
+
+log = logging.getLogger(__name__)
 
 #: Bump when the scoring recipe changes in a way that changes scores: stored match states of the old
 #: recipe then no longer count as up to date and the next `match` rescores its window.
@@ -115,11 +119,19 @@ def _read_vector(path: Path, dimension: int) -> Array | None:
 
 
 def _write_vector(path: Path, vector: Array) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Keep ``vector`` for later runs; a folder that cannot be written costs only the time saved."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    with partial.open("wb") as handle:
-        np.save(handle, vector, allow_pickle=False)
-    partial.replace(path)  # atomic: a concurrent reader sees the whole vector or none
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("wb") as handle:
+            np.save(handle, vector, allow_pickle=False)
+        partial.replace(path)  # atomic: a concurrent reader sees the whole vector or none
+    except OSError as exc:
+        log.warning(
+            "cannot keep a seed text's vector in %s (%s): it is encoded again next run", path.parent, exc
+        )
+        with contextlib.suppress(OSError):
+            partial.unlink()
 
 
 def scoring_params(settings: Settings) -> ScoringParams:
