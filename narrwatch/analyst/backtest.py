@@ -22,9 +22,8 @@ from narrwatch.steps.match.learning import learn_from_store
 from narrwatch.steps.match.prepare import (
     PreparedSeeds,
     load_calibrations,
-    prepare_seeds,
+    prepare_configured_seeds,
     resolve_seed_thresholds,
-    scoring_params,
 )
 from narrwatch.steps.match.seedstore import load_seeds
 from narrwatch.steps.match.stored import StoredArticle, load_stored_articles
@@ -112,14 +111,7 @@ def backtest(
         window = _window_facts(session, collection, start, now)
     thresholds = resolve_seed_thresholds(ctx.settings, ctx.encoder.model_name, narratives, calibrations)
     chain = [narrative_id, *narratives.ancestors(narrative_id)]
-    prepared = prepare_seeds(
-        ctx.encoder,
-        narratives,
-        chain,
-        scoring_params(ctx.settings),
-        thresholds,
-        ctx.settings.resolved_models_dir,
-    )
+    prepared = prepare_configured_seeds(ctx, ctx.encoder, narratives, chain, thresholds)
     learn_from_store(ctx, prepared, collection, now)
     # Thresholds are on the calibrated scale; the vector search works on raw scores: search down to
     # the lowest raw score that reaches suggest in any language of the window.

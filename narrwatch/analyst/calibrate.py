@@ -23,9 +23,8 @@ from narrwatch.steps.match.learning import load_verdict_passages
 from narrwatch.steps.match.prepare import (
     PreparedSeeds,
     load_calibrations,
-    prepare_seeds,
+    prepare_configured_seeds,
     resolve_seed_thresholds,
-    scoring_params,
 )
 from narrwatch.steps.match.seedstore import load_seeds
 from narrwatch.steps.match.stored import StoredArticle, load_stored_articles
@@ -101,14 +100,7 @@ def calibrate(
             f"{min_verdicts} (label more matches with `narrwatch label`); thresholds unchanged"
         )
         return result
-    prepared = prepare_seeds(
-        encoder,
-        narratives,
-        [narrative_id],
-        scoring_params(ctx.settings),
-        base,
-        ctx.settings.resolved_models_dir,
-    )
+    prepared = prepare_configured_seeds(ctx, encoder, narratives, [narrative_id], base)
     if ctx.settings.match_calibration:
         attach_calibration(ctx, prepared, collection, now)
     rescored = _rescore(prepared, articles, narrative_id)

@@ -13,9 +13,8 @@ from narrwatch.steps.match.calibration import attach_calibration_bundled
 from narrwatch.steps.match.learning import learn_from_store
 from narrwatch.steps.match.prepare import (
     load_calibrations,
-    prepare_seeds,
+    prepare_configured_seeds,
     resolve_seed_thresholds,
-    scoring_params,
 )
 from narrwatch.steps.match.seedstore import load_seeds
 
@@ -89,14 +88,7 @@ def test_text(ctx: AppContext, text: str, *, title: str = "", include_drafts: bo
     vectors = encoder.encode_passages(passages)
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
-    prepared = prepare_seeds(
-        encoder,
-        narratives,
-        active,
-        scoring_params(ctx.settings),
-        thresholds,
-        ctx.settings.resolved_models_dir,
-    )
+    prepared = prepare_configured_seeds(ctx, encoder, narratives, active, thresholds)
     try:
         learn_from_store(ctx, prepared, collection_for(encoder), dt.datetime.now(dt.UTC))
     except Exception as exc:  # no schema yet, no server: the bundled background still calibrates

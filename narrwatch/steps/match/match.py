@@ -42,9 +42,8 @@ from narrwatch.steps.match.learning import learn_from_store
 from narrwatch.steps.match.prepare import (
     PreparedSeeds,
     load_calibrations,
-    prepare_seeds,
+    prepare_configured_seeds,
     resolve_seed_thresholds,
-    scoring_params,
     seeds_key,
 )
 from narrwatch.steps.match.stored import StoredArticle, load_stored_articles
@@ -123,14 +122,7 @@ def match_articles(
         calibrations = load_calibrations(session, collection)
     active = [seed.id for seed in narratives.active()]
     thresholds = resolve_seed_thresholds(ctx.settings, encoder.model_name, narratives, calibrations)
-    prepared = prepare_seeds(
-        encoder,
-        narratives,
-        active,
-        scoring_params(ctx.settings),
-        thresholds,
-        ctx.settings.resolved_models_dir,
-    )
+    prepared = prepare_configured_seeds(ctx, encoder, narratives, active, thresholds)
     learn_from_store(ctx, prepared, collection, end)
     key = seeds_key(prepared, versions)
     report.seeds = len(active)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from narrwatch.config import Settings
+    from narrwatch.context import AppContext
     from narrwatch.domain.scoring import Array
     from narrwatch.domain.verdicts import SeedHead, StreamHead
     from narrwatch.ports import Encoder
@@ -247,6 +248,20 @@ def prepare_seeds(
             params,
         )
     return PreparedSeeds(narratives, vectors, dict(thresholds), params, encoder.model_name, background)
+
+
+def prepare_configured_seeds(
+    ctx: AppContext,
+    encoder: Encoder,
+    narratives: NarrativeSet,
+    seed_ids: Iterable[str],
+    thresholds: Mapping[str, Thresholds],
+) -> PreparedSeeds:
+    """Seeds prepared as the match step prepares them: the settings' scoring parameters, and their
+    phrasings' vectors kept in the models folder. The analyst's tools call this too, so a seed
+    scores a text the same way in ``narratives test`` as in the pipeline."""
+    params = scoring_params(ctx.settings)
+    return prepare_seeds(encoder, narratives, seed_ids, params, thresholds, ctx.settings.resolved_models_dir)
 
 
 def resolve_seed_thresholds(
