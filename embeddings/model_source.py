@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from narrwatch.embeddings.encoder_errors import EncoderError
+from narrwatch.files import write_atomically
 
 #: Sub-folders of a model directory that hold derived files, not the model itself.
 DERIVED_DIRS = {"onnx", "openvino", ".cache"}
@@ -100,16 +100,8 @@ def model_fingerprint(model_dir: Path, cache_dir: Path | None = None) -> str:
         digest.update(b"\0")
     fingerprint = digest.hexdigest()[:16]
     if cache_file is not None:
-        _write_atomically(cache_file, fingerprint)
+        write_atomically(cache_file, fingerprint.encode("ascii"))
     return fingerprint
-
-
-def _write_atomically(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(content)
-    os.replace(temp, path)
 
 
 def model_slug(model: str) -> str:

@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
+import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -38,6 +39,7 @@ from narrwatch.domain.background import (
 from narrwatch.domain.scoring import SeedScore
 from narrwatch.domain.text import text_script
 from narrwatch.embeddings.build_lock import exclusive_build
+from narrwatch.files import write_atomically
 
 if TYPE_CHECKING:
     from narrwatch.context import AppContext
@@ -71,10 +73,9 @@ def bundled_background_vectors(encoder: Encoder, cache_dir: Path | None) -> dict
     if not path.exists():
         with exclusive_build(path):  # a concurrent first run waits for these vectors, not encodes them too
             if not path.exists():
-                vectors = _encode_background(encoder, texts)
-                partial = path.with_suffix(f".{dt.datetime.now().timestamp():.0f}.tmp.npz")
-                np.savez(partial, **vectors)  # type: ignore[arg-type]
-                partial.replace(path)  # atomic: a reader sees either nothing or the whole file
+                buffer = io.BytesIO()
+                np.savez(buffer, **_encode_background(encoder, texts))  # type: ignore[arg-type]
+                write_atomically(path, buffer.getvalue())  # a reader sees nothing or the whole file
     with np.load(path) as stored:
         return {language: stored[language] for language in texts}
 

@@ -5,12 +5,10 @@ The match step and the analyst's tools (backtest, calibrate, try a text) prepare
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
 import json
 import logging
-import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,6 +37,7 @@ from narrwatch.domain.scoring import (
     resolve_thresholds,
     score_article,
 )
+from narrwatch.files import write_atomically
 from narrwatch.steps.match.learning import stream_say, with_stance
 from narrwatch.steps.match.seeds import NarrativeSet
 
@@ -121,18 +120,14 @@ def _read_vector(path: Path, dimension: int) -> Array | None:
 
 def _write_vector(path: Path, vector: Array) -> None:
     """Keep ``vector`` for later runs; a folder that cannot be written costs only the time saved."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    buffer = io.BytesIO()
+    np.save(buffer, vector, allow_pickle=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("wb") as handle:
-            np.save(handle, vector, allow_pickle=False)
-        partial.replace(path)  # atomic: a concurrent reader sees the whole vector or none
+        write_atomically(path, buffer.getvalue())  # a concurrent reader sees the whole vector or none
     except OSError as exc:
         log.warning(
             "cannot keep a seed text's vector in %s (%s): it is encoded again next run", path.parent, exc
         )
-        with contextlib.suppress(OSError):
-            partial.unlink()
 
 
 def scoring_params(settings: Settings) -> ScoringParams:

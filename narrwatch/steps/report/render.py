@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from narrwatch.context import AppContext
+from narrwatch.files import write_atomically
 from narrwatch.steps.report.collect import collect_report_data
 from narrwatch.steps.report.markdown import format_p, format_when, render_markdown
 from narrwatch.steps.report.model import ReportData
@@ -70,9 +69,9 @@ def render_report(
     target = out_dir if out_dir is not None else reports_dir / day.isoformat()
     target.mkdir(parents=True, exist_ok=True)
     html_path, md_path, json_path = target / HTML_NAME, target / MARKDOWN_NAME, target / JSON_NAME
-    _write_atomically(json_path, json.dumps(data.as_json(), ensure_ascii=False, indent=2) + "\n")
-    _write_atomically(md_path, render_markdown(data))
-    _write_atomically(html_path, render_html(data, neighbours(reports_dir, day)))
+    write_atomically(json_path, (json.dumps(data.as_json(), ensure_ascii=False, indent=2) + "\n").encode())
+    write_atomically(md_path, render_markdown(data).encode())
+    write_atomically(html_path, render_html(data, neighbours(reports_dir, day)).encode())
     index_path = write_index(reports_dir, now)
     return ReportResult(
         out_dir=target,
@@ -163,7 +162,7 @@ def write_index(reports_dir: Path, now: dt.datetime) -> Path:
         entries.append(_index_entry(folder, day))
     index_path = reports_dir / INDEX_NAME
     html = _ENV.get_template("index.html.j2").render(entries=entries, updated=now, csp=CSP)
-    _write_atomically(index_path, html)
+    write_atomically(index_path, html.encode())
     return index_path
 
 
@@ -195,17 +194,3 @@ def _index_entry(folder: Path, day: dt.date) -> IndexEntry:
         n_clusters=figure("n_clusters"),
         feed_issues="—" if failing is None or silent is None else f"{failing} / {silent}",
     )
-
-
-def _write_atomically(path: Path, content: str) -> None:
-    # A name of its own per writer: two reports of one day written at once must not share one file.
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(name)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(content)
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; reports are read by a web server
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

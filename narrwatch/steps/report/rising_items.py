@@ -409,8 +409,7 @@ def _cluster_articles(
     As the rising detector counts them: members of clusters merged before ``end`` belong to the
     survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
-    wanted = [cid for cid in set(flagged) if cid.isdigit()]
     return {
         survivor: [_member_evidence(member, article) for member, article in members]
-        for survivor, members in rules.counted_cluster_members(session, start, end, end, wanted).items()
+        for survivor, members in rules.counted_cluster_members(session, start, end, end, flagged).items()
     }
