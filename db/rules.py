@@ -423,13 +423,13 @@ def stored_cluster_days(
     session: Session,
     days: Sequence[dt.date],
     merged_into: dict[int, int],
-    cluster_ids: Iterable[int],
+    cluster_ids: Iterable[int] | None,
     dimensions: Sequence[str] = ("all", "country", "language"),
 ) -> tuple[dict[ClusterDayKey, dict[dt.date, DayCount]], dict[ClusterDayKey, dict[dt.date, set[str]]]]:
-    """Every surviving cluster's counts on ``days`` from the stored rows of ``cluster_ids`` (of
-    ``dimensions`` only), each under the cluster it merged into: outlets by union, articles and
-    stories summed (a day's rows hold disjoint members: each day is counted under the merges of its
-    own end)."""
+    """Every surviving cluster's counts on ``days`` from the stored rows of ``cluster_ids`` (every
+    cluster's when None; of ``dimensions`` only), each under the cluster it merged into: outlets by
+    union, articles and stories summed (a day's rows hold disjoint members: each day is counted under
+    the merges of its own end)."""
     wanted = sorted(set(days))
     if not wanted:
         return {}, {}
@@ -448,8 +448,16 @@ def stored_cluster_days(
     )
     sums: dict[ClusterDayKey, dict[dt.date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     outlets: dict[ClusterDayKey, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for chunk in chunked(sorted(str(cid) for cid in set(cluster_ids))):
-        rows = session.execute(query.where(DailyCount.subject_id.in_(chunk)))
+    queries = (
+        [query]
+        if cluster_ids is None
+        else [
+            query.where(DailyCount.subject_id.in_(chunk))
+            for chunk in chunked(sorted({str(c) for c in cluster_ids}))
+        ]
+    )
+    for chunk_query in queries:
+        rows = session.execute(chunk_query)
         for subject_id, day, dimension, value, n_articles, n_stories, text in rows.tuples():
             key = (str(resolve(int(subject_id), merged_into)), dimension, value)
             numbers = sums[key][day]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from report_fixtures import CLUSTER_ID, COLLECTION, DAY, NOW, build_report_fixture
 from sqlalchemy import select
 
 from narrwatch.context import AppContext
+from narrwatch.db import rules
 from narrwatch.db.models import Article, Cluster, ClusterMember, Feed
+from narrwatch.steps.detect.detect import detect_rising
 from narrwatch.steps.report.collect import collect_report_data
 
 pytestmark = pytest.mark.db
@@ -19,7 +22,6 @@ DAY_START = dt.datetime.combine(DAY, dt.time(0, 0), tzinfo=dt.UTC)
 
 def add_cluster(ctx: AppContext, cluster_id: int, members: list[tuple[str, dt.datetime]]) -> None:
     with ctx.transaction() as session:
-        feed_id = session.scalars(select(Feed.id).order_by(Feed.id)).first()
         session.add(
             Cluster(
                 id=cluster_id,
@@ -33,8 +35,15 @@ def add_cluster(ctx: AppContext, cluster_id: int, members: list[tuple[str, dt.da
                 last_seen_at=max(when for _, when in members),
             )
         )
-        session.flush()
-        for index, (outlet, when) in enumerate(members):
+    add_members(ctx, cluster_id, members)
+
+
+def add_members(
+    ctx: AppContext, cluster_id: int, members: list[tuple[str, dt.datetime]], first: int = 0
+) -> None:
+    with ctx.transaction() as session:
+        feed_id = session.scalars(select(Feed.id).order_by(Feed.id)).first()
+        for index, (outlet, when) in enumerate(members, start=first):
             key = f"{cluster_id}-{index}"
             article = Article(
                 canonical_url=f"https://{outlet}.example/{key}",
@@ -82,3 +91,52 @@ def test_only_clusters_spread_over_outlets_and_days_are_emerging(ctx: AppContext
     assert 103 in listed and CLUSTER_ID in listed
     assert 101 not in listed  # five outlets, but one day: a story
     assert 102 not in listed  # two days, but two outlets
+
+
+def _listed(ctx: AppContext) -> dict[int, tuple[int, list[str], list[str]]]:
+    return {
+        item.cluster_id: (item.n_recent, item.outlets, [a.title for a in item.sample_titles])
+        for item in collect_report_data(ctx, DAY, NOW).clusters
+    }
+
+
+def test_the_week_is_read_from_stored_counts_and_members_only_where_they_are_not_current(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection stores every cluster's daily outlets; the report reads the window's spread from them
+    (a week of members is tens of thousands of rows at a region's volume), and reads members only of
+    the listed clusters and of a day marked stale since."""
+    build_report_fixture(ctx)
+    morning = DAY_START + dt.timedelta(hours=8)
+    add_cluster(ctx, 101, [(f"story-outlet-{i}", morning + dt.timedelta(hours=i)) for i in range(5)])
+    add_cluster(ctx, 102, [("pair-a", morning), ("pair-b", morning - dt.timedelta(days=1))])
+    add_cluster(ctx, 103, [(f"spread-{i}", morning - dt.timedelta(days=i)) for i in range(3)])
+    from_members = _listed(ctx)
+    assert set(from_members) == {CLUSTER_ID, 103}
+
+    detect_rising(ctx, DAY, NOW)
+    reads: list[tuple[dt.datetime, dt.datetime]] = []  # spans read for every cluster's members
+    counted_cluster_rows = rules.counted_cluster_rows
+
+    def recording(session: Any, start: dt.datetime, end: dt.datetime, merged: Any, ids: Any = None) -> Any:
+        if ids is None:
+            reads.append((start, end))
+        return counted_cluster_rows(session, start, end, merged, ids)
+
+    monkeypatch.setattr(rules, "counted_cluster_rows", recording)
+    assert _listed(ctx) == from_members
+    with ctx.transaction() as session:
+        days_with_articles = {when.date() for when in session.scalars(select(Article.published_at))}
+    assert all(end - start == dt.timedelta(days=1) for start, end in reads)
+    assert days_with_articles & {DAY - dt.timedelta(days=i) for i in range(7)}
+    assert not {start.date() for start, _ in reads} & days_with_articles
+
+    # a third outlet joins cluster 102 three days ago: the cluster step marks that day stale
+    three_days_ago = DAY - dt.timedelta(days=3)
+    add_members(ctx, 102, [("pair-c", morning - dt.timedelta(days=3))], first=2)
+    with ctx.transaction() as session:
+        rules.mark_counts_stale(session, [three_days_ago])
+    reads.clear()
+    listed = _listed(ctx)
+    assert 102 in listed and listed[102][0] == 3
+    assert (DAY_START - dt.timedelta(days=3), DAY_START - dt.timedelta(days=2)) in reads

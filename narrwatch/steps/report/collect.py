@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -158,6 +159,38 @@ def _seed_activity(
     return activity
 
 
+@dataclass
+class _Spread:
+    """A surviving cluster's counted members in the cluster window: its outlets and days, and how many."""
+
+    outlets: set[str] = field(default_factory=set)
+    days: set[dt.date] = field(default_factory=set)
+    n_members: int = 0
+
+    def add(self, day: dt.date, outlets: Iterable[str], n_members: int) -> None:
+        self.outlets |= _shown(outlets)
+        self.days.add(day)
+        self.n_members += n_members
+
+
+def _window_spread(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> dict[str, _Spread]:
+    """Every surviving cluster's spread over ``days``: from the daily counts detection stored (a few
+    rows per cluster and day, where the window's members are tens of thousands), and from the
+    members themselves on a day whose counts are not current (not counted yet, or marked stale by a
+    later member, match or verdict)."""
+    current, _ = rules.count_state(session, days)
+    spread: dict[str, _Spread] = defaultdict(_Spread)
+    counts, outlets = rules.stored_cluster_days(session, sorted(current), merged_into, None, ("all",))
+    for (survivor, _, _), by_day in counts.items():
+        for day, count in by_day.items():
+            spread[survivor].add(day, outlets[(survivor, "all", "all")][day], count.n_articles)
+    for day in sorted(set(days) - current):
+        start, end = day_bounds(day)
+        for survivor, rows in rules.counted_cluster_rows(session, start, end, merged_into).items():
+            spread[survivor].add(day, (row.outlet for row in rows), len(rows))
+    return dict(spread)
+
+
 def _emerging_clusters(
     session: Session, settings: Settings, day: dt.date, rising_ids: set[tuple[str, str]]
 ) -> list[ClusterItem]:
@@ -168,33 +201,35 @@ def _emerging_clusters(
     least ``cluster_emerging_min_days`` distinct days."""
     _, end = day_bounds(day)
     start = end - dt.timedelta(days=settings.cluster_window_days)
-    # a week of members as plain rows: the spread is read from them, evidence made for the listed only
-    recent = rules.counted_cluster_rows(session, start, end, rules.merge_map(session, end))
+    days = [day - dt.timedelta(days=i) for i in range(settings.cluster_window_days - 1, -1, -1)]
+    merged_into = rules.merge_map(session, end)
+    spread = {
+        cluster_id: cluster_spread
+        for cluster_id, cluster_spread in _window_spread(session, days, merged_into).items()
+        if len(cluster_spread.outlets) >= settings.cluster_emerging_min_outlets
+        and len(cluster_spread.days) >= settings.cluster_emerging_min_days
+    }
     live = {
         str(cluster.id): cluster
-        for chunk in rules.chunked(sorted(int(cid) for cid in recent))
+        for chunk in rules.chunked(sorted(int(cid) for cid in spread))
         for cluster in session.scalars(
             select(Cluster)
             .options(defer(Cluster.centroid))
             .where(Cluster.id.in_(chunk), Cluster.status == "live")
         )
     }
-    spread = {
-        cluster_id: (_shown(row.outlet for row in rows), len({row.published_at.date() for row in rows}))
-        for cluster_id, rows in recent.items()
-        if cluster_id in live
-    }
-    chosen = [
-        (cluster_id, rows)
-        for cluster_id, rows in recent.items()
-        if cluster_id in live
-        and len(spread[cluster_id][0]) >= settings.cluster_emerging_min_outlets
-        and spread[cluster_id][1] >= settings.cluster_emerging_min_days
-    ]
-    chosen.sort(key=lambda c: (-len(spread[c[0]][0]), -len(c[1]), int(c[0])))
+    chosen = sorted(live, key=lambda c: (-len(spread[c].outlets), -spread[c].n_members, int(c)))
+    chosen = chosen[: settings.report_max_clusters]
+    # members are read for the listed clusters only: their samples and evidence
+    groups = rules.cluster_groups(chosen, merged_into)
+    members = rules.counted_cluster_rows(
+        session, start, end, merged_into, [cid for ids in groups.values() for cid in ids]
+    )
     return [
-        _cluster_item(session, live[cluster_id], rows, spread[cluster_id][0], rising_ids)
-        for cluster_id, rows in chosen[: settings.report_max_clusters]
+        _cluster_item(
+            session, live[cluster_id], members.get(cluster_id, []), spread[cluster_id].outlets, rising_ids
+        )
+        for cluster_id in chosen
     ]
 
 
