@@ -411,9 +411,9 @@ class DailyVolume(Base):
 
 
 class CountChange(Base):
-    """A day whose stored cluster counts a later write made stale: a match or verdict on one of its
-    articles, a member joining a cluster, an article removed. Detection counts the day again and
-    removes the marks it read."""
+    """A day whose stored counts a later write made stale: a match coming, going or changing level, a
+    verdict on one of its articles, a member joining a cluster, an article removed. Detection counts
+    the day again (seeds, clusters and volumes) and removes the marks it read."""
 
     __tablename__ = "count_changes"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -226,9 +226,10 @@ def seed_covers(
 
 
 def mark_counts_stale(session: Session, days: Iterable[dt.date]) -> None:
-    """Note that what clusters count on ``days`` changed (a member joined, a seed match or verdict
-    came or went, an article was removed): detection counts those days again. Every writer of
-    members, matches, verdicts and articles calls this in its own transaction."""
+    """Note that what seeds or clusters count on ``days`` changed (a member joined, a seed match came,
+    went or changed level, a verdict came or went, an article was removed): detection counts those
+    days again. Every writer of members, matches, verdicts and articles calls this in its own
+    transaction."""
     marks = [{"day": day} for day in sorted(set(days))]
     if marks:
         session.execute(insert(CountChange), marks)
@@ -392,7 +393,7 @@ def outlets_of(text: str | None) -> set[str]:
 
 
 def count_state(session: Session, days: Sequence[dt.date]) -> tuple[set[dt.date], list[int]]:
-    """Which of ``days`` have current stored cluster counts (counted, with their outlets, and not
+    """Which of ``days`` have current stored counts (counted, with their outlets, and not
     marked stale since), and the ids of the stale marks on ``days``."""
     if not days:
         return set(), []
@@ -416,7 +417,7 @@ def count_state(session: Session, days: Sequence[dt.date]) -> tuple[set[dt.date]
 
 
 UNKNOWN = "und"  # the dimension value of articles whose language or country is not known
-ClusterDayKey = tuple[str, str, str]  # (surviving cluster id, dimension, dimension value)
+ClusterDayKey = tuple[str, str, str]  # (subject id: a surviving cluster's for clusters; dimension; value)
 
 
 def stored_cluster_days(
@@ -430,6 +431,27 @@ def stored_cluster_days(
     cluster's when None; of ``dimensions`` only), each under the cluster it merged into: outlets by
     union, articles and stories summed (a day's rows hold disjoint members: each day is counted under
     the merges of its own end)."""
+    return stored_subject_days(
+        session,
+        "cluster",
+        days,
+        None if cluster_ids is None else {str(cid) for cid in cluster_ids},
+        lambda subject_id: str(resolve(int(subject_id), merged_into)),
+        dimensions,
+    )
+
+
+def stored_subject_days(
+    session: Session,
+    kind: str,
+    days: Sequence[dt.date],
+    subject_ids: Iterable[str] | None = None,
+    survivor: Callable[[str], str] = str,
+    dimensions: Sequence[str] = ("all", "country", "language"),
+) -> tuple[dict[ClusterDayKey, dict[dt.date, DayCount]], dict[ClusterDayKey, dict[dt.date, set[str]]]]:
+    """The stored counts of ``kind`` on ``days`` (of ``subject_ids`` when given) per (subject,
+    dimension, value), each subject's rows under ``survivor(subject_id)``: outlets by union,
+    articles and stories summed."""
     wanted = sorted(set(days))
     if not wanted:
         return {}, {}
@@ -442,24 +464,21 @@ def stored_cluster_days(
         DailyCount.n_stories,
         DailyCount.outlets,
     ).where(
-        DailyCount.subject_kind == "cluster",
+        DailyCount.subject_kind == kind,
         DailyCount.day.in_(wanted),
         DailyCount.dimension.in_(list(dimensions)),
     )
-    sums: dict[ClusterDayKey, dict[dt.date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    outlets: dict[ClusterDayKey, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     queries = (
         [query]
-        if cluster_ids is None
-        else [
-            query.where(DailyCount.subject_id.in_(chunk))
-            for chunk in chunked(sorted({str(c) for c in cluster_ids}))
-        ]
+        if subject_ids is None
+        else [query.where(DailyCount.subject_id.in_(chunk)) for chunk in chunked(sorted(set(subject_ids)))]
     )
+    sums: dict[ClusterDayKey, dict[dt.date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    outlets: dict[ClusterDayKey, dict[dt.date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for chunk_query in queries:
         rows = session.execute(chunk_query)
         for subject_id, day, dimension, value, n_articles, n_stories, text in rows.tuples():
-            key = (str(resolve(int(subject_id), merged_into)), dimension, value)
+            key = (survivor(subject_id), dimension, value)
             numbers = sums[key][day]
             numbers[0] += n_articles
             numbers[1] += n_stories

@@ -73,3 +73,24 @@ def test_naive_times_are_refused(ctx: AppContext) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         with ctx.transaction() as session:
             session.add(PipelineRun(step="poll", started_at=dt.datetime(2026, 1, 1), status="ok", summary={}))
+
+
+def test_upgrading_past_0012_marks_every_day_seeds_were_counted_on(empty_ctx: AppContext) -> None:
+    """Seeds' stored days were written when every run counted them whole; from 0012 on they are read
+    back unless marked, so each is marked once: the next detection counts it under the new rule."""
+    url = empty_ctx.settings.resolved_database_url
+    migrate.upgrade(url, "0011_count_outlets")
+    days = [dt.date(2026, 3, 1), dt.date(2026, 3, 4)]
+    with empty_ctx.engine.begin() as conn:
+        for day, kind in [(days[0], "narrative"), (days[1], "narrative"), (dt.date(2026, 3, 2), "cluster")]:
+            conn.execute(
+                text(
+                    "INSERT INTO daily_counts (day, subject_kind, subject_id, dimension, dimension_value,"
+                    " n_articles, n_stories, n_outlets) VALUES (:day, :kind, 's', 'all', 'all', 1, 1, 1)"
+                ),
+                {"day": day, "kind": kind},
+            )
+    migrate.upgrade(url)
+    with empty_ctx.engine.begin() as conn:
+        marked = sorted(conn.execute(text("SELECT day FROM count_changes")).scalars())
+    assert [dt.date.fromisoformat(str(day)) for day in marked] == days

@@ -27,7 +27,7 @@ from narrwatch.analyst import review as review_mod
 from narrwatch.analyst import try_text as try_text_mod
 from narrwatch.context import AppContext
 from narrwatch.db import rules as rules_mod
-from narrwatch.db.models import Match, MatchState, NarrativeVersion, Passage
+from narrwatch.db.models import CountChange, Match, MatchState, NarrativeVersion, Passage
 from narrwatch.embeddings.collections import collection_for
 from narrwatch.steps.match import match as matching
 from narrwatch.steps.match import versions as versions_mod
@@ -128,6 +128,29 @@ def test_editing_a_seed_makes_a_new_version_and_rematches(
     edit_seed(seeds_dir, "nato-aggressor", thresholds={"suggest": 0.4, "confirm": 0.55})
     assert versions_mod.sync_narratives(nctx, NOW).reactivated == ["nato-aggressor@3"]
     assert dict(versions(nctx, "nato-aggressor"))[3] == first_hash
+
+
+def test_a_match_whose_level_moves_marks_its_day_for_recounting(
+    nctx: AppContext, seeds_dir: Path, matched: list[int]
+) -> None:
+    """Detection reads a seed's past days back as stored: the day of a match that came, went or
+    changed level is marked so that its counts are made again; a rerun that changes nothing marks
+    nothing."""
+
+    def marked() -> list[dt.date]:
+        with nctx.transaction() as session:
+            days = sorted(session.scalars(select(CountChange.day)))
+            session.execute(delete(CountChange))
+        return days
+
+    marked()
+    matching.match_articles(nctx, *WINDOW, NOW + dt.timedelta(hours=1), recompute=True)
+    assert marked() == []
+    edit_seed(seeds_dir, "nato-aggressor", thresholds={"suggest": 0.4, "confirm": 0.99})
+    versions_mod.sync_narratives(nctx, NOW)
+    report = matching.match_articles(nctx, *WINDOW, NOW)
+    assert (report.rows_created, report.rows_removed) == (0, 0) and report.rows_updated >= 1
+    assert set(marked()) == {T0.date()}  # the confirmed match became a suggestion
 
 
 def test_a_match_falling_below_suggest_is_removed(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from narrwatch.db import rules
 from narrwatch.db.models import Article, Feed
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -154,6 +155,7 @@ def add_match(
     )
     session.add(match)
     session.flush()
+    rules.mark_counts_stale(session, [article.published_at.date()])  # as the match step does
     return match
 
 
@@ -172,3 +174,4 @@ def add_verdict(session: Any, match: Any, verdict: str) -> None:
         )
     )
     session.flush()
+    rules.mark_counts_stale(session, [match.published_at.date()])  # as labelling does

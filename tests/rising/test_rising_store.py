@@ -176,7 +176,7 @@ def seed_counts(ctx: AppContext) -> dict[tuple, tuple[int, int, int]]:
         }
 
 
-def test_a_rerun_rewrites_only_the_counts_a_later_verdict_changed(ctx: AppContext) -> None:
+def test_a_rerun_counts_again_only_the_day_a_later_verdict_changed(ctx: AppContext) -> None:
     build_history(ctx, seed_created=DAY - dt.timedelta(days=60), burst_outlets=0)
     past = DAY - dt.timedelta(days=3)
     with ctx.transaction() as session:
@@ -192,7 +192,9 @@ def test_a_rerun_rewrites_only_the_counts_a_later_verdict_changed(ctx: AppContex
     after = seed_counts(ctx)
     # the rejected article's day loses the seed's rows; every other count stands as it was
     assert {key: value for key, value in before.items() if key[1] != "russia-only-true-friend"} == after
-    assert report.n_baseline_days_filled == 0  # nothing else needed writing
+    with ctx.transaction() as session:
+        rows_on_past = session.scalars(select(DailyCount.subject_id).where(DailyCount.day == past)).all()
+    assert report.n_baseline_days_filled == len(rows_on_past)  # only the verdict's day was counted again
 
 
 def test_a_seed_younger_than_a_week_is_not_tested(ctx: AppContext) -> None:

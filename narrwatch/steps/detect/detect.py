@@ -1,13 +1,13 @@
 """Detect what rose on a day: daily counts per seed and cluster, the test, and the day's flags.
 
 ``detect_rising(ctx, day, now)`` is a function of the stored articles, matches, verdicts, clusters and
-the day. It counts the day, and any baseline day never counted or marked stale, for every cluster and
-outlet (``stored.py``: other days are read back as stored, so a day costs its own articles; every
-writer of members, matches and verdicts marks the days it changed, so a seed activated later or an
-analyst's label recounts those days); a cluster with members on the day is tested on the union of
-its group's stored days, so a merge needs no recount; every seed is recounted over the whole span (a
-recalibrated threshold moves its past days). It tests every seed and cluster, overall and per country
-and per language, and replaces that day's ``rising_flags``; re-running a past day gives the same flags.
+the day. It counts the day, and any baseline day never counted or marked stale, for every seed,
+cluster and outlet (``stored.py``: other days are read back as stored, so a day costs its own
+articles; every writer of members, matches and verdicts marks the days it changed, so a seed
+activated later, a recalibrated threshold or an analyst's label recounts those days); a cluster with
+members on the day is tested on the union of its group's stored days, so a merge needs no recount.
+It tests every seed and cluster, overall and per country and per language, and replaces that day's
+``rising_flags``; re-running a past day gives the same flags.
 
 What counts (see ``narrwatch/domain/rising.py`` for the statistics):
 - a seed counts an article by the report's rule (``narrwatch.db.rules.counted_matches_query``: a confirm-level
@@ -58,22 +58,19 @@ from narrwatch.domain.rising_baseline import (
 from narrwatch.steps.detect.counting import (
     CountedArticle,
     SubjectKey,
-    daily_counts,
     groups_observed_from,
-    seed_articles,
     seed_observed_from,
 )
 from narrwatch.steps.detect.flag_rows import earlier_flags, flag_extra, flag_row
 from narrwatch.steps.detect.stored import (
+    CountedDays,
     Outlets,
     Volumes,
     clear_marks,
     cluster_outlets,
     count_days,
-    day_outlets,
     days_to_count,
     read_volumes,
-    replace_counts,
 )
 
 
@@ -220,40 +217,38 @@ class _Baselines:
 
 
 def _count(
-    session: Session, day: dt.date, days: list[dt.date], start: dt.datetime, end: dt.datetime
-) -> tuple[_Counted, tuple[int, int]]:
-    """Count the day and every stale or never-counted day of the span (clusters and volumes), and every
-    seed over the span; read back the stored counts of the clusters with members on ``day``. Also
-    returns the count rows written for ``day`` and for the days before it."""
+    session: Session, day: dt.date, days: list[dt.date], end: dt.datetime
+) -> tuple[_Counted, CountedDays]:
+    """Count the day and every stale or never-counted day of the span, and read back every seed's
+    stored counts over the span and those of the clusters with members on ``day``."""
     first_article = session.execute(select(func.min(Article.published_at))).scalar()
     global_start = first_article.date() if first_article is not None else day
     merges = rules.merges(session)
     fill, marks = days_to_count(session, day, [d for d in days if d >= global_start])
-    today_rows, before_rows, cluster_today = count_days(session, fill, merges)
+    written = count_days(session, fill, merges)
     clear_marks(session, marks)
 
-    seed_counts, seed_groups = daily_counts("narrative", seed_articles(session, start, end, day_start(day)))
-    seed_outlets = day_outlets(seed_groups)
-    seed_rows = replace_counts(session, "narrative", None, days, seed_counts, seed_outlets)
-
+    seed_stored, seed_stored_outlets = rules.stored_subject_days(session, "narrative", days)
+    seed_counts = {("narrative", *key): by_day for key, by_day in seed_stored.items()}
     merged_into = rules.merge_map_at(merges, end)
-    groups = rules.cluster_groups({key[1] for key in cluster_today}, merged_into)
+    groups = rules.cluster_groups({key[1] for key in written.last_day if key[0] == "cluster"}, merged_into)
     counts, outlets = rules.stored_cluster_days(
         session, days, merged_into, {cid for ids in groups.values() for cid in ids}
     )
     cluster_counts = {("cluster", *key): by_day for key, by_day in counts.items()}
-    cluster_outlets_ = {("cluster", *key): by_day for key, by_day in outlets.items()}
-    today = {key: by_day[day] for key, by_day in seed_groups.items() if day in by_day}
     counted = _Counted(
         seed_counts=seed_counts,
         cluster_counts=cluster_counts,
-        outlets={**seed_outlets, **cluster_outlets_},
-        today={**today, **cluster_today},
+        outlets={
+            **{("narrative", *key): by_day for key, by_day in seed_stored_outlets.items()},
+            **{("cluster", *key): by_day for key, by_day in outlets.items()},
+        },
+        today=written.last_day,
         seed_observed=seed_observed_from(session),
         cluster_observed=groups_observed_from(session, groups),
         global_start=global_start,
     )
-    return counted, (today_rows + seed_rows[0], before_rows + seed_rows[1])
+    return counted, written
 
 
 def _baselines(
@@ -370,15 +365,14 @@ def detect_rising(ctx: AppContext, day: dt.date, now: dt.datetime) -> RisingRepo
     params = params_from_settings(ctx.settings)
     first_day = day - dt.timedelta(days=params.span_days)
     days = [first_day + dt.timedelta(days=i) for i in range(params.span_days + 1)]
-    start, end = day_start(first_day), day_start(day + dt.timedelta(days=1))
+    end = day_start(day + dt.timedelta(days=1))
     report = RisingReport(day=day)
 
     with ctx.transaction() as session:
         # Counts of the baseline days are filled too, so any two detect runs take turns.
         hold_transaction_lock(session, "detect")
-        counted, (report.n_counts_written, report.n_baseline_days_filled) = _count(
-            session, day, days, start, end
-        )
+        counted, written = _count(session, day, days, end)
+        report.n_counts_written, report.n_baseline_days_filled = written.last_rows, written.before_rows
         shared = _baselines(session, params, day, days, counted)
         _write_flags(
             session, params, day, days, now, ctx.settings.report_top_articles, counted, shared, report

@@ -2,30 +2,37 @@
 
 A day is counted from its articles once: when it is the day being detected, when a baseline needs it
 and nothing is stored for it yet (no outlet volume row), or when a later write marked it stale
-(``rules.mark_counts_stale``: a member joined, a seed match or a verdict came or went). Every other
-day is read back as stored, so a day's detection costs the day's articles, not the baseline's.
+(``rules.mark_counts_stale``: a member joined, a seed match came, went or changed level, a verdict
+came or went, an article was removed). Every other day is read back as stored, so a day's detection
+costs the day's articles, not the baseline's.
 
-A day's cluster rows are counted under the merges that had happened by the end of that day and keep
+A day is counted whole: every cluster's and every seed's counts, and every outlet's volume. A
+day's cluster rows are counted under the merges that had happened by the end of that day and keep
 the outlets behind each count. A cluster tested later is the union of the rows of every cluster in
 its group by then: a merge needs no recount, and re-running a past day sees the groups it saw.
-Seeds are few and their counts move with thresholds and verdicts: they are counted over the whole
-span on every run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import Article, Base, CountChange, DailyCount, DailyVolume
+from narrwatch.db.models import Article, CountChange, DailyCount, DailyVolume
 from narrwatch.domain.clock import day_start
 from narrwatch.domain.rising import DayCount
-from narrwatch.steps.detect.counting import CountedArticle, SubjectKey, daily_counts, day_clusters
+from narrwatch.steps.detect.counting import (
+    CountedArticle,
+    SubjectKey,
+    daily_counts,
+    day_clusters,
+    seed_articles,
+)
 
 #: Per day and outlet: (articles, distinct stories).
 Volumes = dict[dt.date, dict[str, tuple[int, int]]]
@@ -93,23 +100,33 @@ def _day_volumes(session: Session, day: dt.date) -> dict[str, tuple[int, int]]:
     return {outlet: (n, len(stories[outlet])) for outlet, n in articles.items()}
 
 
-def count_days(
-    session: Session, days: list[dt.date], merges: rules.Merges
-) -> tuple[int, int, dict[SubjectKey, list[CountedArticle]]]:
-    """Count every cluster and every outlet's volume on each of ``days`` from its articles, replacing
-    what was stored; one day at a time, so memory follows a day, and each under the merges that had
-    happened by its end. Returns the rows written for the last of ``days`` and for the others, and
-    the last day's counted articles per cluster subject."""
+@dataclass(frozen=True)
+class CountedDays:
+    """What counting days wrote: rows for the last day and for the others, and the last day's
+    counted articles per subject (seeds' with their evidence, for the flags)."""
+
+    last_rows: int
+    before_rows: int
+    last_day: dict[SubjectKey, list[CountedArticle]]
+
+
+def count_days(session: Session, days: list[dt.date], merges: rules.Merges) -> CountedDays:
+    """Count every cluster, every seed and every outlet's volume on each of ``days`` (ascending) from
+    its articles, replacing what was stored; one day at a time, so memory follows a day, and each
+    under the merges that had happened by its end. Only the last day's seed articles carry evidence:
+    it is the day being detected."""
     last = before = 0
     articles: dict[SubjectKey, list[CountedArticle]] = {}
     for day in days:
-        session.execute(delete(DailyCount).where(DailyCount.day == day, DailyCount.subject_kind == "cluster"))
+        start, end = day_start(day), day_start(day + ONE_DAY)
+        session.execute(delete(DailyCount).where(DailyCount.day == day))
         session.execute(delete(DailyVolume).where(DailyVolume.day == day))
-        end = day_start(day + ONE_DAY)
-        counts, grouped = daily_counts(
-            "cluster", day_clusters(session, day_start(day), end, rules.merge_map_at(merges, end))
+        cluster_counts, clusters = daily_counts(
+            "cluster", day_clusters(session, start, end, rules.merge_map_at(merges, end))
         )
-        rows = _count_rows(counts, day_outlets(grouped), {day})
+        shown_from = start if day == days[-1] else end
+        seed_counts, seeds = daily_counts("narrative", seed_articles(session, start, end, shown_from))
+        rows = _count_rows({**cluster_counts, **seed_counts}, day_outlets({**clusters, **seeds}), {day})
         if rows:
             session.execute(insert(DailyCount), rows)
         volumes = [
@@ -120,70 +137,10 @@ def count_days(
             session.execute(insert(DailyVolume), volumes)
         if day == days[-1]:
             last += len(rows)
-            articles = {key: by_day[day] for key, by_day in grouped.items()}
+            articles = {key: by_day[day] for key, by_day in {**clusters, **seeds}.items()}
         else:
             before += len(rows)
-    return last, before, articles
-
-
-def replace_counts(
-    session: Session,
-    kind: str,
-    subject_ids: Iterable[str] | None,
-    days: list[dt.date],
-    counts: dict[SubjectKey, dict[dt.date, DayCount]],
-    outlets: Outlets,
-) -> tuple[int, int]:
-    """Make the stored counts of ``subject_ids`` of ``kind`` (all of that kind when None) on ``days``
-    equal ``counts``, writing only the rows that differ: a span's counts mostly stand as stored.
-    Returns the rows written for the last of ``days`` and for the others."""
-    in_span = [DailyCount.subject_kind == kind, DailyCount.day >= days[0], DailyCount.day <= days[-1]]
-    query = select(
-        DailyCount.day,
-        DailyCount.subject_id,
-        DailyCount.dimension,
-        DailyCount.dimension_value,
-        DailyCount.n_articles,
-        DailyCount.n_stories,
-        DailyCount.n_outlets,
-        DailyCount.outlets,
-    ).where(*in_span)
-    chunks = [None] if subject_ids is None else list(rules.chunked(sorted(set(subject_ids))))
-    stored: dict[tuple[object, ...], tuple[object, ...]] = {}
-    for chunk in chunks:
-        chunk_query = query if chunk is None else query.where(DailyCount.subject_id.in_(chunk))
-        for day, subject_id, dimension, value, *numbers in session.execute(chunk_query).tuples():
-            stored[(day, subject_id, dimension, value)] = tuple(numbers)
-    wanted = {_row_key(row): row for row in _count_rows(counts, outlets, set(days))}
-    fresh = [row for key, row in wanted.items() if stored.get(key) != _row_numbers(row)]
-    stale = [key for key in stored if key not in wanted or stored[key] != _row_numbers(wanted[key])]
-    table = Base.metadata.tables[DailyCount.__tablename__]
-    if stale:
-        session.execute(
-            delete(table).where(
-                table.c.subject_kind == kind,
-                table.c.day == bindparam("key_day"),
-                table.c.subject_id == bindparam("key_subject"),
-                table.c.dimension == bindparam("key_dimension"),
-                table.c.dimension_value == bindparam("key_value"),
-            ),
-            [
-                {"key_day": d, "key_subject": subject, "key_dimension": dimension, "key_value": value}
-                for d, subject, dimension, value in stale
-            ],
-        )
-    if fresh:
-        session.execute(insert(DailyCount), fresh)
-    last = sum(1 for row in fresh if row["day"] == days[-1])
-    return last, len(fresh) - last
-
-
-def _row_key(row: dict[str, object]) -> tuple[object, ...]:
-    return (row["day"], row["subject_id"], row["dimension"], row["dimension_value"])
-
-
-def _row_numbers(row: dict[str, object]) -> tuple[object, ...]:
-    return (row["n_articles"], row["n_stories"], row["n_outlets"], row["outlets"])
+    return CountedDays(last, before, articles)
 
 
 def read_volumes(session: Session, days: list[dt.date]) -> Volumes:

@@ -297,7 +297,8 @@ def _write_matches(
         )
     }
     wanted = set()
-    covered_changed: list[dt.date] = []  # days where a match came or went: what clusters count moved
+    # days where a match came, went or changed what counting reads: what seeds and clusters count moved
+    counts_changed: list[dt.date] = []
     for decision in decisions:
         values = _match_values(decision, collection, prepared, versions, now)
         key = (decision.article.id, decision.seed_id)
@@ -316,8 +317,11 @@ def _write_matches(
                 )
             )
             report.rows_created += 1
-            covered_changed.append(decision.article.published_at.date())
+            counts_changed.append(decision.article.published_at.date())
         elif any(getattr(row, name) != values[name] for name in _COMPARED):
+            if row.level != values["level"] or row.published_at != values["published_at"]:
+                # a recalibrated threshold moves the seed's count that day (a re-dated article: two days)
+                counts_changed.extend({row.published_at.date(), values["published_at"].date()})
             session.execute(
                 update(Match)
                 .where(Match.id == row.id)
@@ -332,8 +336,8 @@ def _write_matches(
             .execution_options(synchronize_session=False)
         )
         report.rows_removed += len(stale)
-        covered_changed.extend(row.published_at.date() for row in stale)
-    rules.mark_counts_stale(session, covered_changed)
+        counts_changed.extend(row.published_at.date() for row in stale)
+    rules.mark_counts_stale(session, counts_changed)
 
 
 def _write_states(
