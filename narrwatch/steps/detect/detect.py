@@ -5,7 +5,8 @@ the day. It counts the day, and any baseline day never counted or marked stale, 
 cluster and outlet (``stored.py``: other days are read back as stored, so a day costs its own
 articles; every writer of members, matches and verdicts marks the days it changed, so a seed
 activated later, a recalibrated threshold or an analyst's label recounts those days); a cluster with
-members on the day is tested on the union of its group's stored days, so a merge needs no recount.
+members on the day is tested on the union of its group's stored days, so a merge needs no recount
+(``groups.py`` keeps that union folded, so a group of thousands of merged clusters reads its own rows).
 It tests every seed and cluster, overall and per country and per language, and replaces that day's
 ``rising_flags``; re-running a past day gives the same flags.
 
@@ -62,6 +63,7 @@ from narrwatch.steps.detect.counting import (
     seed_observed_from,
 )
 from narrwatch.steps.detect.flag_rows import earlier_flags, flag_extra, flag_row
+from narrwatch.steps.detect.groups import group_days
 from narrwatch.steps.detect.stored import (
     CountedDays,
     Outlets,
@@ -232,9 +234,7 @@ def _count(
     seed_counts = {("narrative", *key): by_day for key, by_day in seed_stored.items()}
     merged_into = rules.merge_map_at(merges, end)
     groups = rules.cluster_groups({key[1] for key in written.last_day if key[0] == "cluster"}, merged_into)
-    counts, outlets = rules.stored_cluster_days(
-        session, days, merged_into, {cid for ids in groups.values() for cid in ids}
-    )
+    counts, outlets = group_days(session, days, groups, merged_into, end, fill)
     cluster_counts = {("cluster", *key): by_day for key, by_day in counts.items()}
     counted = _Counted(
         seed_counts=seed_counts,
