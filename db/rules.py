@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, insert, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, defer
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from narrwatch.db.models import (
     Article,
@@ -315,34 +315,6 @@ def cluster_groups(survivors: Iterable[str], merged_into: dict[int, int]) -> dic
     return groups
 
 
-def counted_cluster_members(
-    session: Session,
-    start: dt.datetime,
-    end: dt.datetime,
-    merge_before: dt.datetime,
-    survivors: Iterable[str],
-) -> dict[str, list[tuple[ClusterMember, Article]]]:
-    """Per surviving cluster id of ``survivors``, the members published in [start, end) that count for
-    it, most central first: members of clusters merged before ``merge_before`` belong to the
-    survivor, and an article a seed covers belongs to the seed, not to a cluster."""
-    wanted = set(survivors)
-    rows = session.execute(
-        select(ClusterMember, Article)
-        .join(Article, Article.id == ClusterMember.article_id)
-        # a week's clusters hold thousands of members: their bodies are not shown (summaries are)
-        .options(defer(Article.text))
-        .where(*_counted_members_filter(start, end))
-        .order_by(ClusterMember.similarity.desc(), Article.id)
-    ).tuples()
-    merged_into = merge_map(session, merge_before)
-    clusters: dict[str, dict[int, tuple[ClusterMember, Article]]] = {}
-    for member, article in rows:
-        survivor = str(resolve(member.cluster_id, merged_into))
-        if survivor in wanted:
-            clusters.setdefault(survivor, {}).setdefault(article.id, (member, article))
-    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
-
-
 def counted_cluster_rows(
     session: Session,
     start: dt.datetime,
@@ -350,10 +322,12 @@ def counted_cluster_rows(
     merged_into: dict[int, int],
     cluster_ids: Sequence[int] | None = None,
 ) -> dict[str, list[Row[Any]]]:
-    """``counted_cluster_members`` as plain rows (the article's ``id``, ``published_at``, ``outlet``,
+    """Per surviving cluster id, the members published in [start, end) that count for it, most
+    central first: members of clusters merged in ``merged_into`` belong to the survivor, and an
+    article a seed covers belongs to the seed, not to a cluster. With ``cluster_ids``, only the
+    members of those clusters. Plain rows (the article's ``id``, ``published_at``, ``outlet``,
     ``country``, ``language``, ``story_key``, ``title``, ``url`` and the member's ``cluster_id`` and
-    ``similarity``) under the merge map ``merged_into``; with ``cluster_ids``, only the members of
-    those clusters. Rows, not entities: detection counts tens of thousands of them."""
+    ``similarity``), not entities: detection counts tens of thousands of them."""
     query = (
         select(
             *ARTICLE_ROW_COLUMNS,

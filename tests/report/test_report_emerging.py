@@ -140,3 +140,29 @@ def test_the_week_is_read_from_stored_counts_and_members_only_where_they_are_not
     listed = _listed(ctx)
     assert 102 in listed and listed[102][0] == 3
     assert (DAY_START - dt.timedelta(days=3), DAY_START - dt.timedelta(days=2)) in reads
+
+
+def test_a_rising_clusters_evidence_is_made_for_the_articles_shown_only(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flagged cluster's day can hold thousands of members; the item shows a few of them."""
+    from narrwatch.steps.report import rising_items
+
+    build_report_fixture(ctx)
+    morning = DAY_START + dt.timedelta(hours=8)
+    add_members(
+        ctx, CLUSTER_ID, [(f"crowd-{i % 7}", morning + dt.timedelta(minutes=i)) for i in range(40)], 100
+    )
+    made: list[int] = []
+    evidence = rising_items.article_evidence
+
+    def counting(article: Any, **fields: Any) -> Any:
+        made.append(article.id)
+        return evidence(article, **fields)
+
+    monkeypatch.setattr(rising_items, "article_evidence", counting)
+    data = collect_report_data(ctx, DAY, NOW)
+    [item] = [item for item in data.rising if item.kind == "cluster" and item.subject_id == str(CLUSTER_ID)]
+    assert 0 < len(item.articles) <= ctx.settings.report_top_articles < 40
+    assert sorted(made) == sorted(a.article_id for a in item.articles)
+    assert len({a.outlet for a in item.articles}) == len(item.articles)  # one per outlet first

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,7 +18,6 @@ from narrwatch.db import rules
 from narrwatch.db.models import (
     Article,
     Cluster,
-    ClusterMember,
     DailyCount,
     RisingFlag,
 )
@@ -95,7 +95,7 @@ def _rising_items(
     flags: Sequence[RisingFlag],
     seeds: dict[str, _Seed],
     seed_articles: dict[str, list[ArticleEvidence]],
-    day_clusters: dict[str, list[ArticleEvidence]],
+    day_clusters: dict[str, list[Candidate]],
 ) -> list[RisingItem]:
     """One item per flagged subject: its overall flag first, its country/language slices under it."""
     by_subject: dict[tuple[str, str], list[RisingFlag]] = defaultdict(list)
@@ -130,15 +130,49 @@ def _subject_order(
     )
 
 
+class Candidate(Protocol):
+    """An article a rising item may show, with what choosing it reads (as the report shows them)."""
+
+    @property
+    def article_id(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def outlet(self) -> str: ...
+    @property
+    def country(self) -> str: ...
+    @property
+    def language(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A flagged cluster's member as a candidate: evidence is made only if it is shown."""
+
+    article_id: int
+    score: float
+    outlet: str
+    country: str
+    language: str | None
+
+
+def _as_shown(candidates: Sequence[Candidate]) -> list[ArticleEvidence]:
+    """Seeds' candidates are their evidence already."""
+    return [c for c in candidates if isinstance(c, ArticleEvidence)]
+
+
 @dataclass(frozen=True)
 class _Subject:
-    """What a rising item says about its seed or cluster, and the articles it may show."""
+    """What a rising item says about its seed or cluster, the articles it may show, and how the
+    chosen ones are made into evidence (a cluster's day holds thousands of members: only the shown
+    become evidence)."""
 
     title: str
     description: str
     parent_id: str | None
     promote_command: str | None
-    candidates: list[ArticleEvidence]
+    candidates: Sequence[Candidate]
+    shown: Callable[[Sequence[Candidate]], list[ArticleEvidence]] = _as_shown
 
 
 def _seed_subject(
@@ -154,18 +188,27 @@ def _seed_subject(
     )
 
 
-def _cluster_subject(
-    session: Session, subject_id: str, day_clusters: dict[str, list[ArticleEvidence]]
-) -> _Subject:
+def _cluster_subject(session: Session, subject_id: str, day_clusters: dict[str, list[Candidate]]) -> _Subject:
     cluster = _cluster_row(session, subject_id)
     label = plain_text(cluster.label, 200) if cluster else ""
     representative = plain_text(cluster.representative_title, TITLE_CHARS) if cluster else ""
+
+    def shown(chosen: Sequence[Candidate]) -> list[ArticleEvidence]:
+        articles = {
+            article.id: article
+            for article in session.scalars(
+                select(Article).where(Article.id.in_([c.article_id for c in chosen]))
+            )
+        }
+        return [article_evidence(articles[c.article_id], score=c.score) for c in chosen]
+
     return _Subject(
         title=label or representative or f"cluster {subject_id}",
         description=representative,
         parent_id=None,
         promote_command=f"narrwatch clusters promote {subject_id}" if cluster else None,
         candidates=day_clusters.get(subject_id, []),
+        shown=shown,
     )
 
 
@@ -197,7 +240,7 @@ def _rising_item(
         countries=countries or _distinct(c.country for c in candidates),
         languages=languages or _distinct(c.language for c in candidates),
         trend=_trend(session, settings, day, kind, subject_id, headline),
-        articles=_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles),
+        articles=subject.shown(_diverse(_ranked(candidates, ranked_ids), settings.report_top_articles)),
         promote_command=subject.promote_command,
         new=bool(headline.is_new),
         run_day=max(1, int(headline.run_day or 1)),
@@ -380,7 +423,7 @@ def _diverse(candidates: list[T], limit: int, outlet: Callable[[T], str] = attrg
     return (first_per_outlet + rest)[:limit]
 
 
-def _ranked(candidates: list[ArticleEvidence], ranked_ids: list[int]) -> list[ArticleEvidence]:
+def _ranked(candidates: Sequence[Candidate], ranked_ids: list[int]) -> list[Candidate]:
     """The detector's order (its stored top articles) first, then by score."""
     position = {article_id: i for i, article_id in enumerate(ranked_ids)}
     return sorted(
@@ -396,20 +439,32 @@ def _cluster_row(session: Session, subject_id: str) -> Cluster | None:
         return None
 
 
-def _member_evidence(member: ClusterMember, article: Article) -> ArticleEvidence:
-    return article_evidence(article, score=member.similarity)
-
-
 def _cluster_articles(
     session: Session, start: dt.datetime, end: dt.datetime, flagged: Iterable[str]
-) -> dict[str, list[ArticleEvidence]]:
-    """Per flagged surviving cluster id, its members published in [start, end), most central first
-    (evidence is made for the flagged only: a day's clusters hold thousands of members).
+) -> dict[str, list[Candidate]]:
+    """Per flagged surviving cluster id, its members published in [start, end), most central first,
+    as candidates (evidence is made for the shown only).
 
     As the rising detector counts them: members of clusters merged before ``end`` belong to the
     survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
+    merged_into = rules.merge_map(session, end)
+    groups = rules.cluster_groups(flagged, merged_into)
+    rows = rules.counted_cluster_rows(
+        session, start, end, merged_into, sorted({cid for ids in groups.values() for cid in ids})
+    )
+    shown = functools.lru_cache(maxsize=None)(plain_text)  # a day's members share a few outlets
     return {
-        survivor: [_member_evidence(member, article) for member, article in members]
-        for survivor, members in rules.counted_cluster_members(session, start, end, end, flagged).items()
+        survivor: [
+            _Member(
+                article_id=row.id,
+                score=round(row.similarity, 4),
+                outlet=shown(row.outlet, 100),
+                country=shown(row.country, 8).upper(),
+                language=shown(row.language, 16) or None,
+            )
+            for row in members
+        ]
+        for survivor, members in rows.items()
+        if survivor in groups
     }
