@@ -321,11 +321,13 @@ def counted_cluster_rows(
     end: dt.datetime,
     merged_into: dict[int, int],
     cluster_ids: Sequence[int] | None = None,
+    most_central: int | None = None,
 ) -> dict[str, list[Row[Any]]]:
     """Per surviving cluster id, the members published in [start, end) that count for it, most
     central first: members of clusters merged in ``merged_into`` belong to the survivor, and an
     article a seed covers belongs to the seed, not to a cluster. With ``cluster_ids``, only the
-    members of those clusters. Plain rows (the article's ``id``, ``published_at``, ``outlet``,
+    members of those clusters; with ``most_central`` too, only that many (for one group's ids: the
+    limit applies to the query). Plain rows (the article's ``id``, ``published_at``, ``outlet``,
     ``country``, ``language``, ``story_key``, ``title``, ``url`` and the member's ``cluster_id`` and
     ``similarity``), not entities: detection counts tens of thousands of them."""
     query = (
@@ -337,6 +339,8 @@ def counted_cluster_rows(
         .join(Article, Article.id == ClusterMember.article_id)
         .where(*_counted_members_filter(start, end))
     )
+    if most_central is not None:
+        query = query.order_by(ClusterMember.similarity.desc(), Article.id).limit(most_central)
     rows: list[Any]  # rows of the select above
     if cluster_ids is None:
         rows = list(session.execute(query))
@@ -351,7 +355,7 @@ def counted_cluster_rows(
     for row in rows:
         survivor = str(resolve(row.cluster_id, merged_into))
         clusters.setdefault(survivor, {}).setdefault(row.id, row)
-    return {cluster_id: list(members.values()) for cluster_id, members in clusters.items()}
+    return {cluster_id: list(members.values())[:most_central] for cluster_id, members in clusters.items()}
 
 
 # --- stored daily cluster counts -----------------------------------------------------------------

@@ -93,9 +93,9 @@ def test_only_clusters_spread_over_outlets_and_days_are_emerging(ctx: AppContext
     assert 102 not in listed  # two days, but two outlets
 
 
-def _listed(ctx: AppContext) -> dict[int, tuple[int, list[str], list[str]]]:
+def _listed(ctx: AppContext) -> dict[int, tuple[int, list[str], list[str], list[str]]]:
     return {
-        item.cluster_id: (item.n_recent, item.outlets, [a.title for a in item.sample_titles])
+        item.cluster_id: (item.n_recent, item.outlets, item.countries, [a.title for a in item.sample_titles])
         for item in collect_report_data(ctx, DAY, NOW).clusters
     }
 
@@ -118,10 +118,12 @@ def test_the_week_is_read_from_stored_counts_and_members_only_where_they_are_not
     reads: list[tuple[dt.datetime, dt.datetime]] = []  # spans read for every cluster's members
     counted_cluster_rows = rules.counted_cluster_rows
 
-    def recording(session: Any, start: dt.datetime, end: dt.datetime, merged: Any, ids: Any = None) -> Any:
+    def recording(
+        session: Any, start: dt.datetime, end: dt.datetime, merged: Any, ids: Any = None, top: Any = None
+    ) -> Any:
         if ids is None:
             reads.append((start, end))
-        return counted_cluster_rows(session, start, end, merged, ids)
+        return counted_cluster_rows(session, start, end, merged, ids, top)
 
     monkeypatch.setattr(rules, "counted_cluster_rows", recording)
     assert _listed(ctx) == from_members
@@ -166,3 +168,16 @@ def test_a_rising_clusters_evidence_is_made_for_the_articles_shown_only(
     assert 0 < len(item.articles) <= ctx.settings.report_top_articles < 40
     assert sorted(made) == sorted(a.article_id for a in item.articles)
     assert len({a.outlet for a in item.articles}) == len(item.articles)  # one per outlet first
+
+
+def test_a_listed_clusters_sample_spans_outlets_even_when_one_outlet_fills_its_most_central(
+    ctx: AppContext,
+) -> None:
+    build_report_fixture(ctx)
+    morning = DAY_START + dt.timedelta(hours=8)
+    # equal similarity: the earliest stored come first, and the first 205 are all from one outlet
+    crowd = [("solo", morning + dt.timedelta(seconds=i)) for i in range(205)]
+    add_cluster(ctx, 104, [*crowd, ("x", morning - dt.timedelta(days=1)), ("y", morning)])
+    [item] = [item for item in collect_report_data(ctx, DAY, NOW).clusters if item.cluster_id == 104]
+    assert item.n_recent == 207 and item.outlets == ["solo", "x", "y"]
+    assert sorted(a.outlet for a in item.sample_titles) == ["solo", "x", "y"]

@@ -87,6 +87,11 @@ def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> Repo
     )
 
 
+#: A listed cluster's most central members read for its sample: with three outlets among them, the
+#: sample is the one all its members would give.
+SAMPLE_SCAN = 200
+
+
 def _shown(outlets: Iterable[str]) -> set[str]:
     """Distinct outlet names as the report shows them (each raw name made plain once)."""
     return {plain_text(outlet, 100) for outlet in set(outlets)}
@@ -161,11 +166,13 @@ def _seed_activity(
 
 @dataclass
 class _Spread:
-    """A surviving cluster's counted members in the cluster window: its outlets and days, and how many."""
+    """A surviving cluster's counted members in the cluster window: its outlets and days, and how
+    many (a group's clusters belong to one collection, so no article is counted twice)."""
 
     outlets: set[str] = field(default_factory=set)
     days: set[dt.date] = field(default_factory=set)
     n_members: int = 0
+    countries: set[str] = field(default_factory=set)  # of the days read from members
 
     def add(self, day: dt.date, outlets: Iterable[str], n_members: int) -> None:
         self.outlets |= _shown(outlets)
@@ -173,11 +180,13 @@ class _Spread:
         self.n_members += n_members
 
 
-def _window_spread(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> dict[str, _Spread]:
+def _window_spread(
+    session: Session, days: list[dt.date], merged_into: dict[int, int]
+) -> tuple[dict[str, _Spread], set[dt.date]]:
     """Every surviving cluster's spread over ``days``: from the daily counts detection stored (a few
     rows per cluster and day, where the window's members are tens of thousands), and from the
     members themselves on a day whose counts are not current (not counted yet, or marked stale by a
-    later member, match or verdict)."""
+    later member, match or verdict). Also returns the days read from stored counts."""
     current, _ = rules.count_state(session, days)
     spread: dict[str, _Spread] = defaultdict(_Spread)
     counts, outlets = rules.stored_cluster_days(session, sorted(current), merged_into, None, ("all",))
@@ -188,7 +197,27 @@ def _window_spread(session: Session, days: list[dt.date], merged_into: dict[int,
         start, end = day_bounds(day)
         for survivor, rows in rules.counted_cluster_rows(session, start, end, merged_into).items():
             spread[survivor].add(day, (row.outlet for row in rows), len(rows))
-    return dict(spread)
+            spread[survivor].countries.update(row.country for row in rows)
+    return dict(spread), current
+
+
+def _sample(
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merged_into: dict[int, int],
+    survivor: str,
+    ids: list[int],
+) -> list[Row[Any]]:
+    """The group's most central members of the window, enough to pick ``SAMPLE_TITLES`` from distinct
+    outlets as ``_diverse`` would from all of them (all are read when the most central are too few)."""
+    most_central = rules.counted_cluster_rows(session, start, end, merged_into, ids, SAMPLE_SCAN).get(
+        survivor, []
+    )
+    outlets = {plain_text(row.outlet, 100) for row in most_central}
+    if len(most_central) < SAMPLE_SCAN or len(outlets) >= SAMPLE_TITLES:
+        return most_central
+    return rules.counted_cluster_rows(session, start, end, merged_into, ids).get(survivor, [])
 
 
 def _emerging_clusters(
@@ -203,9 +232,10 @@ def _emerging_clusters(
     start = end - dt.timedelta(days=settings.cluster_window_days)
     days = [day - dt.timedelta(days=i) for i in range(settings.cluster_window_days - 1, -1, -1)]
     merged_into = rules.merge_map(session, end)
+    spread, current = _window_spread(session, days, merged_into)
     spread = {
         cluster_id: cluster_spread
-        for cluster_id, cluster_spread in _window_spread(session, days, merged_into).items()
+        for cluster_id, cluster_spread in spread.items()
         if len(cluster_spread.outlets) >= settings.cluster_emerging_min_outlets
         and len(cluster_spread.days) >= settings.cluster_emerging_min_days
     }
@@ -220,14 +250,21 @@ def _emerging_clusters(
     }
     chosen = sorted(live, key=lambda c: (-len(spread[c].outlets), -spread[c].n_members, int(c)))
     chosen = chosen[: settings.report_max_clusters]
-    # members are read for the listed clusters only: their samples and evidence
+    # the listed clusters' countries and samples: stored counts, and their most central members
     groups = rules.cluster_groups(chosen, merged_into)
-    members = rules.counted_cluster_rows(
-        session, start, end, merged_into, [cid for ids in groups.values() for cid in ids]
+    countries, _ = rules.stored_cluster_days(
+        session, sorted(current), merged_into, {cid for ids in groups.values() for cid in ids}, ("country",)
     )
+    for survivor, _, country in countries:
+        if country != rules.UNKNOWN:  # members' countries as shown: an unknown one is not listed
+            spread[survivor].countries.add(country)
     return [
         _cluster_item(
-            session, live[cluster_id], members.get(cluster_id, []), spread[cluster_id].outlets, rising_ids
+            session,
+            live[cluster_id],
+            _sample(session, start, end, merged_into, cluster_id, sorted(groups[cluster_id])),
+            spread[cluster_id],
+            rising_ids,
         )
         for cluster_id in chosen
     ]
@@ -236,12 +273,12 @@ def _emerging_clusters(
 def _cluster_item(
     session: Session,
     cluster: Cluster,
-    rows: list[Row[Any]],
-    outlets: set[str],
+    most_central: list[Row[Any]],
+    spread: _Spread,
     rising_ids: set[tuple[str, str]],
 ) -> ClusterItem:
     """A listed cluster; evidence is made for its sampled members only (its week can hold thousands)."""
-    sample = _diverse(rows, SAMPLE_TITLES, lambda row: plain_text(row.outlet, 100))
+    sample = _diverse(most_central, SAMPLE_TITLES, lambda row: plain_text(row.outlet, 100))
     articles = {
         article.id: article
         for article in session.scalars(select(Article).where(Article.id.in_([row.id for row in sample])))
@@ -251,9 +288,9 @@ def _cluster_item(
         label=plain_text(cluster.label, 200) or f"cluster {cluster.id}",
         representative_title=plain_text(cluster.representative_title, TITLE_CHARS),
         size=cluster.size,
-        n_recent=len(rows),
-        outlets=_distinct(outlets),
-        countries=_distinct(plain_text(country, 8).upper() for country in {row.country for row in rows}),
+        n_recent=spread.n_members,
+        outlets=_distinct(spread.outlets),
+        countries=_distinct(plain_text(country, 8).upper() for country in spread.countries),
         sample_titles=[article_evidence(articles[row.id], score=row.similarity) for row in sample],
         first_seen_at=cluster.first_seen_at,
         last_seen_at=cluster.last_seen_at,
