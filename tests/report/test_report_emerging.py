@@ -131,7 +131,8 @@ def test_the_week_is_read_from_stored_counts_and_members_only_where_they_are_not
         days_with_articles = {when.date() for when in session.scalars(select(Article.published_at))}
     assert all(end - start == dt.timedelta(days=1) for start, end in reads)
     assert days_with_articles & {DAY - dt.timedelta(days=i) for i in range(7)}
-    assert not {start.date() for start, _ in reads} & days_with_articles
+    # besides the day itself (the flagged clusters' members), only days with nothing stored are read
+    assert not ({start.date() for start, _ in reads} - {DAY}) & days_with_articles
 
     # a third outlet joins cluster 102 three days ago: the cluster step marks that day stale
     three_days_ago = DAY - dt.timedelta(days=3)

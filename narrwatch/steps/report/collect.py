@@ -172,7 +172,7 @@ class _Spread:
     outlets: set[str] = field(default_factory=set)
     days: set[dt.date] = field(default_factory=set)
     n_members: int = 0
-    countries: set[str] = field(default_factory=set)  # of the days read from members
+    countries: set[str] = field(default_factory=set)
 
     def add(self, day: dt.date, outlets: Iterable[str], n_members: int) -> None:
         self.outlets |= _shown(outlets)
@@ -180,17 +180,21 @@ class _Spread:
         self.n_members += n_members
 
 
-def _window_spread(
-    session: Session, days: list[dt.date], merged_into: dict[int, int]
-) -> tuple[dict[str, _Spread], set[dt.date]]:
+def _window_spread(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> dict[str, _Spread]:
     """Every surviving cluster's spread over ``days``: from the daily counts detection stored (a few
     rows per cluster and day, where the window's members are tens of thousands), and from the
     members themselves on a day whose counts are not current (not counted yet, or marked stale by a
-    later member, match or verdict). Also returns the days read from stored counts."""
+    later member, match or verdict)."""
     current, _ = rules.count_state(session, days)
     spread: dict[str, _Spread] = defaultdict(_Spread)
-    counts, outlets = rules.stored_cluster_days(session, sorted(current), merged_into, None, ("all",))
-    for (survivor, _, _), by_day in counts.items():
+    counts, outlets = rules.stored_cluster_days(
+        session, sorted(current), merged_into, None, ("all", "country")
+    )
+    for (survivor, dimension, value), by_day in counts.items():
+        if dimension == "country":
+            if value != rules.UNKNOWN:  # members' countries as shown: an unknown one is not listed
+                spread[survivor].countries.add(value)
+            continue
         for day, count in by_day.items():
             spread[survivor].add(day, outlets[(survivor, "all", "all")][day], count.n_articles)
     for day in sorted(set(days) - current):
@@ -198,7 +202,7 @@ def _window_spread(
         for survivor, rows in rules.counted_cluster_rows(session, start, end, merged_into).items():
             spread[survivor].add(day, (row.outlet for row in rows), len(rows))
             spread[survivor].countries.update(row.country for row in rows)
-    return dict(spread), current
+    return dict(spread)
 
 
 def _sample(
@@ -232,10 +236,9 @@ def _emerging_clusters(
     start = end - dt.timedelta(days=settings.cluster_window_days)
     days = [day - dt.timedelta(days=i) for i in range(settings.cluster_window_days - 1, -1, -1)]
     merged_into = rules.merge_map(session, end)
-    spread, current = _window_spread(session, days, merged_into)
     spread = {
         cluster_id: cluster_spread
-        for cluster_id, cluster_spread in spread.items()
+        for cluster_id, cluster_spread in _window_spread(session, days, merged_into).items()
         if len(cluster_spread.outlets) >= settings.cluster_emerging_min_outlets
         and len(cluster_spread.days) >= settings.cluster_emerging_min_days
     }
@@ -250,14 +253,7 @@ def _emerging_clusters(
     }
     chosen = sorted(live, key=lambda c: (-len(spread[c].outlets), -spread[c].n_members, int(c)))
     chosen = chosen[: settings.report_max_clusters]
-    # the listed clusters' countries and samples: stored counts, and their most central members
     groups = rules.cluster_groups(chosen, merged_into)
-    countries, _ = rules.stored_cluster_days(
-        session, sorted(current), merged_into, {cid for ids in groups.values() for cid in ids}, ("country",)
-    )
-    for survivor, _, country in countries:
-        if country != rules.UNKNOWN:  # members' countries as shown: an unknown one is not listed
-            spread[survivor].countries.add(country)
     return [
         _cluster_item(
             session,

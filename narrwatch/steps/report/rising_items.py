@@ -448,11 +448,10 @@ def _cluster_articles(
     As the rising detector counts them: members of clusters merged before ``end`` belong to the
     survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
-    merged_into = rules.merge_map(session, end)
-    groups = rules.cluster_groups(flagged, merged_into)
-    rows = rules.counted_cluster_rows(
-        session, start, end, merged_into, sorted({cid for ids in groups.values() for cid in ids})
-    )
+    # the day's members, whichever cluster: a flagged group can hold thousands of clusters, and
+    # reading their members by id scans their whole history
+    rows = rules.counted_cluster_rows(session, start, end, rules.merge_map(session, end))
+    wanted = set(flagged)
     shown = functools.lru_cache(maxsize=None)(plain_text)  # a day's members share a few outlets
     return {
         survivor: [
@@ -466,5 +465,5 @@ def _cluster_articles(
             for row in members
         ]
         for survivor, members in rows.items()
-        if survivor in groups
+        if survivor in wanted
     }
