@@ -63,7 +63,7 @@ from narrwatch.steps.detect.counting import (
     seed_observed_from,
 )
 from narrwatch.steps.detect.flag_rows import earlier_flags, flag_extra, flag_row
-from narrwatch.steps.detect.groups import group_days
+from narrwatch.steps.detect.groups import folded_observed_from, group_days
 from narrwatch.steps.detect.stored import (
     CountedDays,
     Outlets,
@@ -234,7 +234,9 @@ def _count(
     seed_counts = {("narrative", *key): by_day for key, by_day in seed_stored.items()}
     merged_into = rules.merge_map_at(merges, end)
     groups = rules.cluster_groups({key[1] for key in written.last_day if key[0] == "cluster"}, merged_into)
-    counts, outlets = group_days(session, days, groups, merged_into, end, fill)
+    counts, outlets, folded = group_days(session, days, groups, merged_into, end, fill)
+    cluster_observed = groups_observed_from(session, {s: ids for s, ids in groups.items() if s not in folded})
+    cluster_observed.update(folded_observed_from(session, folded))
     cluster_counts = {("cluster", *key): by_day for key, by_day in counts.items()}
     counted = _Counted(
         seed_counts=seed_counts,
@@ -245,7 +247,7 @@ def _count(
         },
         today=written.last_day,
         seed_observed=seed_observed_from(session),
-        cluster_observed=groups_observed_from(session, groups),
+        cluster_observed=cluster_observed,
         global_start=global_start,
     )
     return counted, written

@@ -28,7 +28,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from narrwatch.db import rules
-from narrwatch.db.models import DailyCount, GroupCount, GroupMember
+from narrwatch.db.models import Cluster, DailyCount, GroupCount, GroupMember
 from narrwatch.domain.rising import DayCount
 
 Key = tuple[str, dt.date, str, str]  # (surviving cluster id, day, dimension, dimension value)
@@ -244,11 +244,12 @@ def group_days(
     merged_into: dict[int, int],
     folded_for: dt.datetime,
     counted_again: Collection[dt.date],
-) -> tuple[dict[DayKey, dict[dt.date, DayCount]], dict[DayKey, dict[dt.date, set[str]]]]:
+) -> tuple[dict[DayKey, dict[dt.date, DayCount]], dict[DayKey, dict[dt.date, set[str]]], set[str]]:
     """Every group of ``groups`` (survivor -> its clusters at ``folded_for``, the tested day's end):
-    its counts and outlets on ``days``, as ``rules.stored_cluster_days`` gives them. Read from the
-    folded rows, brought up to date first: the groups' new members join (unless a later day has been
-    folded already) and the days ``counted_again`` are folded again."""
+    its counts and outlets on ``days``, as ``rules.stored_cluster_days`` gives them, and the groups
+    read from folded rows (those holding exactly the group). The folded rows are brought up to date
+    first: the groups' new members join (unless a later day has been folded already) and the days
+    ``counted_again`` are folded again."""
     latest = session.scalar(select(func.max(GroupMember.folded_for)))
     if latest is None or folded_for >= latest:
         _join_all(session, groups, folded_for)
@@ -273,4 +274,19 @@ def group_days(
                 n_articles, n_stories, len(day_outlets)
             )
             outlets.setdefault((survivor, dimension, value), {})[day] = day_outlets
-    return counts, outlets
+    return counts, outlets, exact
+
+
+def folded_observed_from(session: Session, survivors: Collection[str]) -> dict[str, dt.date]:
+    """The day each folded group became observable: the earliest first member of its clusters (as
+    ``groups_observed_from`` reads it from every cluster of the group)."""
+    observed: dict[str, dt.date] = {}
+    for chunk in rules.chunked(sorted(survivors)):
+        rows = session.execute(
+            select(GroupMember.survivor_id, func.min(Cluster.first_seen_at))
+            .join(Cluster, Cluster.id == GroupMember.cluster_id)
+            .where(GroupMember.survivor_id.in_(chunk))
+            .group_by(GroupMember.survivor_id)
+        ).tuples()
+        observed.update((survivor, first.date()) for survivor, first in rows if first is not None)
+    return observed
