@@ -371,23 +371,14 @@ def outlets_of(text: str | None) -> set[str]:
 
 
 def count_state(session: Session, days: Sequence[dt.date]) -> tuple[set[dt.date], list[int]]:
-    """Which of ``days`` have current stored counts (counted, with their outlets, and not
-    marked stale since), and the ids of the stale marks on ``days``."""
+    """Which of ``days`` have current stored counts (counted, and not marked stale since: migration
+    0012 marked the days whose rows keep no outlets), and the ids of the stale marks on ``days``."""
     if not days:
         return set(), []
     span = (min(days), max(days))
     counted = set(session.scalars(select(DailyVolume.day).where(DailyVolume.day.between(*span)).distinct()))
-    without_outlets = session.scalars(
-        select(DailyCount.day)
-        .where(
-            DailyCount.day.between(*span),
-            DailyCount.subject_kind == "cluster",
-            DailyCount.outlets.is_(None),
-        )
-        .distinct()
-    )
     marks = session.execute(select(CountChange.id, CountChange.day).where(CountChange.day.between(*span)))
-    mark_ids, stale = [], set(without_outlets)
+    mark_ids, stale = [], set()
     for mark_id, marked in marks.tuples():
         mark_ids.append(mark_id)
         stale.add(marked)

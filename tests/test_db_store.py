@@ -77,18 +77,26 @@ def test_naive_times_are_refused(ctx: AppContext) -> None:
 
 def test_upgrading_past_0012_marks_every_day_seeds_were_counted_on(empty_ctx: AppContext) -> None:
     """Seeds' stored days were written when every run counted them whole; from 0012 on they are read
-    back unless marked, so each is marked once: the next detection counts it under the new rule."""
+    back unless marked, so each is marked once: the next detection counts it under the new rule. So
+    is a day whose cluster rows were written before 0011 and keep no outlets."""
     url = empty_ctx.settings.resolved_database_url
     migrate.upgrade(url, "0011_count_outlets")
-    days = [dt.date(2026, 3, 1), dt.date(2026, 3, 4)]
+    days = [dt.date(2026, 3, 1), dt.date(2026, 3, 3), dt.date(2026, 3, 4)]
+    rows = [
+        (days[0], "narrative", "a"),
+        (days[2], "narrative", "a"),
+        (dt.date(2026, 3, 2), "cluster", "a"),
+        (days[1], "cluster", None),
+    ]
     with empty_ctx.engine.begin() as conn:
-        for day, kind in [(days[0], "narrative"), (days[1], "narrative"), (dt.date(2026, 3, 2), "cluster")]:
+        for day, kind, outlets in rows:
             conn.execute(
                 text(
                     "INSERT INTO daily_counts (day, subject_kind, subject_id, dimension, dimension_value,"
-                    " n_articles, n_stories, n_outlets) VALUES (:day, :kind, 's', 'all', 'all', 1, 1, 1)"
+                    " n_articles, n_stories, n_outlets, outlets)"
+                    " VALUES (:day, :kind, 's', 'all', 'all', 1, 1, 1, :outlets)"
                 ),
-                {"day": day, "kind": kind},
+                {"day": day, "kind": kind, "outlets": outlets},
             )
     migrate.upgrade(url)
     with empty_ctx.engine.begin() as conn:

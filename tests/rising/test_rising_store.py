@@ -404,17 +404,3 @@ def test_a_merged_clusters_timeline_shows_the_union_of_its_days(ctx: AppContext)
         after = {p.day: (p.n_outlets, p.n_articles) for p in timeline(session, "cluster", "1", DAY, 4, 7)}
     assert before == {past: 2}  # the merge had not happened by then
     assert after[past] == (3, 4)
-
-
-def test_days_counted_before_counts_kept_their_outlets_are_counted_again(ctx: AppContext) -> None:
-    past = DAY - dt.timedelta(days=2)
-    with ctx.transaction() as session:
-        _cluster_with_members(session, 1, past, ["a", "b"])
-        _cluster_with_members(session, 1, DAY, ["a"])
-    detect_rising(ctx, DAY, NOW)
-    with ctx.transaction() as session:
-        row = session.get(DailyCount, (past, "cluster", "1", "all", "all"))
-        assert row is not None
-        row.outlets = None  # as migration 0011 leaves the rows written before it
-    detect_rising(ctx, DAY, NOW)
-    assert _stored_outlets(ctx, 1, past) == (2, "a\nb")

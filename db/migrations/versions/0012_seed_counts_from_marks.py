@@ -2,7 +2,8 @@
 
 Detection used to count every seed over its whole span on each run, so a match whose level moved
 needed no mark. It now reads seeds' past days back as stored, like clusters'; the days stored so far
-are counted once more, under the rule that marks them.
+are counted once more, under the rule that marks them. Days with rows written before 0011 (which
+keep no outlets) are marked too, so detection no longer scans its span for such rows on every run.
 
 Revision ID: 0012_seed_counts_marks
 Revises: 0011_count_outlets
@@ -27,7 +28,7 @@ DOWNGRADE_DROPS: tuple[str, ...] = ()
 def upgrade() -> None:
     op.execute(
         "INSERT INTO count_changes (day) "
-        "SELECT DISTINCT day FROM daily_counts WHERE subject_kind = 'narrative'"
+        "SELECT DISTINCT day FROM daily_counts WHERE subject_kind = 'narrative' OR outlets IS NULL"
     )
 
 
