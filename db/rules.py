@@ -385,6 +385,17 @@ def count_state(session: Session, days: Sequence[dt.date]) -> tuple[set[dt.date]
     return {d for d in days if d in counted and d not in stale}, mark_ids
 
 
+#: What a stored daily count row is read as, wherever it is read.
+COUNT_ROW_COLUMNS = (
+    DailyCount.subject_id,
+    DailyCount.day,
+    DailyCount.dimension,
+    DailyCount.dimension_value,
+    DailyCount.n_articles,
+    DailyCount.n_stories,
+    DailyCount.outlets,
+)
+
 UNKNOWN = "und"  # the dimension value of articles whose language or country is not known
 ClusterDayKey = tuple[str, str, str]  # (subject id: a surviving cluster's for clusters; dimension; value)
 
@@ -424,15 +435,7 @@ def stored_subject_days(
     wanted = sorted(set(days))
     if not wanted:
         return {}, {}
-    query = select(
-        DailyCount.subject_id,
-        DailyCount.day,
-        DailyCount.dimension,
-        DailyCount.dimension_value,
-        DailyCount.n_articles,
-        DailyCount.n_stories,
-        DailyCount.outlets,
-    ).where(
+    query = select(*COUNT_ROW_COLUMNS).where(
         DailyCount.subject_kind == kind,
         DailyCount.day.in_(wanted),
         DailyCount.dimension.in_(list(dimensions)),

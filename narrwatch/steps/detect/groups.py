@@ -62,22 +62,11 @@ class _Fold:
         ]
 
 
-_STORED = (
-    DailyCount.subject_id,
-    DailyCount.day,
-    DailyCount.dimension,
-    DailyCount.dimension_value,
-    DailyCount.n_articles,
-    DailyCount.n_stories,
-    DailyCount.outlets,
-)
-
-
 def _stored_rows(
     session: Session, cluster_ids: Iterable[int] | None, days: Collection[dt.date] | None = None
 ) -> Iterable[tuple[str, dt.date, str, str, int, int, str | None]]:
     """Clusters' stored daily rows (of ``cluster_ids``, every cluster's when None; on ``days`` when given)."""
-    query = select(*_STORED).where(DailyCount.subject_kind == "cluster")
+    query = select(*rules.COUNT_ROW_COLUMNS).where(DailyCount.subject_kind == "cluster")
     if days is not None:
         if not days:
             return
