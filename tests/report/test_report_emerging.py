@@ -157,13 +157,13 @@ def test_a_rising_clusters_evidence_is_made_for_the_articles_shown_only(
         ctx, CLUSTER_ID, [(f"crowd-{i % 7}", morning + dt.timedelta(minutes=i)) for i in range(40)], 100
     )
     made: list[int] = []
-    evidence = rising_items.article_evidence
+    members_evidence = rising_items.members_evidence
 
-    def counting(article: Any, **fields: Any) -> Any:
-        made.append(article.id)
-        return evidence(article, **fields)
+    def counting(session: Any, chosen: Any) -> Any:
+        made.extend(article_id for article_id, _ in chosen)
+        return members_evidence(session, chosen)
 
-    monkeypatch.setattr(rising_items, "article_evidence", counting)
+    monkeypatch.setattr(rising_items, "members_evidence", counting)
     data = collect_report_data(ctx, DAY, NOW)
     [item] = [item for item in data.rising if item.kind == "cluster" and item.subject_id == str(CLUSTER_ID)]
     assert 0 < len(item.articles) <= ctx.settings.report_top_articles < 40

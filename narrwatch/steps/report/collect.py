@@ -19,14 +19,13 @@ from narrwatch.config import Settings
 from narrwatch.context import AppContext
 from narrwatch.db import rules
 from narrwatch.db.models import (
-    Article,
     Cluster,
     DailyCount,
     NarrativeVersion,
     RisingFlag,
 )
 from narrwatch.domain.clock import day_bounds
-from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed, article_evidence
+from narrwatch.steps.report.evidence import TITLE_CHARS, _counted_seed_articles, _Seed, members_evidence
 from narrwatch.steps.report.model import (
     ClusterItem,
     ReportData,
@@ -53,12 +52,13 @@ def collect_report_data(ctx: AppContext, day: dt.date, now: dt.datetime) -> Repo
         seed_articles = _counted_seed_articles(session, start, end)
         flags = session.scalars(select(RisingFlag).where(RisingFlag.day == day)).all()
         flagged = {flag.subject_id for flag in flags if flag.subject_kind == "cluster"}
-        day_clusters = _cluster_articles(session, start, end, flagged)
+        merged_into = rules.merge_map(session, end)  # the merges that had happened by the day's end
+        day_clusters = _cluster_articles(session, start, end, merged_into, flagged)
         rising = _rising_items(session, settings, day, flags, seeds, seed_articles, day_clusters)
         rising_ids = {(item.kind, item.subject_id) for item in rising}
         fell_back = _fell_back(session, day, seeds, rising_ids)
         seed_activity = _seed_activity(session, settings, day, seeds, rising_ids)
-        clusters = _emerging_clusters(session, settings, day, rising_ids)
+        clusters = _emerging_clusters(session, settings, day, merged_into, rising_ids)
         changes = _seed_changes(session, settings, now)
         feed_health = _feed_health(session, settings, now)
         provenance = _provenance(session, settings, day, now, seeds)
@@ -225,7 +225,11 @@ def _sample(
 
 
 def _emerging_clusters(
-    session: Session, settings: Settings, day: dt.date, rising_ids: set[tuple[str, str]]
+    session: Session,
+    settings: Settings,
+    day: dt.date,
+    merged_into: dict[int, int],
+    rising_ids: set[tuple[str, str]],
 ) -> list[ClusterItem]:
     """Live clusters spread across outlets and days in the cluster window ending with the day.
 
@@ -235,7 +239,6 @@ def _emerging_clusters(
     _, end = day_bounds(day)
     start = end - dt.timedelta(days=settings.cluster_window_days)
     days = [day - dt.timedelta(days=i) for i in range(settings.cluster_window_days - 1, -1, -1)]
-    merged_into = rules.merge_map(session, end)
     spread = {
         cluster_id: cluster_spread
         for cluster_id, cluster_spread in _window_spread(session, days, merged_into).items()
@@ -275,10 +278,6 @@ def _cluster_item(
 ) -> ClusterItem:
     """A listed cluster; evidence is made for its sampled members only (its week can hold thousands)."""
     sample = _diverse(most_central, SAMPLE_TITLES, lambda row: plain_text(row.outlet, 100))
-    articles = {
-        article.id: article
-        for article in session.scalars(select(Article).where(Article.id.in_([row.id for row in sample])))
-    }
     return ClusterItem(
         cluster_id=cluster.id,
         label=plain_text(cluster.label, 200) or f"cluster {cluster.id}",
@@ -287,7 +286,7 @@ def _cluster_item(
         n_recent=spread.n_members,
         outlets=_distinct(spread.outlets),
         countries=_distinct(plain_text(country, 8).upper() for country in spread.countries),
-        sample_titles=[article_evidence(articles[row.id], score=row.similarity) for row in sample],
+        sample_titles=members_evidence(session, [(row.id, row.similarity) for row in sample]),
         first_seen_at=cluster.first_seen_at,
         last_seen_at=cluster.last_seen_at,
         rising=("cluster", str(cluster.id)) in rising_ids,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,18 @@ def _counted_seed_articles(
         ]
         for seed, rows in counted.items()
     }
+
+
+def members_evidence(session: Session, chosen: Sequence[tuple[int, float]]) -> list[ArticleEvidence]:
+    """Cluster members chosen for showing, as (article id, similarity), made into evidence in that
+    order: only they are loaded (a cluster's day or week holds thousands of members)."""
+    articles = {
+        article.id: article
+        for article in session.scalars(
+            select(Article).where(Article.id.in_([article_id for article_id, _ in chosen]))
+        )
+    }
+    return [article_evidence(articles[article_id], score=score) for article_id, score in chosen]
 
 
 def article_evidence(article: Article, *, score: float, **match_fields: Any) -> ArticleEvidence:

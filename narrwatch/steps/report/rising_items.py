@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session
 from narrwatch.config import Settings
 from narrwatch.db import rules
 from narrwatch.db.models import (
-    Article,
     Cluster,
     DailyCount,
     RisingFlag,
 )
 from narrwatch.steps.report.charts import trend_geometry
-from narrwatch.steps.report.evidence import TITLE_CHARS, _Seed, article_evidence
+from narrwatch.steps.report.evidence import TITLE_CHARS, _Seed, members_evidence
 from narrwatch.steps.report.model import (
     ArticleEvidence,
     FellBack,
@@ -194,13 +193,7 @@ def _cluster_subject(session: Session, subject_id: str, day_clusters: dict[str, 
     representative = plain_text(cluster.representative_title, TITLE_CHARS) if cluster else ""
 
     def shown(chosen: Sequence[Candidate]) -> list[ArticleEvidence]:
-        articles = {
-            article.id: article
-            for article in session.scalars(
-                select(Article).where(Article.id.in_([c.article_id for c in chosen]))
-            )
-        }
-        return [article_evidence(articles[c.article_id], score=c.score) for c in chosen]
+        return members_evidence(session, [(c.article_id, c.score) for c in chosen])
 
     return _Subject(
         title=label or representative or f"cluster {subject_id}",
@@ -440,17 +433,21 @@ def _cluster_row(session: Session, subject_id: str) -> Cluster | None:
 
 
 def _cluster_articles(
-    session: Session, start: dt.datetime, end: dt.datetime, flagged: Iterable[str]
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    merged_into: dict[int, int],
+    flagged: Iterable[str],
 ) -> dict[str, list[Candidate]]:
     """Per flagged surviving cluster id, its members published in [start, end), most central first,
     as candidates (evidence is made for the shown only).
 
-    As the rising detector counts them: members of clusters merged before ``end`` belong to the
-    survivor, and an article a seed now covers belongs to the seed, not to the cluster.
+    As the rising detector counts them: members of clusters merged before ``end`` (``merged_into``)
+    belong to the survivor, and an article a seed now covers belongs to the seed, not to the cluster.
     """
     # the day's members, whichever cluster: a flagged group can hold thousands of clusters, and
     # reading their members by id scans their whole history
-    rows = rules.counted_cluster_rows(session, start, end, rules.merge_map(session, end))
+    rows = rules.counted_cluster_rows(session, start, end, merged_into)
     wanted = set(flagged)
     shown = functools.lru_cache(maxsize=None)(plain_text)  # a day's members share a few outlets
     return {
