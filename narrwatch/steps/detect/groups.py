@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -32,6 +32,7 @@ from narrwatch.db.models import Cluster, DailyCount, GroupCount, GroupMember
 from narrwatch.domain.rising import DayCount
 
 Key = tuple[str, dt.date, str, str]  # (surviving cluster id, day, dimension, dimension value)
+_Row = tuple[str, dt.date, str, str, int, int, str | None]  # as rules.COUNT_ROW_COLUMNS and _FOLDED read
 DayKey = rules.ClusterDayKey
 
 
@@ -46,6 +47,14 @@ class _Fold:
         numbers[0] += n_articles
         numbers[1] += n_stories
         names.update(outlets)
+
+    def add_rows(self, rows: Iterable[_Row], survivor: Callable[[str], str | None]) -> None:
+        """Add stored or folded rows (led by their subject's or survivor's id) under
+        ``survivor(that id)``; a row whose survivor is None is left out."""
+        for subject_id, day, dimension, value, n_articles, n_stories, outlets in rows:
+            under = survivor(subject_id)
+            if under is not None:
+                self.add((under, day, dimension, value), n_articles, n_stories, rules.outlets_of(outlets))
 
     def values(self) -> list[dict[str, object]]:
         return [
@@ -64,7 +73,7 @@ class _Fold:
 
 def _stored_rows(
     session: Session, cluster_ids: Iterable[int] | None, days: Collection[dt.date] | None = None
-) -> Iterable[tuple[str, dt.date, str, str, int, int, str | None]]:
+) -> Iterable[_Row]:
     """Clusters' stored daily rows (of ``cluster_ids``, every cluster's when None; on ``days`` when given)."""
     query = select(*rules.COUNT_ROW_COLUMNS).where(DailyCount.subject_kind == "cluster")
     if days is not None:
@@ -137,10 +146,7 @@ def _add_into(session: Session, additions: _Fold) -> None:
                     GroupCount.survivor_id.in_(survivor_chunk), GroupCount.day.in_(day_chunk)
                 )
             ).tuples()
-            for survivor, day, dimension, value, n_articles, n_stories, outlets in rows:
-                additions.add(
-                    (survivor, day, dimension, value), n_articles, n_stories, rules.outlets_of(outlets)
-                )
+            additions.add_rows(rows, str)
     _replace(session, survivors, days, additions)
 
 
@@ -150,8 +156,7 @@ def _release(session: Session, survivor: str, leaving: set[int]) -> None:
     staying = _members_under(session, [survivor]).get(survivor, set()) - leaving
     days = {row[1] for row in _stored_rows(session, leaving)}
     fold = _Fold()
-    for _, day, dimension, value, n_articles, n_stories, outlets in _stored_rows(session, staying, days):
-        fold.add((survivor, day, dimension, value), n_articles, n_stories, rules.outlets_of(outlets))
+    fold.add_rows(_stored_rows(session, staying, days), lambda _: survivor)
     _replace(session, [survivor], days, fold)
     for chunk in rules.chunked(sorted(leaving)):
         session.execute(
@@ -183,10 +188,8 @@ def _join_all(session: Session, groups: dict[str, set[int]], folded_for: dt.date
         outside = _members_under(session, [former]).get(former, set()) - groups[into]
         if outside:
             _release(session, former, outside)
-        for _, day, dimension, value, n_articles, n_stories, outlets in session.execute(
-            select(*_FOLDED).where(GroupCount.survivor_id == former)
-        ).tuples():
-            additions.add((into, day, dimension, value), n_articles, n_stories, rules.outlets_of(outlets))
+        moved = session.execute(select(*_FOLDED).where(GroupCount.survivor_id == former)).tuples()
+        additions.add_rows(moved, {former: into}.get)  # the former group's rows are led by its id
         session.execute(delete(GroupCount).where(GroupCount.survivor_id == former))
         session.execute(
             update(GroupMember)
@@ -194,9 +197,7 @@ def _join_all(session: Session, groups: dict[str, set[int]], folded_for: dt.date
             .values(survivor_id=into, folded_for=folded_for)
         )
     unfolded = set(survivor_of) - set(_folded_under(session, survivor_of))
-    for subject_id, day, dimension, value, n_articles, n_stories, text in _stored_rows(session, unfolded):
-        key = (survivor_of[int(subject_id)], day, dimension, value)
-        additions.add(key, n_articles, n_stories, rules.outlets_of(text))
+    additions.add_rows(_stored_rows(session, unfolded), lambda subject_id: survivor_of[int(subject_id)])
     if unfolded:
         session.execute(
             insert(GroupMember),
@@ -217,10 +218,7 @@ def refold_days(session: Session, days: Collection[dt.date]) -> None:
     rows = list(_stored_rows(session, None, days))
     folded = _folded_under(session, {int(row[0]) for row in rows})
     fold = _Fold()
-    for subject_id, day, dimension, value, n_articles, n_stories, outlets in rows:
-        survivor = folded.get(int(subject_id))
-        if survivor is not None:
-            fold.add((survivor, day, dimension, value), n_articles, n_stories, rules.outlets_of(outlets))
+    fold.add_rows(rows, lambda subject_id: folded.get(int(subject_id)))
     values = fold.values()
     if values:
         session.execute(insert(GroupCount), values)
