@@ -129,20 +129,29 @@ def window_tail(predictive: Predictive, days: int, count: int) -> float:
 
 
 def critical_count(predictive: Predictive, days: int, level: float, floor: int) -> int:
-    """The smallest count, at least ``floor``, whose marginal upper tail is within ``level``."""
+    """The smallest count, at least ``floor``, whose marginal upper tail is within ``level``.
+
+    The tail falls as the count grows, so the count is bracketed by doubling steps and then bisected:
+    a handful of tails, where scanning every count from the floor cost a busy subject thousands
+    (detection runs this for every subject near its level)."""
     theta, weights = predictive.quadrature
     means = theta * predictive.mean_of(days)
     size = predictive.size_of(days)
-    start = max(floor, 0)
-    span = max(16, int(4.0 * np.sqrt(predictive.mean_of(days) + 1.0)))
-    while True:
-        counts = np.arange(start, start + span, dtype=np.float64)
-        tails = weights @ _tails(counts, means, size)
-        below = np.flatnonzero(tails <= level)
-        if below.size:
-            return int(counts[below[0]])
-        start += span
-        span *= 2
+
+    def within(count: int) -> bool:
+        return float(weights @ _tails(np.asarray([float(count)]), means, size)[:, 0]) <= level
+
+    low = max(floor, 0)
+    if within(low):
+        return low
+    step = max(16, int(4.0 * np.sqrt(predictive.mean_of(days) + 1.0)))
+    high = low + step
+    while not within(high):  # the tail at ``low`` is above the level, and stays so below ``high``
+        low, high, step = high, high + 2 * step, 2 * step
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if within(middle) else (middle, high)
+    return high
 
 
 def union_tail(predictive: Predictive, windows: Sequence[int], critical: Sequence[int]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pytest
@@ -352,6 +353,25 @@ def test_the_union_of_windows_is_exact_for_known_poisson_days(
     x1, x2, x4 = np.meshgrid(grid, grid, grid, indexing="ij")
     fired = (x1 >= critical[0]) | (x1 + x2 >= critical[1]) | (x1 + x2 + x4 >= critical[2])
     assert union_tail(known, (1, 3, 7), critical) == pytest.approx(float(joint[fired].sum()), abs=1e-6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    mean=st.floats(0.05, 400.0),
+    dispersion=st.floats(0.0, 0.5),
+    shape=st.floats(0.5, 5000.0),
+    days=st.sampled_from([1, 3, 7]),
+    level=st.floats(1e-7, 0.2),
+    floor=st.integers(0, 40),
+)
+def test_the_critical_count_is_the_first_count_a_scan_from_the_floor_finds(
+    mean: float, dispersion: float, shape: float, days: int, level: float, floor: int
+) -> None:
+    """Bisection against the plain scan it replaced: every count from the floor up, the first whose
+    tail is within the level."""
+    predictive = Predictive(mu=np.full(7, mean / 7), dispersion=np.full(7, dispersion), shape=shape)
+    scanned = next(c for c in itertools.count(floor) if window_tail(predictive, days, c) <= level)
+    assert critical_count(predictive, days, level, floor) == scanned
 
 
 def test_the_critical_count_is_the_least_within_the_level() -> None:
