@@ -368,8 +368,12 @@ class ClusterMember(Base):
     similarity: Mapped[float] = mapped_column(Float)
     published_at: Mapped[dt.datetime]
 
-    # labels read the members published around a cluster: a range, not a scan of every member
-    __table_args__ = (Index("ix_cluster_members_collection_published_at", "collection", "published_at"),)
+    # labels read the members published around a cluster, detection and the report a day's members
+    # of every collection: ranges, not scans of every member
+    __table_args__ = (
+        Index("ix_cluster_members_collection_published_at", "collection", "published_at"),
+        Index("ix_cluster_members_published_at", "published_at"),
+    )
 
 
 # --- rising detection ---------------------------------------------------------------------------

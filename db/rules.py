@@ -34,6 +34,8 @@ from narrwatch.db.models import (
     DailyCount,
     DailyVolume,
     Feed,
+    GroupCount,
+    GroupMember,
     Match,
     MatchState,
     Passage,
@@ -214,14 +216,19 @@ def latest_verdicts(session: Session, article_ids: Iterable[int]) -> dict[tuple[
 def seed_covers(
     article_id: InstrumentedAttribute[int] | ColumnElement[int],
     collection: InstrumentedAttribute[str] | ColumnElement[str] | None = None,
+    published: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> ColumnElement[bool]:
     """SQL: a seed covers the article (in ``collection`` when given): it has a match whose newest
-    verdict on (article, seed) is not a rejection."""
+    verdict on (article, seed) is not a rejection. ``published`` (the window the articles were
+    published in) changes nothing but the plan: a match keeps its article's publication time, so
+    PostgreSQL looks only at the window's matches instead of hashing every match stored."""
     covering = aliased(Match)
     newest = latest_verdict_subquery(covering)
     conditions = [covering.article_id == article_id, func.coalesce(newest, "") != "reject"]
     if collection is not None:
         conditions.append(covering.collection == collection)
+    if published is not None:
+        conditions += [covering.published_at >= published[0], covering.published_at < published[1]]
     return exists().where(*conditions)
 
 
@@ -297,10 +304,13 @@ def merge_map(session: Session, before: dt.datetime) -> dict[int, int]:
 
 
 def _counted_members_filter(start: dt.datetime, end: dt.datetime) -> list[ColumnElement[bool]]:
+    """Members published in [start, end) that no seed covers. The window is read from the member's
+    own copy of its article's publication time (indexed), so a day's members are an index range,
+    not a join against every member stored."""
     return [
-        Article.published_at >= start,
-        Article.published_at < end,
-        ~seed_covers(ClusterMember.article_id, ClusterMember.collection),
+        ClusterMember.published_at >= start,
+        ClusterMember.published_at < end,
+        ~seed_covers(ClusterMember.article_id, ClusterMember.collection, (start, end)),
     ]
 
 
@@ -463,6 +473,80 @@ def stored_subject_days(
         for key, by_day in sums.items()
     }
     return counts, {key: dict(by_day) for key, by_day in outlets.items()}
+
+
+def folded_group_days(
+    session: Session,
+    survivors: Iterable[str],
+    days: Sequence[dt.date],
+    dimensions: Sequence[str] = ("all", "country", "language"),
+) -> tuple[dict[ClusterDayKey, dict[dt.date, DayCount]], dict[ClusterDayKey, dict[dt.date, set[str]]]]:
+    """The folded rows (``group_counts``, kept by detection) of the groups led by ``survivors`` on
+    ``days``, as ``stored_cluster_days`` gives a group's counts."""
+    counts: dict[ClusterDayKey, dict[dt.date, DayCount]] = {}
+    outlets: dict[ClusterDayKey, dict[dt.date, set[str]]] = {}
+    for chunk in chunked(sorted(set(survivors))):
+        rows = session.execute(
+            select(
+                GroupCount.survivor_id,
+                GroupCount.day,
+                GroupCount.dimension,
+                GroupCount.dimension_value,
+                GroupCount.n_articles,
+                GroupCount.n_stories,
+                GroupCount.outlets,
+            ).where(
+                GroupCount.survivor_id.in_(chunk),
+                GroupCount.day.in_(sorted(set(days))),
+                GroupCount.dimension.in_(list(dimensions)),
+            )
+        ).tuples()
+        for survivor, day, dimension, value, n_articles, n_stories, text in rows:
+            day_outlets = outlets_of(text)
+            counts.setdefault((survivor, dimension, value), {})[day] = DayCount(
+                n_articles, n_stories, len(day_outlets)
+            )
+            outlets.setdefault((survivor, dimension, value), {})[day] = day_outlets
+    return counts, outlets
+
+
+def window_cluster_days(
+    session: Session,
+    days: Sequence[dt.date],
+    merged_into: dict[int, int],
+    dimensions: Sequence[str] = ("all", "country", "language"),
+) -> tuple[dict[ClusterDayKey, dict[dt.date, DayCount]], dict[ClusterDayKey, dict[dt.date, set[str]]]]:
+    """Every surviving cluster's counts on ``days`` (days whose stored counts are current), as
+    ``stored_cluster_days`` reads them from every cluster's rows, but with each group that detection
+    keeps folded and that holds exactly its members under ``merged_into`` read from its folded rows:
+    a few rows a day, where the members' own rows of a busy week are a hundred thousand."""
+    if not days:
+        return {}, {}
+    held: dict[str, set[int]] = defaultdict(set)
+    for survivor, cluster_id in session.execute(
+        select(GroupMember.survivor_id, GroupMember.cluster_id)
+    ).tuples():
+        held[survivor].add(cluster_id)
+    standing = [survivor for survivor in held if resolve(int(survivor), merged_into) == int(survivor)]
+    exact = {
+        survivor
+        for survivor, group in cluster_groups(standing, merged_into).items()
+        if held[survivor] == group
+    }
+    folded = {str(cluster_id) for survivor in exact for cluster_id in held[survivor]}
+    in_window = session.scalars(
+        select(DailyCount.subject_id)
+        .where(
+            DailyCount.subject_kind == "cluster",
+            DailyCount.day.in_(sorted(set(days))),
+            DailyCount.dimension.in_(list(dimensions)),
+        )
+        .distinct()
+    )
+    rest = {int(subject_id) for subject_id in in_window if subject_id not in folded}
+    counts, outlets = stored_cluster_days(session, days, merged_into, rest, dimensions)
+    folded_counts, folded_outlets = folded_group_days(session, exact, days, dimensions)
+    return counts | folded_counts, outlets | folded_outlets
 
 
 # --- feeds ---------------------------------------------------------------------------------------

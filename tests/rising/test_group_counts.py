@@ -121,7 +121,11 @@ def test_folded_counts_equal_the_union_of_the_members_stored_rows(
             reference = rules.stored_cluster_days(
                 session, DAYS, merged_into, {c for g in groups.values() for c in g}
             )
+            # the report's read of every cluster: folded rows where a group is folded exactly
+            every_cluster = rules.window_cluster_days(session, DAYS, merged_into)
+            every_cluster_reference = rules.stored_cluster_days(session, DAYS, merged_into, None)
         assert tuple(folded) == reference
+        assert every_cluster == every_cluster_reference
 
 
 def _membership(session: Any) -> set[tuple[int, str, dt.datetime]]:
@@ -155,3 +159,20 @@ def test_a_cluster_whose_merge_is_undone_leaves_its_group_and_takes_its_rows(ctx
     assert outlets[("1", "all", "all")] == {DAYS[0]: {"a"}, DAYS[1]: {"c"}}
     assert outlets[("2", "all", "all")] == {DAYS[0]: {"b"}}
     assert counts[("1", "all", "all")][DAYS[0]].n_outlets == 1
+
+
+def test_the_report_reads_a_group_that_gained_a_member_since_its_fold_from_its_members(
+    ctx: AppContext,
+) -> None:
+    """A merge made after the last fold (no detection since): the group's folded rows miss the new
+    member's, so every cluster's counts come from stored rows for that group."""
+    with ctx.transaction() as session:
+        write_day(session, DAYS[0], [(1, ("all", "all"), 1, 1, {"a"}), (2, ("all", "all"), 1, 1, {"b"})])
+        group_days(session, DAYS, {"1": {1}, "2": {2}}, {}, end_of(DAYS[0]), [DAYS[0]])
+    with ctx.transaction() as session:
+        folded_alone = rules.window_cluster_days(session, DAYS, {})
+        counts, outlets = rules.window_cluster_days(session, DAYS, {2: 1})
+    assert folded_alone[0][("1", "all", "all")][DAYS[0]].n_outlets == 1
+    assert outlets[("1", "all", "all")] == {DAYS[0]: {"a", "b"}}
+    assert counts[("1", "all", "all")][DAYS[0]].n_articles == 2
+    assert ("2", "all", "all") not in counts

@@ -162,7 +162,7 @@ def _candidates(
             Article.published_at < end,
             ArticleEmbedding.n_passages > 0,
             ~exists().where(member.article_id == Article.id, member.collection == collection),
-            ~rules.seed_covers(Article.id, ArticleEmbedding.collection),
+            ~rules.seed_covers(Article.id, ArticleEmbedding.collection, (start, end)),
         )
         .order_by(Article.published_at, Article.id)
     ).tuples()

@@ -251,17 +251,8 @@ def group_days(
         merged_into,
         {cid for survivor, group in groups.items() if survivor not in exact for cid in group},
     )
-    for chunk in rules.chunked(sorted(exact)):
-        rows = session.execute(
-            select(*_FOLDED).where(GroupCount.survivor_id.in_(chunk), GroupCount.day.in_(days))
-        ).tuples()
-        for survivor, day, dimension, value, n_articles, n_stories, text in rows:
-            day_outlets = rules.outlets_of(text)
-            counts.setdefault((survivor, dimension, value), {})[day] = DayCount(
-                n_articles, n_stories, len(day_outlets)
-            )
-            outlets.setdefault((survivor, dimension, value), {})[day] = day_outlets
-    return counts, outlets, exact
+    folded_counts, folded_outlets = rules.folded_group_days(session, exact, days)
+    return counts | folded_counts, outlets | folded_outlets, exact
 
 
 def folded_observed_from(session: Session, survivors: Collection[str]) -> dict[str, dt.date]:

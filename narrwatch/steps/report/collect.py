@@ -187,9 +187,7 @@ def _window_spread(session: Session, days: list[dt.date], merged_into: dict[int,
     later member, match or verdict)."""
     current, _ = rules.count_state(session, days)
     spread: dict[str, _Spread] = defaultdict(_Spread)
-    counts, outlets = rules.stored_cluster_days(
-        session, sorted(current), merged_into, None, ("all", "country")
-    )
+    counts, outlets = rules.window_cluster_days(session, sorted(current), merged_into, ("all", "country"))
     for (survivor, dimension, value), by_day in counts.items():
         if dimension == "country":
             if value != rules.UNKNOWN:  # members' countries as shown: an unknown one is not listed
