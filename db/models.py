@@ -280,7 +280,11 @@ class Match(Base):
     head_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
     head_cut: Mapped[float | None] = mapped_column(Float, nullable=True)
 
-    __table_args__ = (UniqueConstraint("article_id", "narrative_id", "collection"),)
+    # detection reads each seed's first match: the index's first entry, not a scan of the seed's matches
+    __table_args__ = (
+        UniqueConstraint("article_id", "narrative_id", "collection"),
+        Index("ix_matches_narrative_id_published_at", "narrative_id", "published_at"),
+    )
 
 
 class MatchState(Base):

@@ -404,3 +404,28 @@ def test_a_merged_clusters_timeline_shows_the_union_of_its_days(ctx: AppContext)
         after = {p.day: (p.n_outlets, p.n_articles) for p in timeline(session, "cluster", "1", DAY, 4, 7)}
     assert before == {past: 2}  # the merge had not happened by then
     assert after[past] == (3, 4)
+
+
+def test_a_seeds_first_day_is_its_earliest_match_when_that_precedes_its_first_version(
+    ctx: AppContext,
+) -> None:
+    """Matches on articles older than the seed (a backfill): the earliest of them starts the baseline,
+    read per seed, so another seed's matches do not move it."""
+    from narrwatch.steps.detect.counting import seed_observed_from
+
+    created = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)
+    with ctx.transaction() as session:
+        early = add_seed_version(session, "early", created)
+        late = add_seed_version(session, "late", created)
+        for offset, seed, version in [(9, "early", early), (4, "early", early), (6, "late", late)]:
+            published = created - dt.timedelta(days=offset)
+            article = add_article(
+                session, key=f"{seed}-{offset}", outlet="a", published_at=published, title=f"{seed} {offset}"
+            )
+            add_match(session, article, seed, version, collection="c")
+    with ctx.transaction() as session:
+        observed = seed_observed_from(session)
+    assert observed == {
+        "early": (created - dt.timedelta(days=9)).date(),
+        "late": (created - dt.timedelta(days=6)).date(),
+    }

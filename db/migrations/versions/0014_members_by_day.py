@@ -1,5 +1,6 @@
-"""an index on cluster members by publication time, so a day's members of every collection are an
-index range (detection and the report read them every run)
+"""indexes for what detection and the report read every run: cluster members by publication time
+(a day's members of every collection are an index range) and matches by seed and publication time
+(a seed's first match is the index's first entry)
 
 Revision ID: 0014_members_by_day
 Revises: 0013_group_counts
@@ -22,7 +23,9 @@ DOWNGRADE_DROPS: tuple[str, ...] = ()
 
 def upgrade() -> None:
     op.create_index("ix_cluster_members_published_at", "cluster_members", ["published_at"])
+    op.create_index("ix_matches_narrative_id_published_at", "matches", ["narrative_id", "published_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_matches_narrative_id_published_at", table_name="matches")
     op.drop_index("ix_cluster_members_published_at", table_name="cluster_members")

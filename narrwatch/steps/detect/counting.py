@@ -134,10 +134,15 @@ def seed_observed_from(session: Session) -> dict[str, dt.date]:
         select(NarrativeVersion.narrative_id, func.min(NarrativeVersion.created_at)).group_by(
             NarrativeVersion.narrative_id
         )
-    ).tuples()
-    matched = session.execute(
-        select(Match.narrative_id, func.min(Match.published_at)).group_by(Match.narrative_id)
-    ).tuples()
+    ).all()
+    # one indexed lookup per seed: grouping every stored match by seed read them all
+    matched = [
+        (
+            narrative_id,
+            session.scalar(select(func.min(Match.published_at)).where(Match.narrative_id == narrative_id)),
+        )
+        for narrative_id, _ in created
+    ]
     active_since = session.execute(
         select(NarrativeVersion.narrative_id, func.min(NarrativeVersion.created_at))
         .where(NarrativeVersion.status == "active")
