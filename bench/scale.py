@@ -36,6 +36,7 @@ real model (bundled MiniLM, ONNX int8). bench/embed.py measures the encoder itse
     .venv/bin/python bench/scale.py --sizes 10000,100000,1000000 --backend postgresql
     .venv/bin/python bench/scale.py --sizes 10000,100000 --json   # last line: one JSON object
     .venv/bin/python bench/scale.py --sizes 10000 --reuse --profile var/prof   # cProfile per step
+    .venv/bin/python bench/scale.py --sizes 10000,1000000 --reuse --repeat 5   # medians, sizes alternating
 
 PostgreSQL: a database per size (``narrwatch_scale_<size>``, or ``<prefix>_<size>`` with a prefix) on
 ``--pg`` (default 127.0.0.1:5432, user postgres), dropped and made again unless ``--reuse`` finds it built.
@@ -311,6 +312,14 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse a built history (the new day is rebuilt)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the steps that change nothing they read again (detect, report, search, try) this "
+        "many times in all, alternating sizes, and report each one's median: on a shared machine one "
+        "run's ratio moves with its neighbours' load",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write each step's cProfile to PROFILE/<step>-<size>.prof (pstats)"
     )
     # internal: one step in a child process
@@ -346,6 +355,7 @@ def main() -> None:
     sizes = done
     if not sizes:
         raise SystemExit("no size completed")
+    repeat_steps(args, sizes, [s for s in steps if s in REPEATABLE], work, models_dir, seconds, peak)
     print_table(args.backend, sizes, steps, seconds, peak, disk, args.day)
     if args.json:
         print(
@@ -375,44 +385,81 @@ def run_size(
     data_dir = prepare(args.backend, size, work, args.pg, 20_000, models_dir, args.reuse)
     if args.reuse:
         forget_new_day(args.backend, size, work, args.pg, data_dir, models_dir)
-    day = day_of(size, 20_000)
     for step in steps:
-        command = [
-            sys.executable,
-            __file__,
-            "--child",
-            "--step",
-            step,
-            "--day",
-            str(args.day),
-            "--url",
-            database_url(args.backend, size, work, args.pg),
-            "--data-dir",
-            str(data_dir),
-            "--models-dir",
-            str(models_dir),
-            "--pool",
-            str(work / "pool.npz"),
-            "--on",
-            day.isoformat(),
-            "--size",
-            str(size),
-            *(["--profile", str(args.profile)] if args.profile else []),
-        ]
-        out = subprocess.run(command, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr[-3000:])
-            raise SystemExit(f"step {step} at {size} failed")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result = run_child(args, size, step, work, models_dir)
         seconds[step][size] = round(result["seconds"], 4)
         peak[step][size] = round(result["peak_rss_mb"], 1)
-        print(
-            f"{args.backend} {size:>9,} {step:<9} {result['seconds']:9.3f} s  "
-            f"peak {result['peak_rss_mb']:7.1f} MB  {json.dumps(result.get('summary', ''))[:140]}",
-            file=sys.stderr,
-            flush=True,
-        )
     disk[size] = disk_usage(args.backend, size, data_dir, args.pg)
+
+
+#: Steps that change nothing they read: run again, they do the same work (detect counts its day and
+#: writes its flags again; the others only read).
+REPEATABLE = ["detect", "report", "search", "try"]
+
+
+def run_child(args: argparse.Namespace, size: int, step: str, work: Path, models_dir: Path) -> dict[str, Any]:
+    """One step for one size in its own process; prints its line and returns its figures."""
+    data_dir = work / f"{args.backend}-{size}"
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--step",
+        step,
+        "--day",
+        str(args.day),
+        "--url",
+        database_url(args.backend, size, work, args.pg),
+        "--data-dir",
+        str(data_dir),
+        "--models-dir",
+        str(models_dir),
+        "--pool",
+        str(work / "pool.npz"),
+        "--on",
+        day_of(size, 20_000).isoformat(),
+        "--size",
+        str(size),
+        *(["--profile", str(args.profile)] if args.profile else []),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-3000:])
+        raise SystemExit(f"step {step} at {size} failed")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"{args.backend} {size:>9,} {step:<9} {result['seconds']:9.3f} s  "
+        f"peak {result['peak_rss_mb']:7.1f} MB  {json.dumps(result.get('summary', ''))[:140]}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
+def repeat_steps(
+    args: argparse.Namespace,
+    sizes: list[int],
+    steps: list[str],
+    work: Path,
+    models_dir: Path,
+    seconds: dict[str, dict[int, float]],
+    peak: dict[str, dict[int, float]],
+) -> None:
+    """With ``--repeat N``: N - 1 more runs of each repeatable step, sizes alternating (so a slow minute
+    on a shared machine falls on both), then each step's median time and highest peak."""
+    times = {step: {size: [seconds[step][size]] for size in sizes} for step in steps}
+    for _ in range(args.repeat - 1):
+        for step in steps:
+            for size in sizes:
+                result = run_child(args, size, step, work, models_dir)
+                times[step][size].append(result["seconds"])
+                peak[step][size] = max(peak[step][size], round(result["peak_rss_mb"], 1))
+    for step in steps:
+        for size in sizes:
+            seconds[step][size] = round(statistics.median(times[step][size]), 4)
+            if args.repeat > 1:
+                spread = ", ".join(f"{t:.2f}" for t in times[step][size])
+                print(f"{step} at {size:,}: median of {spread}", file=sys.stderr, flush=True)
 
 
 def forget_new_day(backend: str, size: int, work: Path, pg: str, data_dir: Path, models_dir: Path) -> None:
