@@ -475,6 +475,18 @@ def stored_subject_days(
     return counts, {key: dict(by_day) for key, by_day in outlets.items()}
 
 
+#: What a folded group row (``group_counts``) is read as, wherever it is read: led by the survivor's id.
+FOLDED_ROW_COLUMNS = (
+    GroupCount.survivor_id,
+    GroupCount.day,
+    GroupCount.dimension,
+    GroupCount.dimension_value,
+    GroupCount.n_articles,
+    GroupCount.n_stories,
+    GroupCount.outlets,
+)
+
+
 def folded_group_days(
     session: Session,
     survivors: Iterable[str],
@@ -487,15 +499,7 @@ def folded_group_days(
     outlets: dict[ClusterDayKey, dict[dt.date, set[str]]] = {}
     for chunk in chunked(sorted(set(survivors))):
         rows = session.execute(
-            select(
-                GroupCount.survivor_id,
-                GroupCount.day,
-                GroupCount.dimension,
-                GroupCount.dimension_value,
-                GroupCount.n_articles,
-                GroupCount.n_stories,
-                GroupCount.outlets,
-            ).where(
+            select(*FOLDED_ROW_COLUMNS).where(
                 GroupCount.survivor_id.in_(chunk),
                 GroupCount.day.in_(sorted(set(days))),
                 GroupCount.dimension.in_(list(dimensions)),

@@ -32,7 +32,8 @@ from narrwatch.db.models import Cluster, DailyCount, GroupCount, GroupMember
 from narrwatch.domain.rising import DayCount
 
 Key = tuple[str, dt.date, str, str]  # (surviving cluster id, day, dimension, dimension value)
-_Row = tuple[str, dt.date, str, str, int, int, str | None]  # as rules.COUNT_ROW_COLUMNS and _FOLDED read
+#: A stored or folded count row, as rules.COUNT_ROW_COLUMNS and rules.FOLDED_ROW_COLUMNS read it.
+_Row = tuple[str, dt.date, str, str, int, int, str | None]
 DayKey = rules.ClusterDayKey
 
 
@@ -108,17 +109,6 @@ def _folded_under(session: Session, cluster_ids: Iterable[int]) -> dict[int, str
     return found
 
 
-_FOLDED = (
-    GroupCount.survivor_id,
-    GroupCount.day,
-    GroupCount.dimension,
-    GroupCount.dimension_value,
-    GroupCount.n_articles,
-    GroupCount.n_stories,
-    GroupCount.outlets,
-)
-
-
 def _replace(session: Session, survivors: Collection[str], days: Collection[dt.date], fold: _Fold) -> None:
     """Make the folded rows of ``survivors`` on ``days`` those of ``fold``."""
     for survivor_chunk in rules.chunked(sorted(survivors)):
@@ -142,7 +132,7 @@ def _add_into(session: Session, additions: _Fold) -> None:
     for survivor_chunk in rules.chunked(sorted(survivors)):
         for day_chunk in rules.chunked(sorted(days)):
             rows = session.execute(
-                select(*_FOLDED).where(
+                select(*rules.FOLDED_ROW_COLUMNS).where(
                     GroupCount.survivor_id.in_(survivor_chunk), GroupCount.day.in_(day_chunk)
                 )
             ).tuples()
@@ -188,7 +178,9 @@ def _join_all(session: Session, groups: dict[str, set[int]], folded_for: dt.date
         outside = _members_under(session, [former]).get(former, set()) - groups[into]
         if outside:
             _release(session, former, outside)
-        moved = session.execute(select(*_FOLDED).where(GroupCount.survivor_id == former)).tuples()
+        moved = session.execute(
+            select(*rules.FOLDED_ROW_COLUMNS).where(GroupCount.survivor_id == former)
+        ).tuples()
         additions.add_rows(moved, {former: into}.get)  # the former group's rows are led by its id
         session.execute(delete(GroupCount).where(GroupCount.survivor_id == former))
         session.execute(
