@@ -182,9 +182,9 @@ class _Spread:
 
 def _window_spread(session: Session, days: list[dt.date], merged_into: dict[int, int]) -> dict[str, _Spread]:
     """Every surviving cluster's spread over ``days``: from the daily counts detection stored (a few
-    rows per cluster and day, where the window's members are tens of thousands), and from the
-    members themselves on a day whose counts are not current (not counted yet, or marked stale by a
-    later member, match or verdict)."""
+    rows per cluster and day, where the window's members are tens of thousands; a group detection
+    keeps folded is read from its folded rows), and from the members themselves on a day whose
+    counts are not current (not counted yet, or marked stale by a later member, match or verdict)."""
     current, _ = rules.count_state(session, days)
     spread: dict[str, _Spread] = defaultdict(_Spread)
     counts, outlets = rules.window_cluster_days(session, sorted(current), merged_into, ("all", "country"))
