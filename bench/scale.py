@@ -235,10 +235,15 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result, default=str))
 
 
+def data_dir_of(backend: str, size: int, work: Path) -> Path:
+    """Where a size's history keeps its vectors, reports and build stamp."""
+    return work / f"{backend}-{size}"
+
+
 def prepare(
     backend: str, size: int, work: Path, pg: str, per_day: int, models_dir: Path, reuse: bool
 ) -> Path:
-    data_dir = work / f"{backend}-{size}"
+    data_dir = data_dir_of(backend, size, work)
     url = database_url(backend, size, work, pg)
     stamp = data_dir / "built.json"
     if reuse and stamp.exists():
@@ -399,7 +404,7 @@ REPEATABLE = ["detect", "report", "search", "try"]
 
 def run_child(args: argparse.Namespace, size: int, step: str, work: Path, models_dir: Path) -> dict[str, Any]:
     """One step for one size in its own process; prints its line and returns its figures."""
-    data_dir = work / f"{args.backend}-{size}"
+    data_dir = data_dir_of(args.backend, size, work)
     command = [
         sys.executable,
         __file__,

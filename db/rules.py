@@ -475,6 +475,28 @@ def stored_subject_days(
     return counts, {key: dict(by_day) for key, by_day in outlets.items()}
 
 
+def folded_members(session: Session, survivors: Iterable[str] | None = None) -> dict[str, set[int]]:
+    """Which clusters each folded group's rows hold (``group_members``): of ``survivors``, or of
+    every folded group when None."""
+    query = select(GroupMember.survivor_id, GroupMember.cluster_id)
+    queries = (
+        [query]
+        if survivors is None
+        else [query.where(GroupMember.survivor_id.in_(chunk)) for chunk in chunked(sorted(set(survivors)))]
+    )
+    members: dict[str, set[int]] = defaultdict(set)
+    for chunk_query in queries:
+        for survivor, cluster_id in session.execute(chunk_query).tuples():
+            members[survivor].add(cluster_id)
+    return members
+
+
+def exactly_folded(held: dict[str, set[int]], groups: dict[str, set[int]]) -> set[str]:
+    """The groups (survivor -> its clusters now) whose folded rows hold exactly their clusters
+    (``held``, as ``folded_members`` reads it): only those may be read from their folded rows."""
+    return {survivor for survivor, group in groups.items() if held.get(survivor) == group}
+
+
 #: What a folded group row (``group_counts``) is read as, wherever it is read: led by the survivor's id.
 FOLDED_ROW_COLUMNS = (
     GroupCount.survivor_id,
@@ -526,17 +548,9 @@ def window_cluster_days(
     a few rows a day, where the members' own rows of a busy week are a hundred thousand."""
     if not days:
         return {}, {}
-    held: dict[str, set[int]] = defaultdict(set)
-    for survivor, cluster_id in session.execute(
-        select(GroupMember.survivor_id, GroupMember.cluster_id)
-    ).tuples():
-        held[survivor].add(cluster_id)
+    held = folded_members(session)
     standing = [survivor for survivor in held if resolve(int(survivor), merged_into) == int(survivor)]
-    exact = {
-        survivor
-        for survivor, group in cluster_groups(standing, merged_into).items()
-        if held[survivor] == group
-    }
+    exact = exactly_folded(held, cluster_groups(standing, merged_into))
     folded = {str(cluster_id) for survivor in exact for cluster_id in held[survivor]}
     in_window = session.scalars(
         select(DailyCount.subject_id)

@@ -21,7 +21,6 @@ members at that day's end, else its members' own rows.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 
 from sqlalchemy import delete, func, insert, select, update
@@ -88,17 +87,6 @@ def _stored_rows(
         yield from session.execute(query.where(DailyCount.subject_id.in_(chunk))).tuples()
 
 
-def _members_under(session: Session, survivors: Iterable[str]) -> dict[str, set[int]]:
-    members: dict[str, set[int]] = defaultdict(set)
-    for chunk in rules.chunked(sorted(set(survivors))):
-        rows = session.execute(
-            select(GroupMember.survivor_id, GroupMember.cluster_id).where(GroupMember.survivor_id.in_(chunk))
-        ).tuples()
-        for survivor, cluster_id in rows:
-            members[survivor].add(cluster_id)
-    return members
-
-
 def _folded_under(session: Session, cluster_ids: Iterable[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for chunk in rules.chunked(sorted(set(cluster_ids))):
@@ -143,7 +131,7 @@ def _add_into(session: Session, additions: _Fold) -> None:
 def _release(session: Session, survivor: str, leaving: set[int]) -> None:
     """Take ``leaving`` out of ``survivor``'s group: fold again, from the members that stay, the days
     the leaving clusters' stored rows lie on."""
-    staying = _members_under(session, [survivor]).get(survivor, set()) - leaving
+    staying = rules.folded_members(session, [survivor]).get(survivor, set()) - leaving
     days = {row[1] for row in _stored_rows(session, leaving)}
     fold = _Fold()
     fold.add_rows(_stored_rows(session, staying, days), lambda _: survivor)
@@ -156,7 +144,7 @@ def _release(session: Session, survivor: str, leaving: set[int]) -> None:
 
 def _join_all(session: Session, groups: dict[str, set[int]], folded_for: dt.datetime) -> None:
     """Bring every group's folded rows to its members now (``groups``)."""
-    held = _members_under(session, groups)
+    held = rules.folded_members(session, groups)
     for survivor in sorted(groups, key=int):
         if held.get(survivor, set()) - groups[survivor]:
             _release(session, survivor, held[survivor] - groups[survivor])
@@ -175,7 +163,7 @@ def _join_all(session: Session, groups: dict[str, set[int]], folded_for: dt.date
         if into is None:  # the former group did not join a tested one: the clusters that did leave it
             _release(session, former, {cid for cid, where in elsewhere.items() if where == former})
             continue
-        outside = _members_under(session, [former]).get(former, set()) - groups[into]
+        outside = rules.folded_members(session, [former]).get(former, set()) - groups[into]
         if outside:
             _release(session, former, outside)
         moved = session.execute(
@@ -234,9 +222,9 @@ def group_days(
         _join_all(session, groups, folded_for)
         held = groups
     else:
-        held = _members_under(session, groups)
+        held = rules.folded_members(session, groups)
     refold_days(session, counted_again)
-    exact = {survivor for survivor, group in groups.items() if held.get(survivor) == group}
+    exact = rules.exactly_folded(held, groups)
     counts, outlets = rules.stored_cluster_days(
         session,
         days,
