@@ -73,7 +73,11 @@ def test_bf16_gives_a_text_the_same_bits_in_any_batch(
     model_cache_dir: Path, torch_encoder: SentenceEncoder
 ) -> None:
     """bf16's kernels follow the batch's shape; the encoder fixes each text's shape by its length."""
+    import torch
+
     encoder = load_encoder(model_settings(model_cache_dir, embedding_backend="torch-bf16"))
+    # loaded straight in bf16 (no fp32 copy is ever held), every weight included
+    assert {parameter.dtype for parameter in encoder._model.parameters()} == {torch.bfloat16}
     reference = encoder.encode_passages(TEXTS)
     alone = np.vstack([encoder.encode_passages([text]) for text in TEXTS])
     np.testing.assert_array_equal(alone, reference)
