@@ -468,7 +468,11 @@ def repeat_steps(
 
 
 def forget_new_day(backend: str, size: int, work: Path, pg: str, data_dir: Path, models_dir: Path) -> None:
-    """With --reuse: remove what a previous run's new day added, so every run starts from the history."""
+    """With --reuse: remove what a previous run's new day added, so every run starts from the history,
+    then vacuum and analyse as after the build: PostgreSQL's autovacuum would have cleared the removed
+    rows in production, but it may be off where the bench runs (it was off on the machine measured),
+    and each run's 20,000 claims left as dead rows made every later claim scan them (0.14-0.4 s a
+    batch after a few runs)."""
     from sqlalchemy import delete, select, text
 
     from narrwatch.db.models import Article, Passage
@@ -493,6 +497,7 @@ def forget_new_day(backend: str, size: int, work: Path, pg: str, data_dir: Path,
         session.execute(text(f"{unmerge} WHERE merged_into IN ({new})"), {"start": start})
         session.execute(text(f"DELETE FROM clusters WHERE id IN ({new})"), {"start": start})
     ctx.vector_store.delete(collection, points)
+    settle(ctx, backend)
     ctx.close()
 
 
